@@ -1,0 +1,20 @@
+//! The counting core, free of I/O.
+//!
+//! Kafka and Cassandra are adapters around this crate: the aggregator feeds it
+//! events with their (partition, offset) and the rows it has read, and gets back
+//! the rows to write and the offset it may commit; the query service asks it
+//! which rollup rows cover a time range. Keeping it pure makes the exactly-once
+//! rule property-testable without servers (see `tests` in [`rollup`]).
+
+pub mod kind;
+pub mod range;
+pub mod rollup;
+pub mod time;
+
+pub use kind::EventKind;
+pub use range::{Span, plan_range};
+pub use rollup::{
+    CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite, StoredRow,
+    write_timestamp,
+};
+pub use time::Granularity;

@@ -1,0 +1,244 @@
+//! Pre-aggregation per partition and the exactly-once rule for rollup rows.
+//!
+//! The protocol, for one Kafka partition owned by one aggregator:
+//!
+//! 1. Events are folded into a [`PartitionBuffer`] per (video, kind, minute).
+//! 2. A flush turns the buffer into a [`FlushPlan`]: deltas for minute, hour, day
+//!    and all-time rows, covering offsets `first_offset..=through_offset`.
+//! 3. The adapter records `attempted = through_offset` for the partition (fenced by
+//!    the owner's epoch), reads the rows it does not have cached, and
+//!    [`FlushPlan::resolve`] decides, row by row, with the `last_offset` rule:
+//!    a row whose `last_offset ≥ through_offset` already holds these events and is
+//!    skipped; a row whose `last_offset < first_offset` gets `old + delta`.
+//! 4. Every write carries `last_offset = through_offset` and the timestamp
+//!    [`write_timestamp`]`(epoch, through_offset)`; only after all writes succeed is
+//!    offset `through_offset + 1` committed.
+//!
+//! After a crash, a new owner replays from the committed offset `c`. At most one
+//! flush was in doubt, `c..=attempted`, and its rows hold either all of its events
+//! (`last_offset = attempted`) or none (`last_offset < c`). The new owner's buffer is
+//! *fenced* at `attempted`: it flushes exactly there, so step 3 sees no partial
+//! overlap. A partial overlap would mean offsets were rewound by hand; it is
+//! reported as [`Overlap`] rather than guessed at.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::kind::EventKind;
+use crate::time::Granularity;
+
+/// One decoded event, as far as counting cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CountedEvent {
+    pub video_id: Uuid,
+    pub kind: EventKind,
+    pub occurred_at_ms: i64,
+    pub value: i64,
+}
+
+/// Primary key of a rollup row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowKey {
+    pub video_id: Uuid,
+    pub kind: EventKind,
+    pub granularity: Granularity,
+    /// First millisecond of the bucket; 0 for [`Granularity::Total`].
+    pub bucket_ms: i64,
+}
+
+/// What the store holds for a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredRow {
+    pub value: i64,
+    pub last_offset: i64,
+}
+
+/// A row to write: the new absolute value and the offset it is complete up to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowWrite {
+    pub key: RowKey,
+    pub value: i64,
+    pub last_offset: i64,
+}
+
+/// Cassandra write timestamp for a write by the owner in `epoch` of rows complete
+/// up to `offset`: later owners always win, and within one owner later flushes win.
+/// Offsets must stay below 2^40 (about 10^12 messages per partition).
+pub fn write_timestamp(epoch: i64, offset: i64) -> i64 {
+    debug_assert!((0..1 << 40).contains(&offset));
+    debug_assert!((0..1 << 22).contains(&epoch));
+    (epoch << 40) | offset
+}
+
+/// Events of one partition folded since the last flush.
+#[derive(Debug, Default)]
+pub struct PartitionBuffer {
+    minutes: HashMap<(Uuid, EventKind, i64), i64>,
+    first_offset: Option<i64>,
+    last_offset: Option<i64>,
+    events: u64,
+    /// Last offset of a flush that may be partly written: flush exactly there.
+    fence: Option<i64>,
+}
+
+impl PartitionBuffer {
+    /// A buffer for a newly owned partition. `attempted` is the last offset of the
+    /// newest flush any previous owner started (from the partition state).
+    pub fn new(attempted: Option<i64>) -> Self {
+        Self { fence: attempted, ..Self::default() }
+    }
+
+    /// Folds the message at `offset`. `event` is `None` for a message that counts
+    /// nothing (dead-lettered) but whose offset is still consumed.
+    pub fn fold(&mut self, offset: i64, event: Option<&CountedEvent>) -> Folded {
+        if let Some(w) = self.fence.filter(|&w| offset > w) {
+            // The fence's own message is gone (compacted, say): what is buffered
+            // ends before it, which rows at the fence hold entirely. Flush that first.
+            debug_assert!(self.last_offset.is_none_or(|l| l < w));
+            self.fence = None;
+            if self.last_offset.is_some() {
+                return Folded::FlushFirst;
+            }
+        }
+        self.first_offset.get_or_insert(offset);
+        self.last_offset = Some(offset);
+        if let Some(e) = event {
+            let minute = Granularity::Minute.bucket(e.occurred_at_ms);
+            *self.minutes.entry((e.video_id, e.kind, minute)).or_insert(0) += e.value;
+            self.events += 1;
+        }
+        if self.fence == Some(offset) {
+            self.fence = None;
+            return Folded::FlushNow;
+        }
+        Folded::Folded
+    }
+
+    /// Still short of the fence: [`take`](Self::take) refuses, because flushing
+    /// anywhere but at the fence could split a row's in-doubt offsets.
+    pub fn is_fenced(&self) -> bool {
+        self.fence.is_some()
+    }
+
+    /// Distinct (video, kind, minute) keys held: the buffer's memory, roughly.
+    pub fn buffered_keys(&self) -> usize {
+        self.minutes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last_offset.is_none()
+    }
+
+    /// Empties the buffer into a flush plan; `None` when nothing was folded or the
+    /// buffer is still short of its fence. Dropping a fenced buffer instead (on
+    /// revoke or shutdown) loses nothing: none of it was committed.
+    pub fn take(&mut self) -> Option<FlushPlan> {
+        if self.is_fenced() {
+            return None;
+        }
+        let first_offset = self.first_offset.take()?;
+        let through_offset = self.last_offset.take().expect("set with first_offset");
+        let minutes = std::mem::take(&mut self.minutes);
+        let events = std::mem::take(&mut self.events);
+        let mut rows: HashMap<RowKey, i64> = HashMap::with_capacity(minutes.len() * 2);
+        for ((video_id, kind, minute), delta) in minutes {
+            if delta == 0 {
+                continue;
+            }
+            for granularity in Granularity::ALL {
+                let key = RowKey { video_id, kind, granularity, bucket_ms: granularity.bucket(minute) };
+                *rows.entry(key).or_insert(0) += delta;
+            }
+        }
+        let mut deltas: Vec<(RowKey, i64)> = rows.into_iter().collect();
+        deltas.sort_unstable_by_key(|(k, _)| *k);
+        Some(FlushPlan { first_offset, through_offset, events, deltas })
+    }
+}
+
+/// What [`PartitionBuffer::fold`] asks of the caller next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Folded {
+    /// Folded; flush whenever convenient.
+    Folded,
+    /// Folded, and the buffer reached its fence: flush now, before folding more.
+    FlushNow,
+    /// Not folded: flush what is buffered, then fold this message again.
+    FlushFirst,
+}
+
+/// The rows a flush touches, with their deltas, for offsets
+/// `first_offset..=through_offset` of one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlushPlan {
+    pub first_offset: i64,
+    pub through_offset: i64,
+    /// Messages folded that counted something.
+    pub events: u64,
+    /// Sorted by key, so rows of one Cassandra partition are adjacent.
+    pub deltas: Vec<(RowKey, i64)>,
+}
+
+/// A stored row already holds some but not all of a flush's offsets: only possible
+/// if committed offsets were moved back by hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "row {key:?} holds offsets up to {last_offset}, inside the flush {first_offset}..={through_offset}; \
+     were committed offsets rewound?"
+)]
+pub struct Overlap {
+    pub key: RowKey,
+    pub last_offset: i64,
+    pub first_offset: i64,
+    pub through_offset: i64,
+}
+
+/// Outcome of applying the `last_offset` rule to a plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resolved {
+    pub writes: Vec<RowWrite>,
+    /// Rows that already held this flush (written before a crash).
+    pub skipped: usize,
+}
+
+impl FlushPlan {
+    /// The offset to commit once every write of this plan is durable.
+    pub fn commit_offset(&self) -> i64 {
+        self.through_offset + 1
+    }
+
+    /// Applies the `last_offset` rule against what the store holds for each row
+    /// (`None`: no row yet).
+    pub fn resolve(&self, mut stored: impl FnMut(&RowKey) -> Option<StoredRow>) -> Result<Resolved, Overlap> {
+        let mut out = Resolved { writes: Vec::with_capacity(self.deltas.len()), skipped: 0 };
+        for (key, delta) in &self.deltas {
+            let base = match stored(key) {
+                None => 0,
+                Some(row) if row.last_offset >= self.through_offset => {
+                    out.skipped += 1;
+                    continue;
+                }
+                Some(row) if row.last_offset < self.first_offset => row.value,
+                Some(row) => {
+                    return Err(Overlap {
+                        key: *key,
+                        last_offset: row.last_offset,
+                        first_offset: self.first_offset,
+                        through_offset: self.through_offset,
+                    });
+                }
+            };
+            out.writes.push(RowWrite {
+                key: *key,
+                value: base.saturating_add(*delta),
+                last_offset: self.through_offset,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

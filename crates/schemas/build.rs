@@ -1,0 +1,9 @@
+//! Compiles the protobuf schema with protox (pure Rust), so no system `protoc` is needed.
+
+fn main() {
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(["proto/events.proto"], ["proto"]).expect("proto/events.proto compiles");
+    prost_build::Config::new()
+        .compile_fds(fds)
+        .expect("prost generates Rust for the event schema");
+}

@@ -1,0 +1,106 @@
+//! One definition of what crosses process boundaries: the protobuf event schema
+//! (compiled by prost at build time) and the CQL schema with its migrations.
+
+/// Generated from `proto/events.proto`.
+pub mod events {
+    include!(concat!(env!("OUT_DIR"), "/vcount.events.v1.rs"));
+}
+
+/// The CQL schema, as ordered migrations. Each statement is idempotent
+/// (`IF NOT EXISTS`), so applying all of them on start-up is safe.
+pub mod cql {
+    /// A migration: a name recorded in `schema_migrations`, and its statements.
+    pub struct Migration {
+        pub version: u32,
+        pub name: &'static str,
+        source: &'static str,
+    }
+
+    /// Every migration, oldest first.
+    pub const MIGRATIONS: &[Migration] = &[Migration {
+        version: 1,
+        name: "rollups",
+        source: include_str!("../cql/001_rollups.cql"),
+    }];
+
+    impl Migration {
+        /// The statements of this migration with `{keyspace}` filled in.
+        pub fn statements(&self, keyspace: &str) -> Vec<String> {
+            split_statements(self.source)
+                .into_iter()
+                .map(|s| s.replace("{keyspace}", keyspace))
+                .collect()
+        }
+    }
+
+    /// The keyspace itself. Replication is the caller's choice (SimpleStrategy with
+    /// RF 1 for a laptop, NetworkTopologyStrategy in production).
+    pub fn create_keyspace(keyspace: &str, replication: &str) -> String {
+        format!("CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}")
+    }
+
+    /// Table that records which migrations ran.
+    pub fn create_migrations_table(keyspace: &str) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations \
+             (version int PRIMARY KEY, name text, applied_at timestamp)"
+        )
+    }
+
+    /// Splits a CQL file into statements: strips `--` comments, splits on `;`.
+    fn split_statements(source: &str) -> Vec<String> {
+        let without_comments: String = source
+            .lines()
+            .map(|line| match line.find("--") {
+                Some(i) => &line[..i],
+                None => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        without_comments
+            .split(';')
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn migrations_split_into_keyspace_qualified_statements() {
+            let stmts = MIGRATIONS[0].statements("ks_test");
+            assert_eq!(stmts.len(), 2);
+            assert!(stmts[0].starts_with("CREATE TABLE IF NOT EXISTS ks_test.rollups ("));
+            assert!(stmts[1].contains("ks_test.partition_state"));
+            assert!(stmts.iter().all(|s| !s.contains("--") && !s.contains('{')));
+        }
+
+        #[test]
+        fn migration_versions_are_strictly_increasing() {
+            assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::events::{Event, EventType};
+    use prost::Message;
+
+    #[test]
+    fn event_round_trips_through_protobuf() {
+        let e = Event {
+            event_id: vec![1; 16],
+            video_id: vec![2; 16],
+            event_type: EventType::View as i32,
+            occurred_at_ms: 1_700_000_000_000,
+            received_at_ms: 1_700_000_000_123,
+            value: 1,
+            user_id: vec![],
+        };
+        let bytes = e.encode_to_vec();
+        assert_eq!(Event::decode(bytes.as_slice()).unwrap(), e);
+    }
+}
