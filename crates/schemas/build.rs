@@ -3,7 +3,5 @@
 fn main() {
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(["proto/events.proto"], ["proto"]).expect("proto/events.proto compiles");
-    prost_build::Config::new()
-        .compile_fds(fds)
-        .expect("prost generates Rust for the event schema");
+    prost_build::Config::new().compile_fds(fds).expect("prost generates Rust for the event schema");
 }

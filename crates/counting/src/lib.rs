@@ -14,7 +14,6 @@ pub mod time;
 pub use kind::EventKind;
 pub use range::{Span, plan_range};
 pub use rollup::{
-    CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite, StoredRow,
-    write_timestamp,
+    CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite, StoredRow, write_timestamp,
 };
 pub use time::Granularity;

@@ -17,19 +17,13 @@ pub mod cql {
     }
 
     /// Every migration, oldest first.
-    pub const MIGRATIONS: &[Migration] = &[Migration {
-        version: 1,
-        name: "rollups",
-        source: include_str!("../cql/001_rollups.cql"),
-    }];
+    pub const MIGRATIONS: &[Migration] =
+        &[Migration { version: 1, name: "rollups", source: include_str!("../cql/001_rollups.cql") }];
 
     impl Migration {
         /// The statements of this migration with `{keyspace}` filled in.
         pub fn statements(&self, keyspace: &str) -> Vec<String> {
-            split_statements(self.source)
-                .into_iter()
-                .map(|s| s.replace("{keyspace}", keyspace))
-                .collect()
+            split_statements(self.source).into_iter().map(|s| s.replace("{keyspace}", keyspace)).collect()
         }
     }
 

@@ -90,9 +90,8 @@ fn timestamps_order_by_epoch_then_offset() {
 }
 
 fn events_strategy() -> impl Strategy<Value = Vec<CountedEvent>> {
-    prop::collection::vec((0u8..4, 0i64..3 * DAY_MS / MINUTE_MS, 1i64..4), 1..300).prop_map(|v| {
-        v.into_iter().map(|(vid, minute, value)| ev(vid, T0 + minute * MINUTE_MS + 17, value)).collect()
-    })
+    prop::collection::vec((0u8..4, 0i64..3 * DAY_MS / MINUTE_MS, 1i64..4), 1..300)
+        .prop_map(|v| v.into_iter().map(|(vid, minute, value)| ev(vid, T0 + minute * MINUTE_MS + 17, value)).collect())
 }
 
 proptest! {
@@ -216,7 +215,7 @@ proptest! {
                         }
                         Folded::Folded => {
                             // A periodic flush; refused by a fenced buffer.
-                            flush_now = (offset + 1 - committed) as usize % script.flush_every == 0;
+                            flush_now = ((offset + 1 - committed) as usize).is_multiple_of(script.flush_every);
                             offset += 1;
                         }
                     }

@@ -1,0 +1,108 @@
+use platform::cassandra::CassandraConfig;
+use platform::kafka::KafkaConfig;
+use platform::telemetry::LogConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregatorConfig {
+    pub http: HttpConfig,
+    pub kafka: KafkaConfig,
+    pub consumer: ConsumerConfig,
+    pub flush: FlushConfig,
+    pub retention: Retention,
+    pub cassandra: CassandraConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address for /metrics, /healthz and /readyz; port 0 picks a free port.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:18082".into() }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumerConfig {
+    pub group_id: String,
+    /// How long the group waits for a silent member before reassigning its
+    /// partitions (a crashed aggregator's partitions stall this long).
+    pub session_timeout_ms: u64,
+    /// Longest gap between polls, e.g. while retrying a flush against a down
+    /// Cassandra, before this member is considered stuck and leaves the group.
+    pub max_poll_interval_ms: u64,
+    /// Where a group without committed offsets starts: `earliest` counts everything.
+    pub auto_offset_reset: String,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "vcount-aggregator".into(),
+            session_timeout_ms: 10_000,
+            max_poll_interval_ms: 300_000,
+            auto_offset_reset: "earliest".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlushConfig {
+    /// Flush buffered rollups (and then commit offsets) this often.
+    pub interval_ms: u64,
+    /// Flush early when this many (video, type, minute) keys are buffered.
+    pub max_buffered_keys: usize,
+    /// Concurrent Cassandra requests during a flush.
+    pub concurrency: usize,
+    /// First and longest pause between retries of a failed write.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// After a shutdown request, how long a flush may keep retrying before it is
+    /// abandoned (nothing is lost: uncommitted events are replayed).
+    pub shutdown_grace_ms: u64,
+    /// Rows kept in the owner's cache after this many flushes without a touch are
+    /// evicted (and read back from Cassandra if touched again).
+    pub cache_idle_flushes: u64,
+    /// Fault injection for crash tests: abort the process after this many row
+    /// writes, in the middle of a flush (0, the default, never does).
+    pub fail_after_writes: u64,
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 5_000,
+            max_buffered_keys: 500_000,
+            concurrency: 64,
+            retry_initial_ms: 100,
+            retry_max_ms: 5_000,
+            shutdown_grace_ms: 20_000,
+            cache_idle_flushes: 24,
+            fail_after_writes: 0,
+        }
+    }
+}
+
+/// Time to live of rollup rows by granularity, in seconds; 0 keeps them forever.
+/// The gateway's `events.max_age_secs` must stay below `minute_secs`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    pub minute_secs: u64,
+    pub hour_secs: u64,
+    pub day_secs: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { minute_secs: 8 * 24 * 3600, hour_secs: 400 * 24 * 3600, day_secs: 0 }
+    }
+}

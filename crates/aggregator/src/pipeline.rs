@@ -1,0 +1,497 @@
+//! The consumer loop and the owner of assigned partitions.
+//!
+//! The loop runs on one blocking thread around a `BaseConsumer`, so rebalance
+//! callbacks arrive on that same thread, in the middle of `poll`, where they can
+//! flush and commit exactly the revoked partitions before giving them up (the
+//! Vector/Quickwit rule: commit only what is durably written). Cassandra calls are
+//! async; the thread enters the runtime with `block_on` for each flush.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use counting::{FlushPlan, Folded, PartitionBuffer, RowKey, StoredRow};
+use futures::StreamExt;
+use futures::future::join_all;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::FlushConfig;
+use crate::store::{RollupStore, backoff, decode};
+
+/// Rows this owner knows the stored state of, so steady-state flushes write
+/// without reading. Only the owner writes these rows, so the cache stays true
+/// for as long as the partition is ours; it is dropped with the partition.
+#[derive(Default)]
+struct RowCache {
+    rows: HashMap<RowKey, (StoredRow, u64)>,
+    flushes: u64,
+}
+
+impl RowCache {
+    fn get(&self, key: &RowKey) -> Option<StoredRow> {
+        self.rows.get(key).map(|(r, _)| *r)
+    }
+
+    fn put(&mut self, key: RowKey, row: StoredRow) {
+        self.rows.insert(key, (row, self.flushes));
+    }
+
+    /// Ends a flush: forgets rows untouched for `idle` flushes.
+    fn sweep(&mut self, idle: u64) {
+        self.flushes += 1;
+        let now = self.flushes;
+        self.rows.retain(|_, (_, touched)| now - *touched <= idle);
+    }
+}
+
+struct Slot {
+    epoch: i64,
+    buffer: PartitionBuffer,
+    cache: RowCache,
+    /// Written but not yet committed (the commit failed): commit before flushing again,
+    /// or the in-doubt range would span two flushes.
+    pending_commit: Option<i64>,
+    /// Stopped: fenced by a newer owner, or an overlap that needs a human.
+    halted: bool,
+}
+
+/// Everything the loop and the rebalance callbacks share.
+pub struct Owner {
+    topic: String,
+    dlq_topic: String,
+    slots: HashMap<i32, Slot>,
+    store: Arc<RollupStore>,
+    dlq: FutureProducer,
+    rt: Handle,
+    cfg: FlushConfig,
+    shutdown: CancellationToken,
+    /// Milliseconds since the epoch of the loop's last turn, for /readyz.
+    pub heartbeat: Arc<AtomicI64>,
+}
+
+pub struct Ctx {
+    pub owner: Arc<Mutex<Owner>>,
+}
+
+impl ClientContext for Ctx {
+    /// Consumer lag per partition, from librdkafka's own statistics (no extra
+    /// requests to the broker). Partition labels are bounded by the topic's size.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for topic in stats.topics.values() {
+            for (p, part) in &topic.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    metrics::gauge!("aggregator_consumer_lag_messages", "partition" => p.to_string())
+                        .set(part.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let parts = partitions(tpl);
+                tracing::info!(?parts, "partitions revoked: flushing them before letting go");
+                let mut owner = self.owner.lock().expect("owner lock");
+                owner.flush(consumer, &parts);
+                owner.release(&parts);
+            }
+            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
+            Rebalance::Assign(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let parts = partitions(tpl);
+            tracing::info!(?parts, "partitions assigned");
+            self.owner.lock().expect("owner lock").assign(&parts);
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// What became of one partition's flush.
+enum Outcome {
+    Written {
+        commit: i64,
+        rows: usize,
+        skipped: usize,
+    },
+    /// Another owner claimed the partition.
+    Fenced,
+    Overlap(counting::Overlap),
+    /// Shutdown ran out of patience while retrying; nothing was committed.
+    Abandoned,
+}
+
+struct Job {
+    partition: i32,
+    epoch: i64,
+    plan: FlushPlan,
+    cache: RowCache,
+}
+
+impl Owner {
+    pub fn new(
+        topic: String,
+        dlq_topic: String,
+        store: Arc<RollupStore>,
+        dlq: FutureProducer,
+        cfg: FlushConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            topic,
+            dlq_topic,
+            slots: HashMap::new(),
+            store,
+            dlq,
+            rt: Handle::current(),
+            cfg,
+            shutdown,
+            heartbeat: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    fn assign(&mut self, parts: &[i32]) {
+        for &p in parts {
+            let store = self.store.clone();
+            let topic = self.topic.clone();
+            let claim = self.rt.block_on(retry(&self.cfg, &self.shutdown, "claim", || store.claim(&topic, p)));
+            let Some(claim) = claim else { return };
+            tracing::info!(partition = p, epoch = claim.epoch, attempted = ?claim.attempted, "claimed partition");
+            self.slots.insert(
+                p,
+                Slot {
+                    epoch: claim.epoch,
+                    buffer: PartitionBuffer::new(claim.attempted),
+                    cache: RowCache::default(),
+                    pending_commit: None,
+                    halted: false,
+                },
+            );
+        }
+        metrics::gauge!("aggregator_assigned_partitions").set(self.slots.len() as f64);
+    }
+
+    fn release(&mut self, parts: &[i32]) {
+        for p in parts {
+            self.slots.remove(p);
+        }
+        metrics::gauge!("aggregator_assigned_partitions").set(self.slots.len() as f64);
+    }
+
+    pub fn buffered_keys(&self) -> usize {
+        self.slots.values().map(|s| s.buffer.buffered_keys()).sum()
+    }
+
+    /// Folds one message; dead-letters it if it cannot be decoded.
+    pub fn handle(&mut self, consumer: &BaseConsumer<Ctx>, msg: &BorrowedMessage<'_>) {
+        let (p, offset) = (msg.partition(), msg.offset());
+        if self.slots.get(&p).is_none_or(|s| s.halted) {
+            return;
+        }
+        let event = match decode(msg.payload()) {
+            Ok(e) => Some(e),
+            Err(reason) => {
+                self.dead_letter(msg, &reason);
+                None
+            }
+        };
+        loop {
+            let Some(slot) = self.slots.get_mut(&p).filter(|s| !s.halted) else { return };
+            match slot.buffer.fold(offset, event.as_ref()) {
+                Folded::Folded => {
+                    metrics::counter!("aggregator_messages_total").increment(1);
+                    return;
+                }
+                Folded::FlushNow => {
+                    metrics::counter!("aggregator_messages_total").increment(1);
+                    metrics::counter!("aggregator_fenced_flushes_total").increment(1);
+                    tracing::info!(partition = p, offset, "replayed up to the in-doubt flush; flushing exactly there");
+                    self.flush(consumer, &[p]);
+                    return;
+                }
+                Folded::FlushFirst => self.flush(consumer, &[p]),
+            }
+        }
+    }
+
+    pub fn flush_all(&mut self, consumer: &BaseConsumer<Ctx>) {
+        let parts: Vec<i32> = self.slots.keys().copied().collect();
+        self.flush(consumer, &parts);
+    }
+
+    /// Writes the buffered rollups of `parts` and commits their offsets.
+    pub fn flush(&mut self, consumer: &BaseConsumer<Ctx>, parts: &[i32]) {
+        let start = Instant::now();
+        let mut jobs = Vec::new();
+        for &p in parts {
+            let Some(slot) = self.slots.get_mut(&p).filter(|s| !s.halted) else { continue };
+            if let Some(offset) = slot.pending_commit {
+                if commit(consumer, &self.topic, &[(p, offset)]).is_err() {
+                    continue;
+                }
+                slot.pending_commit = None;
+            }
+            if let Some(plan) = slot.buffer.take() {
+                jobs.push(Job { partition: p, epoch: slot.epoch, plan, cache: std::mem::take(&mut slot.cache) });
+            }
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        let events: u64 = jobs.iter().map(|j| j.plan.events).sum();
+        let results = self.rt.block_on(write_jobs(&self.store, &self.topic, &self.cfg, &self.shutdown, jobs));
+        let mut to_commit = Vec::new();
+        for (p, cache, outcome) in results {
+            let Some(slot) = self.slots.get_mut(&p) else { continue };
+            slot.cache = cache;
+            match outcome {
+                Outcome::Written { commit, rows, skipped } => {
+                    metrics::counter!("aggregator_rows_written_total").increment(rows as u64);
+                    metrics::counter!("aggregator_rows_skipped_total").increment(skipped as u64);
+                    slot.cache.sweep(self.cfg.cache_idle_flushes);
+                    slot.pending_commit = Some(commit);
+                    to_commit.push((p, commit));
+                }
+                Outcome::Fenced => {
+                    tracing::warn!(partition = p, "a newer owner claimed this partition; stopping it here");
+                    slot.halted = true;
+                }
+                Outcome::Overlap(e) => {
+                    tracing::error!(partition = p, error = %e, "refusing to guess a count; partition halted");
+                    metrics::counter!("aggregator_halted_partitions_total").increment(1);
+                    slot.halted = true;
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&self.topic, p);
+                    let _ = consumer.pause(&tpl);
+                }
+                Outcome::Abandoned => tracing::warn!(partition = p, "flush abandoned at shutdown; will be replayed"),
+            }
+        }
+        if !to_commit.is_empty() && commit(consumer, &self.topic, &to_commit).is_ok() {
+            for (p, _) in &to_commit {
+                if let Some(slot) = self.slots.get_mut(p) {
+                    slot.pending_commit = None;
+                }
+            }
+        }
+        metrics::counter!("aggregator_events_flushed_total").increment(events);
+        metrics::histogram!("aggregator_flush_duration_seconds").record(start.elapsed().as_secs_f64());
+    }
+
+    /// Sends an undecodable message to the dead-letter topic, retrying until it is
+    /// durable there: its offset will be committed, so it must not vanish.
+    fn dead_letter(&self, msg: &BorrowedMessage<'_>, reason: &str) {
+        tracing::warn!(partition = msg.partition(), offset = msg.offset(), reason, "dead-lettering message");
+        let partition = msg.partition().to_string();
+        let offset = msg.offset().to_string();
+        let mut attempt = 0;
+        loop {
+            let mut headers = OwnedHeaders::new()
+                .insert(Header { key: "dlq.reason", value: Some(reason) })
+                .insert(Header { key: "dlq.source.topic", value: Some(self.topic.as_str()) })
+                .insert(Header { key: "dlq.source.partition", value: Some(partition.as_str()) })
+                .insert(Header { key: "dlq.source.offset", value: Some(offset.as_str()) });
+            if let Some(h) = msg.headers() {
+                for header in h.iter() {
+                    headers = headers.insert(header);
+                }
+            }
+            let mut record = FutureRecord::<[u8], [u8]>::to(&self.dlq_topic).headers(headers);
+            if let Some(k) = msg.key() {
+                record = record.key(k);
+            }
+            if let Some(v) = msg.payload() {
+                record = record.payload(v);
+            }
+            match self.rt.block_on(self.dlq.send(record, Duration::from_secs(5))) {
+                Ok(_) => {
+                    metrics::counter!("aggregator_dead_letters_total").increment(1);
+                    return;
+                }
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, attempt, "dead-letter produce failed, retrying");
+                    std::thread::sleep(backoff(attempt, Duration::from_millis(100), Duration::from_secs(5)));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+fn commit(consumer: &BaseConsumer<Ctx>, topic: &str, offsets: &[(i32, i64)]) -> Result<(), ()> {
+    let mut tpl = TopicPartitionList::new();
+    for &(p, offset) in offsets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(offset)).expect("valid offset");
+    }
+    consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+        metrics::counter!("aggregator_commit_errors_total").increment(1);
+        tracing::warn!(error = %e, ?offsets, "offset commit failed; will retry before the next flush");
+    })
+}
+
+/// Runs `f` until it succeeds. Gives up (`None`) only once shutdown has been
+/// requested and its grace period has passed.
+async fn retry<T, F, Fut>(cfg: &FlushConfig, shutdown: &CancellationToken, op: &'static str, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let initial = Duration::from_millis(cfg.retry_initial_ms);
+    let max = Duration::from_millis(cfg.retry_max_ms);
+    let mut give_up_at: Option<tokio::time::Instant> = None;
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                metrics::counter!("aggregator_cassandra_errors_total", "op" => op).increment(1);
+                tracing::warn!(error = %e, op, attempt, "cassandra request failed, retrying");
+            }
+        }
+        if shutdown.is_cancelled() {
+            let at = *give_up_at
+                .get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_millis(cfg.shutdown_grace_ms));
+            if tokio::time::Instant::now() >= at {
+                return None;
+            }
+        }
+        tokio::time::sleep(backoff(attempt, initial, max)).await;
+        attempt += 1;
+    }
+}
+
+/// Row writes so far, for `flush.fail_after_writes`.
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+async fn write_jobs(
+    store: &RollupStore,
+    topic: &str,
+    cfg: &FlushConfig,
+    shutdown: &CancellationToken,
+    jobs: Vec<Job>,
+) -> Vec<(i32, RowCache, Outcome)> {
+    let permits = Semaphore::new(cfg.concurrency.max(1));
+    let permits = &permits;
+    join_all(jobs.into_iter().map(|mut job| async move {
+        let outcome = write_job(store, topic, cfg, shutdown, permits, &mut job).await;
+        (job.partition, job.cache, outcome)
+    }))
+    .await
+}
+
+async fn write_job(
+    store: &RollupStore,
+    topic: &str,
+    cfg: &FlushConfig,
+    shutdown: &CancellationToken,
+    permits: &Semaphore,
+    job: &mut Job,
+) -> Outcome {
+    let (p, epoch, through) = (job.partition, job.epoch, job.plan.through_offset);
+    // 1. Say what is about to be written; fails if we are no longer the owner.
+    let marked = retry(cfg, shutdown, "mark_attempted", || store.mark_attempted(topic, p, epoch, through)).await;
+    match marked {
+        None => return Outcome::Abandoned,
+        Some(false) => return Outcome::Fenced,
+        Some(true) => {}
+    }
+    // 2. Read the rows we do not know yet.
+    let missing: Vec<RowKey> = job.plan.deltas.iter().map(|(k, _)| *k).filter(|k| job.cache.get(k).is_none()).collect();
+    metrics::counter!("aggregator_row_reads_total").increment(missing.len() as u64);
+    let read: Vec<Option<(RowKey, Option<StoredRow>)>> = futures::stream::iter(missing)
+        .map(|key| async move {
+            let _permit = permits.acquire().await.expect("semaphore open");
+            retry(cfg, shutdown, "read", || store.read(&key)).await.map(|row| (key, row))
+        })
+        .buffer_unordered(cfg.concurrency.max(1))
+        .collect()
+        .await;
+    let mut stored: HashMap<RowKey, StoredRow> = HashMap::new();
+    for r in read {
+        match r {
+            None => return Outcome::Abandoned,
+            Some((key, Some(row))) => {
+                stored.insert(key, row);
+            }
+            Some((_, None)) => {}
+        }
+    }
+    // 3. The last_offset rule.
+    let resolved = match job.plan.resolve(|k| job.cache.get(k).or_else(|| stored.get(k).copied())) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Overlap(e),
+    };
+    // 4. Write every row, retrying each until it lands.
+    let results: Vec<bool> = futures::stream::iter(resolved.writes.iter())
+        .map(|w| async move {
+            let _permit = permits.acquire().await.expect("semaphore open");
+            let ok = retry(cfg, shutdown, "write", || store.write(w, p, epoch)).await.is_some();
+            if cfg.fail_after_writes > 0 && WRITES.fetch_add(1, Ordering::SeqCst) + 1 >= cfg.fail_after_writes {
+                tracing::error!(partition = p, "fault injection: aborting in the middle of a flush");
+                std::process::abort();
+            }
+            ok
+        })
+        .buffer_unordered(cfg.concurrency.max(1))
+        .collect()
+        .await;
+    if results.iter().any(|ok| !ok) {
+        return Outcome::Abandoned;
+    }
+    // 5. Remember what the rows hold now.
+    for (key, row) in stored {
+        job.cache.put(key, row);
+    }
+    for w in &resolved.writes {
+        job.cache.put(w.key, StoredRow { value: w.value, last_offset: w.last_offset });
+    }
+    Outcome::Written { commit: job.plan.commit_offset(), rows: resolved.writes.len(), skipped: resolved.skipped }
+}
+
+/// The consumer loop: poll, fold, flush on the interval, until shutdown; then a
+/// last flush and commit before the consumer leaves the group.
+pub fn run(consumer: BaseConsumer<Ctx>, shutdown: CancellationToken, interval: Duration, max_keys: usize) {
+    let owner = consumer.context().owner.clone();
+    let heartbeat = owner.lock().expect("owner lock").heartbeat.clone();
+    let mut next_flush = Instant::now() + interval;
+    while !shutdown.is_cancelled() {
+        let msg = consumer.poll(Duration::from_millis(100));
+        let mut o = owner.lock().expect("owner lock");
+        match msg {
+            Some(Ok(m)) => o.handle(&consumer, &m),
+            Some(Err(e)) => {
+                metrics::counter!("aggregator_consumer_errors_total").increment(1);
+                tracing::warn!(error = %e, "consumer error");
+            }
+            None => {}
+        }
+        let keys = o.buffered_keys();
+        metrics::gauge!("aggregator_buffered_keys").set(keys as f64);
+        if Instant::now() >= next_flush || keys >= max_keys {
+            o.flush_all(&consumer);
+            next_flush = Instant::now() + interval;
+        }
+        heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+    tracing::info!("stopping: final flush and commit");
+    owner.lock().expect("owner lock").flush_all(&consumer);
+    consumer.unsubscribe();
+    drop(consumer);
+    tracing::info!("consumer closed");
+}

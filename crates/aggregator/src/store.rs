@@ -1,0 +1,263 @@
+//! Cassandra adapter for the aggregator: rollup rows and partition ownership.
+//! Every statement is prepared once at start-up.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use counting::{EventKind, Granularity, RowKey, RowWrite, StoredRow, write_timestamp};
+use scylla::client::session::Session;
+use scylla::statement::Consistency;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlTimestamp, Row};
+use uuid::Uuid;
+
+use crate::config::Retention;
+
+pub struct RollupStore {
+    session: Session,
+    read_row: PreparedStatement,
+    write_row: PreparedStatement,
+    read_state: PreparedStatement,
+    create_state: PreparedStatement,
+    bump_epoch: PreparedStatement,
+    mark_attempted: PreparedStatement,
+    retention: Retention,
+}
+
+/// The partition state as a new owner finds it after claiming the partition.
+#[derive(Clone, Copy, Debug)]
+pub struct Claim {
+    pub epoch: i64,
+    /// Last offset of the newest flush any owner started.
+    pub attempted: Option<i64>,
+}
+
+async fn prepare(session: &Session, cql: String, idempotent: bool) -> anyhow::Result<PreparedStatement> {
+    let mut stmt = session.prepare(cql.clone()).await.with_context(|| format!("preparing {cql}"))?;
+    stmt.set_is_idempotent(idempotent);
+    Ok(stmt)
+}
+
+impl RollupStore {
+    pub async fn new(session: Session, keyspace: &str, retention: Retention) -> anyhow::Result<Self> {
+        let ks = keyspace;
+        let s = &session;
+        let read_row = prepare(
+            s,
+            format!(
+                "SELECT value, last_offset FROM {ks}.rollups \
+                 WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket = ?"
+            ),
+            true,
+        )
+        .await?;
+        // Absolute values at a fenced timestamp: replaying this write is harmless.
+        let write_row = prepare(
+            s,
+            format!(
+                "INSERT INTO {ks}.rollups \
+                 (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            ),
+            true,
+        )
+        .await?;
+        let mut read_state = prepare(
+            s,
+            format!("SELECT epoch, attempted FROM {ks}.partition_state WHERE topic = ? AND kafka_partition = ?"),
+            true,
+        )
+        .await?;
+        // Linearizable with the lightweight transactions below.
+        read_state.set_consistency(Consistency::Serial);
+        let create_state = prepare(
+            s,
+            format!("INSERT INTO {ks}.partition_state (topic, kafka_partition, epoch) VALUES (?, ?, 1) IF NOT EXISTS"),
+            false,
+        )
+        .await?;
+        let bump_epoch = prepare(
+            s,
+            format!("UPDATE {ks}.partition_state SET epoch = ? WHERE topic = ? AND kafka_partition = ? IF epoch = ?"),
+            false,
+        )
+        .await?;
+        let mark_attempted = prepare(
+            s,
+            format!(
+                "UPDATE {ks}.partition_state SET attempted = ? WHERE topic = ? AND kafka_partition = ? IF epoch = ?"
+            ),
+            false,
+        )
+        .await?;
+        Ok(Self { session, read_row, write_row, read_state, create_state, bump_epoch, mark_attempted, retention })
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub async fn read(&self, key: &RowKey) -> anyhow::Result<Option<StoredRow>> {
+        let res = self
+            .session
+            .execute_unpaged(
+                &self.read_row,
+                (key.video_id, key.kind.as_str(), key.granularity.as_str(), CqlTimestamp(key.bucket_ms)),
+            )
+            .await?
+            .into_rows_result()?;
+        Ok(res.maybe_first_row::<(Option<i64>, Option<i64>)>()?.map(|(value, last_offset)| StoredRow {
+            value: value.unwrap_or(0),
+            last_offset: last_offset.unwrap_or(-1),
+        }))
+    }
+
+    pub async fn write(&self, w: &RowWrite, partition: i32, epoch: i64) -> anyhow::Result<()> {
+        let ttl = self.retention.ttl_secs(w.key.granularity);
+        let ts = write_timestamp(epoch, w.last_offset);
+        self.session
+            .execute_unpaged(
+                &self.write_row,
+                (
+                    w.key.video_id,
+                    w.key.kind.as_str(),
+                    w.key.granularity.as_str(),
+                    CqlTimestamp(w.key.bucket_ms),
+                    w.value,
+                    w.last_offset,
+                    partition,
+                    ttl,
+                    ts,
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Becomes the owner of `partition`: bumps its epoch with a lightweight
+    /// transaction, then reads `attempted` linearizably. Any stale owner's later
+    /// `mark_attempted` fails from here on, so the value read is final.
+    pub async fn claim(&self, topic: &str, partition: i32) -> anyhow::Result<Claim> {
+        for _ in 0..100 {
+            let current = self.read_state_row(topic, partition).await?;
+            let applied = match current {
+                None => applied(self.session.execute_unpaged(&self.create_state, (topic, partition)).await?)?,
+                Some((epoch, _)) => applied(
+                    self.session.execute_unpaged(&self.bump_epoch, (epoch + 1, topic, partition, epoch)).await?,
+                )?,
+            };
+            if applied {
+                let (epoch, attempted) = self
+                    .read_state_row(topic, partition)
+                    .await?
+                    .context("partition state vanished after claiming it")?;
+                return Ok(Claim { epoch, attempted });
+            }
+        }
+        bail!("could not claim partition {partition} of {topic}: too much contention")
+    }
+
+    async fn read_state_row(&self, topic: &str, partition: i32) -> anyhow::Result<Option<(i64, Option<i64>)>> {
+        let res = self.session.execute_unpaged(&self.read_state, (topic, partition)).await?.into_rows_result()?;
+        Ok(res
+            .maybe_first_row::<(Option<i64>, Option<i64>)>()?
+            .map(|(epoch, attempted)| (epoch.unwrap_or(0), attempted)))
+    }
+
+    /// Records that a flush through `offset` is starting. `false`: another owner has
+    /// claimed the partition since, and this one must stop writing for it.
+    pub async fn mark_attempted(&self, topic: &str, partition: i32, epoch: i64, offset: i64) -> anyhow::Result<bool> {
+        applied(self.session.execute_unpaged(&self.mark_attempted, (offset, topic, partition, epoch)).await?)
+    }
+}
+
+/// The `[applied]` column of a lightweight transaction's answer.
+fn applied(res: scylla::response::query_result::QueryResult) -> anyhow::Result<bool> {
+    let rows = res.into_rows_result()?;
+    let row: Row = rows.first_row()?;
+    row.columns
+        .first()
+        .and_then(|c| c.as_ref())
+        .and_then(|v| v.as_boolean())
+        .context("lightweight transaction answer without [applied]")
+}
+
+impl Retention {
+    /// TTL for rows of `g`, in seconds; 0 keeps them forever.
+    pub fn ttl_secs(&self, g: Granularity) -> i32 {
+        let secs = match g {
+            Granularity::Minute => self.minute_secs,
+            Granularity::Hour => self.hour_secs,
+            Granularity::Day => self.day_secs,
+            Granularity::Total => 0,
+        };
+        secs.min(i32::MAX as u64) as i32
+    }
+}
+
+/// Exponential backoff with a cap, for retrying writes that must not be dropped.
+pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+    initial.saturating_mul(1u32 << attempt.min(16)).min(max)
+}
+
+/// Decodes a Kafka message into a counted event, or says why it cannot be counted.
+pub fn decode(payload: Option<&[u8]>) -> Result<counting::CountedEvent, String> {
+    use prost::Message;
+    use schemas::events::{Event, EventType};
+    let payload = payload.ok_or("empty payload")?;
+    let e = Event::decode(payload).map_err(|err| format!("not a protobuf Event: {err}"))?;
+    let video_id = Uuid::from_slice(&e.video_id).map_err(|_| "video_id is not 16 bytes".to_owned())?;
+    let kind = match EventType::try_from(e.event_type) {
+        Ok(EventType::View) => EventKind::View,
+        Ok(EventType::Play) => EventKind::Play,
+        Ok(EventType::Like) => EventKind::Like,
+        Ok(EventType::Share) => EventKind::Share,
+        Ok(EventType::Complete) => EventKind::Complete,
+        _ => return Err(format!("unknown event type {}", e.event_type)),
+    };
+    if e.value < 1 {
+        return Err(format!("value {} is not positive", e.value));
+    }
+    if e.occurred_at_ms <= 0 {
+        return Err("occurred_at_ms is missing".to_owned());
+    }
+    Ok(counting::CountedEvent { video_id, kind, occurred_at_ms: e.occurred_at_ms, value: e.value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use schemas::events::{Event, EventType};
+
+    #[test]
+    fn decode_accepts_events_and_explains_poison() {
+        let good = Event {
+            event_id: vec![0; 16],
+            video_id: vec![7; 16],
+            event_type: EventType::Like as i32,
+            occurred_at_ms: 5,
+            received_at_ms: 6,
+            value: 3,
+            user_id: vec![],
+        };
+        let e = decode(Some(&good.encode_to_vec())).unwrap();
+        assert_eq!((e.kind, e.value, e.occurred_at_ms), (EventKind::Like, 3, 5));
+        assert!(decode(None).unwrap_err().contains("empty"));
+        assert!(decode(Some(b"\xff\xff\xff")).unwrap_err().contains("protobuf"));
+        let mut bad = good.clone();
+        bad.video_id = vec![1; 3];
+        assert!(decode(Some(&bad.encode_to_vec())).unwrap_err().contains("video_id"));
+        bad = good.clone();
+        bad.event_type = 99;
+        assert!(decode(Some(&bad.encode_to_vec())).unwrap_err().contains("event type"));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let (i, m) = (Duration::from_millis(100), Duration::from_secs(5));
+        assert_eq!(backoff(0, i, m), i);
+        assert_eq!(backoff(3, i, m), Duration::from_millis(800));
+        assert_eq!(backoff(40, i, m), m);
+    }
+}

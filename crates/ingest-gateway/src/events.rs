@@ -1,0 +1,191 @@
+//! Validation of incoming events: JSON (or protobuf) in, protobuf `Event` out,
+//! or a problem naming the field at fault.
+
+use chrono::{DateTime, Utc};
+use counting::EventKind;
+use platform::http::Problem;
+use schemas::events::{Event, EventType};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::config::EventRules;
+
+/// One event as clients post it to `/events` or inside a batch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventIn {
+    pub video_id: String,
+    #[serde(default)]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub value: Option<i64>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+}
+
+pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, Problem> {
+    // Uuid::parse_str accepts several forms; clients must send the hyphenated one.
+    if s.len() != 36 {
+        return Err(Problem::invalid(field, format!("{s:?} is not a UUID (8-4-4-4-12 hex digits)")));
+    }
+    Uuid::parse_str(s).map_err(|_| Problem::invalid(field, format!("{s:?} is not a UUID (8-4-4-4-12 hex digits)")))
+}
+
+pub fn kind_to_proto(kind: EventKind) -> EventType {
+    match kind {
+        EventKind::View => EventType::View,
+        EventKind::Play => EventType::Play,
+        EventKind::Like => EventType::Like,
+        EventKind::Share => EventType::Share,
+        EventKind::Complete => EventType::Complete,
+    }
+}
+
+impl EventRules {
+    /// Checks `occurred_at_ms` against the accepted window around `now_ms`.
+    pub fn check_time(&self, field: &str, occurred_at_ms: i64, now_ms: i64) -> Result<(), Problem> {
+        if occurred_at_ms < now_ms - self.max_age_secs * 1000 {
+            return Err(Problem::invalid(field, format!("is more than {} seconds in the past", self.max_age_secs)));
+        }
+        if occurred_at_ms > now_ms + self.max_future_secs * 1000 {
+            return Err(Problem::invalid(
+                field,
+                format!("is more than {} seconds in the future", self.max_future_secs),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A view of `video_id` happening now: the body-less `/view` endpoint.
+    pub fn view_now(&self, video_id: Uuid, now_ms: i64) -> Event {
+        Event {
+            event_id: Uuid::now_v7().as_bytes().to_vec(),
+            video_id: video_id.as_bytes().to_vec(),
+            event_type: EventType::View as i32,
+            occurred_at_ms: now_ms,
+            received_at_ms: now_ms,
+            value: 1,
+            user_id: Vec::new(),
+        }
+    }
+
+    /// Validates one JSON event; `at` prefixes field names inside a batch (`[3].`).
+    pub fn validate(&self, e: EventIn, at: &str, now_ms: i64) -> Result<Event, Problem> {
+        let f = |name: &str| format!("{at}{name}");
+        let video_id = parse_uuid(&f("videoId"), &e.video_id)?;
+        let kind = match e.event_type.as_deref() {
+            None => EventKind::View,
+            Some(s) => s.parse::<EventKind>().map_err(|err| Problem::invalid(f("eventType"), err.to_string()))?,
+        };
+        let value = e.value.unwrap_or(1);
+        if !(1..=self.max_value).contains(&value) {
+            return Err(Problem::invalid(f("value"), format!("must be between 1 and {}", self.max_value)));
+        }
+        let user_id = match e.user_id.as_deref() {
+            None => Vec::new(),
+            Some(s) => parse_uuid(&f("userId"), s)?.as_bytes().to_vec(),
+        };
+        let event_id = match e.event_id.as_deref() {
+            None => Uuid::now_v7(),
+            Some(s) => parse_uuid(&f("eventId"), s)?,
+        };
+        let occurred_at_ms = match e.occurred_at.as_deref() {
+            None => now_ms,
+            Some(s) => {
+                let t = DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| Problem::invalid(f("occurredAt"), format!("{s:?} is not an RFC 3339 timestamp")))?;
+                let ms = t.with_timezone(&Utc).timestamp_millis();
+                self.check_time(&f("occurredAt"), ms, now_ms)?;
+                ms
+            }
+        };
+        Ok(Event {
+            event_id: event_id.as_bytes().to_vec(),
+            video_id: video_id.as_bytes().to_vec(),
+            event_type: kind_to_proto(kind) as i32,
+            occurred_at_ms,
+            received_at_ms: now_ms,
+            value,
+            user_id,
+        })
+    }
+
+    /// Validates an event that arrived as protobuf (in a batch).
+    pub fn validate_proto(&self, mut e: Event, at: &str, now_ms: i64) -> Result<Event, Problem> {
+        let f = |name: &str| format!("{at}{name}");
+        if e.video_id.len() != 16 {
+            return Err(Problem::invalid(f("videoId"), "must be 16 bytes"));
+        }
+        if !matches!(EventType::try_from(e.event_type), Ok(t) if t != EventType::Unspecified) {
+            return Err(Problem::invalid(f("eventType"), "unknown event type"));
+        }
+        if e.value == 0 {
+            e.value = 1;
+        }
+        if !(1..=self.max_value).contains(&e.value) {
+            return Err(Problem::invalid(f("value"), format!("must be between 1 and {}", self.max_value)));
+        }
+        if !(e.user_id.is_empty() || e.user_id.len() == 16) {
+            return Err(Problem::invalid(f("userId"), "must be empty or 16 bytes"));
+        }
+        if e.event_id.is_empty() {
+            e.event_id = Uuid::now_v7().as_bytes().to_vec();
+        } else if e.event_id.len() != 16 {
+            return Err(Problem::invalid(f("eventId"), "must be 16 bytes"));
+        }
+        if e.occurred_at_ms == 0 {
+            e.occurred_at_ms = now_ms;
+        } else {
+            self.check_time(&f("occurredAt"), e.occurred_at_ms, now_ms)?;
+        }
+        e.received_at_ms = now_ms;
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_710_028_800_000;
+
+    fn event(json: &str) -> Result<Event, Problem> {
+        let e: EventIn = serde_json::from_str(json).unwrap();
+        EventRules::default().validate(e, "", NOW)
+    }
+
+    #[test]
+    fn a_full_event_is_accepted() {
+        let e = event(
+            r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","eventType":"play","value":2,
+                "userId":"7f3e1a2b-dead-beef-cafe-123456789abc","occurredAt":"2024-03-09T23:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.event_type, EventType::Play as i32);
+        assert_eq!((e.value, e.occurred_at_ms, e.received_at_ms), (2, NOW - 3_600_000, NOW));
+        assert_eq!((e.video_id.len(), e.user_id.len(), e.event_id.len()), (16, 16, 16));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            (r#"{"videoId":"nope"}"#, "videoId"),
+            (r#"{"videoId":"550e8400e29b41d4a716446655440000"}"#, "videoId"),
+            (r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","eventType":"views"}"#, "eventType"),
+            (r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","value":0}"#, "value"),
+            (r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","occurredAt":"yesterday"}"#, "occurredAt"),
+            (r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","occurredAt":"2020-01-01T00:00:00Z"}"#, "occurredAt"),
+            (r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","occurredAt":"2030-01-01T00:00:00Z"}"#, "occurredAt"),
+            (r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","userId":"x"}"#, "userId"),
+        ];
+        for (json, field) in cases {
+            let p = event(json).unwrap_err();
+            assert_eq!(p.status, 422, "{json}");
+            assert_eq!(p.field.as_deref(), Some(field), "{json}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The Kafka side of the gateway: a 2xx is only answered once every event of the
+//! request is acknowledged by all in-sync replicas (acks=all, idempotent producer).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::future::join_all;
+use platform::http::Problem;
+use platform::kafka::KafkaConfig;
+use prost::Message;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use schemas::events::Event;
+
+use crate::config::ProducerConfig;
+
+#[derive(Clone)]
+pub struct EventProducer {
+    producer: FutureProducer,
+    topic: String,
+    enqueue_timeout: Duration,
+}
+
+impl EventProducer {
+    pub fn new(kafka: &KafkaConfig, cfg: &ProducerConfig) -> anyhow::Result<Self> {
+        let producer: FutureProducer = kafka
+            .client_config()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("compression.type", &cfg.compression)
+            .set("linger.ms", cfg.linger_ms.to_string())
+            .set("message.timeout.ms", cfg.delivery_timeout_ms.to_string())
+            .set("queue.buffering.max.messages", cfg.queue_max_messages.to_string())
+            // Same partition for a key as the Java client, so other producers agree.
+            .set("partitioner", "murmur2_random")
+            .create()
+            .context("creating kafka producer")?;
+        Ok(Self {
+            producer,
+            topic: kafka.events_topic(),
+            enqueue_timeout: Duration::from_millis(cfg.enqueue_timeout_ms),
+        })
+    }
+
+    /// Produces every event, keyed by its video id, and waits until all are durable.
+    /// Fails with 503 (and `Retry-After`) if any one is not: the client retries the
+    /// request, and the event ids make that safe to count once downstream.
+    pub async fn send_all(&self, events: &[Event]) -> Result<(), Problem> {
+        let payloads: Vec<Vec<u8>> = events.iter().map(Message::encode_to_vec).collect();
+        let sends = events.iter().zip(&payloads).map(|(e, payload)| {
+            let record = FutureRecord::to(&self.topic).key(e.video_id.as_slice()).payload(payload.as_slice());
+            self.producer.send(record, self.enqueue_timeout)
+        });
+        let mut failed = None;
+        for result in join_all(sends).await {
+            if let Err((err, _)) = result {
+                failed.get_or_insert(err);
+            }
+        }
+        metrics::gauge!("kafka_producer_in_flight_messages").set(self.producer.in_flight_count() as f64);
+        match failed {
+            None => {
+                metrics::counter!("gateway_events_produced_total").increment(events.len() as u64);
+                Ok(())
+            }
+            Some(err) => {
+                let kind = match &err {
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => "queue_full",
+                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => "timed_out",
+                    _ => "other",
+                };
+                metrics::counter!("gateway_produce_errors_total", "kind" => kind).increment(1);
+                tracing::warn!(error = %err, kind, "produce failed, answering 503");
+                Err(Problem::unavailable("the event log is not accepting events right now; retry later", 1))
+            }
+        }
+    }
+
+    /// Waits for everything queued to be delivered (graceful shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(e) = self.producer.flush(timeout) {
+            tracing::error!(error = %e, "producer flush at shutdown failed");
+        }
+    }
+
+    pub fn ping(&self, timeout: Duration) -> Result<(), String> {
+        let md =
+            self.producer.client().fetch_metadata(Some(&self.topic), timeout).map_err(|e| format!("kafka: {e}"))?;
+        match md.topics().first() {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+            _ => Err(format!("kafka: topic {} is missing", self.topic)),
+        }
+    }
+}

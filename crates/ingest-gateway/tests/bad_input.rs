@@ -1,0 +1,159 @@
+//! Bad input gets a problem+json 4xx that names the field, and nothing of it
+//! reaches Kafka (checked by consuming the real topic afterwards).
+
+use std::time::{Duration, Instant};
+
+use ingest_gateway::{Application, GatewayConfig};
+use rand::Rng;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const VIDEO: &str = "550e8400-e29b-41d4-a716-446655440000";
+
+struct Gw {
+    base: String,
+    http: Client,
+    topic: String,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn start(max_body: usize) -> Gw {
+    let tag: u32 = rand::rng().random();
+    let mut cfg = GatewayConfig::default();
+    cfg.http.listen = "127.0.0.1:0".into();
+    cfg.http.max_body_bytes = max_body;
+    cfg.http.max_batch_events = 5;
+    cfg.kafka.brokers = std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    cfg.kafka.topic_prefix = format!("t-badinput-{tag:08x}.");
+    cfg.kafka.partitions = 2;
+    let topic = cfg.kafka.events_topic();
+    let app = Application::build(cfg).await.expect("gateway starts (is Kafka up?)");
+    let base = format!("http://{}", app.local_addr());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run(stop.clone()));
+    Gw { base, http: Client::new(), topic, _stop: stop.drop_guard() }
+}
+
+impl Gw {
+    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> (u16, String, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_owned());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let ctype = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let text = res.text().await.unwrap();
+        (status, ctype, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Asserts a problem+json answer with `status` naming `field`.
+    async fn rejects(&self, method: Method, path: &str, body: Option<&str>, status: u16, field: Option<&str>) {
+        let (got, ctype, problem) = self.call(method.clone(), path, body).await;
+        let what = format!("{method} {path} {body:?}");
+        assert_eq!(got, status, "{what}: {problem}");
+        assert_eq!(ctype, "application/problem+json", "{what}");
+        assert_eq!(problem["status"], status, "{what}: {problem}");
+        for key in ["type", "title", "detail", "instance"] {
+            assert!(problem[key].is_string(), "{what}: problem lacks {key}: {problem}");
+        }
+        assert_eq!(problem["instance"], path.split('?').next().unwrap(), "{what}");
+        if let Some(f) = field {
+            assert_eq!(problem["field"], f, "{what}: {problem}");
+            assert!(problem["detail"].as_str().unwrap().contains(f), "{what}: detail names the field: {problem}");
+        }
+    }
+}
+
+fn count_messages(topic: &str, expect: usize) -> usize {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into()))
+        .set("group.id", format!("{topic}-check"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut n = 0;
+    // Until the expected messages are in, then a little longer to catch extras.
+    let mut deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            m.unwrap();
+            n += 1;
+            if n == expect {
+                deadline = Instant::now() + Duration::from_secs(3);
+            }
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_rejected_by_field_and_never_produced() {
+    let gw = start(4096).await;
+    let post = Method::POST;
+    let view = format!("/api/v1/videos/id/{VIDEO}/view");
+
+    gw.rejects(post.clone(), "/api/v1/videos/id/not-a-uuid/view", None, 422, Some("videoId")).await;
+    gw.rejects(post.clone(), "/api/v1/videos/id/550e8400e29b41d4a716446655440000/view", None, 422, Some("videoId"))
+        .await;
+    gw.rejects(Method::GET, &view, None, 405, None).await;
+    gw.rejects(Method::DELETE, "/api/v1/events", None, 405, None).await;
+    gw.rejects(post.clone(), &view, Some("{}"), 422, Some("body")).await;
+    gw.rejects(Method::GET, "/api/v1/nothing-here", None, 404, None).await;
+
+    let ev = |extra: &str| format!(r#"{{"videoId":"{VIDEO}"{extra}}}"#);
+    let single = "/api/v1/events";
+    gw.rejects(post.clone(), single, Some(&ev(r#","occurredAt":"yesterday""#)), 422, Some("occurredAt")).await;
+    gw.rejects(post.clone(), single, Some(&ev(r#","occurredAt":"2001-01-01T00:00:00Z""#)), 422, Some("occurredAt"))
+        .await;
+    gw.rejects(post.clone(), single, Some(&ev(r#","occurredAt":"2999-01-01T00:00:00Z""#)), 422, Some("occurredAt"))
+        .await;
+    gw.rejects(post.clone(), single, Some(&ev(r#","occurredAt":12"#)), 422, Some("occurredAt")).await;
+    gw.rejects(post.clone(), single, Some(&ev(r#","value":"abc""#)), 422, Some("value")).await;
+    gw.rejects(post.clone(), single, Some(&ev(r#","value":-3"#)), 422, Some("value")).await;
+    gw.rejects(post.clone(), single, Some(&ev(r#","eventType":"purchase""#)), 422, Some("eventType")).await;
+    gw.rejects(post.clone(), single, Some(&ev(r#","color":"red""#)), 422, Some("color")).await;
+    gw.rejects(post.clone(), single, Some(r#"{"videoId":"x"}"#), 422, Some("videoId")).await;
+    gw.rejects(post.clone(), single, Some(r#"{"eventType":"view"}"#), 422, Some("body")).await;
+    gw.rejects(post.clone(), single, Some("{not json"), 422, Some("body")).await;
+    let huge = ev(&format!(r#","userId":"{}""#, "a".repeat(5000)));
+    gw.rejects(post.clone(), single, Some(&huge), 413, None).await;
+
+    let batch = "/api/v1/events:batch";
+    gw.rejects(post.clone(), batch, Some("[]"), 422, Some("body")).await;
+    gw.rejects(post.clone(), batch, Some(&format!("[{}]", vec![ev(""); 6].join(","))), 422, Some("body")).await;
+    gw.rejects(post.clone(), batch, Some(r#"{"videoId":"x"}"#), 422, Some("body")).await;
+
+    // A batch with good and bad items: the good ones are produced, the bad ones
+    // named by index and field.
+    let mixed = json!([
+        {"videoId": VIDEO},
+        {"videoId": "nope"},
+        {"videoId": VIDEO, "eventType": "like", "value": 2},
+        {"videoId": VIDEO, "occurredAt": "2001-01-01T00:00:00Z"},
+        {"videoId": VIDEO, "extra": true},
+    ]);
+    let (status, _, body) = gw.call(post.clone(), batch, Some(&mixed.to_string())).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    let rejected: Vec<(u64, String)> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["field"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [(1, "[1].videoId".to_owned()), (3, "[3].occurredAt".to_owned()), (4, "[4].extra".to_owned())]
+    );
+
+    // One good view, answered 204 with no body.
+    let (status, _, _) = gw.call(post.clone(), &view, None).await;
+    assert_eq!(status, 204);
+
+    // Kafka holds exactly the 2 good batch items and the 1 view: nothing rejected leaked.
+    assert_eq!(count_messages(&gw.topic, 3), 3);
+}

@@ -1,0 +1,225 @@
+//! HTTP plumbing shared by the services: RFC 9457 problem+json errors, the
+//! operational routes (`/metrics`, `/healthz`, `/readyz`), per-route metrics and
+//! graceful shutdown.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_body_util::BodyExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer. The cause stays in the log; the client gets a stable type and
+/// title, a human detail and, for validation errors, the offending field. The
+/// `instance` member is filled in by [`service_router`] from the request path.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    /// Last segment of the `type` URI, e.g. `validation`.
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// The request field at fault: `occurredAt`, `[3].videoId`.
+    pub field: Option<String>,
+    pub retry_after_secs: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { kind, title, status: status.as_u16(), detail: detail.into(), field: None, retry_after_secs: None }
+    }
+
+    /// 422: a field failed validation; the detail starts with the field's name.
+    pub fn invalid(field: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        let mut p =
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", format!("{field}: {detail}"));
+        p.field = Some(field);
+        p
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 503 with `Retry-After`: overloaded or a dependency is unavailable.
+    pub fn unavailable(detail: impl Into<String>, retry_after_secs: u32) -> Self {
+        let mut p = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail);
+        p.retry_after_secs = Some(retry_after_secs);
+        p
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the request failed; the cause is in the service log",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The detail without the leading `field: `.
+    pub fn reason(&self) -> &str {
+        match &self.field {
+            Some(f) => self.detail.strip_prefix(f.as_str()).and_then(|d| d.strip_prefix(": ")).unwrap_or(&self.detail),
+            None => &self.detail,
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&ProblemBody {
+            type_: format!("https://vcount.dev/problems/{}", self.kind),
+            title: self.title,
+            status: self.status,
+            detail: &self.detail,
+            field: self.field.as_deref(),
+        })
+        .expect("problem serializes");
+        let mut res = (self.status(), body).into_response();
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after_secs {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+/// Fills `instance` (the request path) into problem+json answers that lack it,
+/// so handlers and extractors need not thread the URI through.
+async fn fill_problem_instance(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let res = next.run(req).await;
+    let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !is_problem {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
+        return Problem::internal().into_response();
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("instance").or_insert(serde_json::Value::String(path));
+    }
+    let mut res = Response::from_parts(parts, Body::from(serde_json::to_vec(&value).unwrap_or_default()));
+    res.headers_mut().remove(header::CONTENT_LENGTH);
+    res
+}
+
+/// Request rate, errors and latency per route template (never raw paths: ids would
+/// explode the label set).
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(start.elapsed().as_secs_f64());
+    res
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no route for this path")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this path does not accept that method",
+    )
+}
+
+/// Something `/readyz` can ask. Boxed future keeps it object-safe.
+pub trait Readiness: Send + Sync + 'static {
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+async fn readyz(State(ready): State<Arc<dyn Readiness>>) -> Response {
+    match ready.check().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => Problem::unavailable(why, 1).into_response(),
+    }
+}
+
+async fn metrics_text() -> Response {
+    let body = crate::telemetry::metrics_handle().render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Wraps a service's API routes with the operational routes, problem+json
+/// fallbacks and per-route metrics.
+pub fn service_router(api: Router, ready: Arc<dyn Readiness>) -> Router {
+    // Install the recorder now, before the first request is counted.
+    let _ = crate::telemetry::metrics_handle();
+    let ops = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz).with_state(ready))
+        .route("/metrics", get(metrics_text));
+    api.merge(ops)
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .route_layer(middleware::from_fn(track_metrics))
+        .layer(middleware::from_fn(fill_problem_instance))
+}
+
+/// Resolves on SIGINT or SIGTERM, or when `token` is cancelled.
+pub async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+        _ = token.cancelled() => {}
+    }
+}
+
+/// Cancels `token` on SIGINT/SIGTERM: the root of a service's ordered shutdown.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        shutdown_signal(token.clone()).await;
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+}

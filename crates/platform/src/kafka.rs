@@ -1,0 +1,91 @@
+//! Kafka settings shared by producers and consumers, topic names and creation.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated.
+    pub brokers: String,
+    /// Prepended to every topic name (tests use a prefix each).
+    pub topic_prefix: String,
+    /// Partitions of the events topic when it is created. Fixed for the topic's
+    /// life: the aggregator's `last_offset` rule is per partition.
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Create missing topics at start-up.
+    pub create_topics: bool,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:19092".into(),
+            topic_prefix: String::new(),
+            partitions: 12,
+            replication_factor: 1,
+            create_topics: true,
+        }
+    }
+}
+
+impl KafkaConfig {
+    pub fn events_topic(&self) -> String {
+        format!("{}video-events", self.topic_prefix)
+    }
+
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}video-events.dlq", self.topic_prefix)
+    }
+
+    /// A client config with the brokers set; callers add their own keys.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        c
+    }
+}
+
+/// Creates the events topic and its dead-letter topic if missing. An existing
+/// topic is left as it is (its partition count is never changed here).
+pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        cfg.client_config().create().context("creating kafka admin client")?;
+    let min_isr = cfg.replication_factor.min(2).to_string();
+    let events = cfg.events_topic();
+    let dlq = cfg.dead_letter_topic();
+    let topics = [
+        NewTopic::new(&events, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
+            .set("min.insync.replicas", &min_isr),
+        NewTopic::new(&dlq, 1, TopicReplication::Fixed(cfg.replication_factor))
+            .set("min.insync.replicas", &min_isr)
+            .set("retention.ms", "2592000000"),
+    ];
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin.create_topics(&topics, &opts).await.context("creating kafka topics")?;
+    for r in results {
+        match r {
+            Ok(name) => tracing::info!(topic = %name, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Partition count of `topic`, from broker metadata (blocking, use off the runtime).
+pub fn partition_count(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> anyhow::Result<usize> {
+    let consumer: BaseConsumer = cfg.client_config().create().context("creating metadata client")?;
+    let md = consumer.fetch_metadata(Some(topic), timeout).context("fetching kafka metadata")?;
+    let t = md.topics().first().context("no metadata for topic")?;
+    anyhow::ensure!(t.error().is_none(), "topic {topic}: {:?}", t.error());
+    Ok(t.partitions().len())
+}

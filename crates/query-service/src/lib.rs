@@ -1,0 +1,59 @@
+//! The query service: time-ranged counts stitched from day, hour and minute
+//! rollups (and, later, the rest of the KillrVideo catalog API).
+
+pub mod config;
+pub mod counts;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use platform::http::{Readiness, service_router};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::QueryConfig;
+use routes::AppState;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+struct Ready(Arc<AppState>);
+
+impl Readiness for Ready {
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(platform::cassandra::ping(self.0.counts.session()))
+    }
+}
+
+impl Application {
+    pub async fn build(config: QueryConfig) -> anyhow::Result<Self> {
+        let session = platform::cassandra::connect(&config.cassandra, Duration::from_secs(60)).await?;
+        if config.cassandra.create_schema {
+            platform::cassandra::migrate(&session, &config.cassandra).await?;
+        }
+        let counts = counts::CountStore::new(session, &config.cassandra.keyspace).await?;
+        let listener =
+            TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
+        let state = Arc::new(AppState { config, counts });
+        let router = service_router(routes::api(state.clone()), Arc::new(Ready(state)));
+        Ok(Self { listener, router })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "query service listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("serving http")
+    }
+}
