@@ -31,4 +31,5 @@ async fn cassandra_killed_and_restarted_mid_flush_stays_exact() {
 
     let ledger = load.handle.await.unwrap();
     env.assert_converges(&ledger, &failure_ranges(now_ms()), Duration::from_secs(180)).await;
+    env.assert_minute_rows_exact(&ledger).await;
 }

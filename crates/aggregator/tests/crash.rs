@@ -29,6 +29,7 @@ async fn sigkill_mid_stream_twice_still_exact() {
     let ledger = load.handle.await.unwrap();
     assert_eq!(ledger.total(), 90 * 120);
     env.assert_converges(&ledger, &failure_ranges(now_ms()), Duration::from_secs(120)).await;
+    env.assert_minute_rows_exact(&ledger).await;
     eprintln!(
         "[crash] survivor: {} rows written, {} skipped as already written, {} fenced flushes",
         env.aggregator_metric(third, "aggregator_rows_written_total").await,
@@ -54,6 +55,7 @@ async fn dies_halfway_through_a_flush_and_the_successor_completes_it() {
 
     let successor = env.spawn_aggregator();
     env.assert_converges(&ledger, &interesting_ranges(now_ms()), Duration::from_secs(120)).await;
+    env.assert_minute_rows_exact(&ledger).await;
     let skipped = env.aggregator_metric(successor, "aggregator_rows_skipped_total").await;
     let fenced = env.aggregator_metric(successor, "aggregator_fenced_flushes_total").await;
     eprintln!("[halfway] successor skipped {skipped} rows already written, {fenced} fenced flushes");

@@ -48,6 +48,7 @@ async fn counts_equal_the_ledger_for_every_range() {
 
     let now = now_ms();
     env.assert_converges(&ledger, &interesting_ranges(now), Duration::from_secs(90)).await;
+    env.assert_minute_rows_exact(&ledger).await;
 
     // The dead letters are on the DLQ topic, with the reason in a header.
     let dlq: BaseConsumer = rdkafka::ClientConfig::new()

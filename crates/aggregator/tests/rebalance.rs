@@ -21,4 +21,5 @@ async fn rebalances_while_events_flow_stay_exact() {
 
     let ledger = load.handle.await.unwrap();
     env.assert_converges(&ledger, &failure_ranges(now_ms()), Duration::from_secs(120)).await;
+    env.assert_minute_rows_exact(&ledger).await;
 }

@@ -157,3 +157,38 @@ async fn bad_input_is_rejected_by_field_and_never_produced() {
     // Kafka holds exactly the 2 good batch items and the 1 view: nothing rejected leaked.
     assert_eq!(count_messages(&gw.topic, 3), 3);
 }
+
+/// With no Kafka to acknowledge, the gateway sheds: 503 with Retry-After, never 2xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_kafka_acknowledgement_the_answer_is_503_not_2xx() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead); // nothing listens there now
+    let mut cfg = GatewayConfig::default();
+    cfg.http.listen = "127.0.0.1:0".into();
+    cfg.kafka.brokers = dead_addr.to_string();
+    cfg.kafka.create_topics = false;
+    cfg.producer.delivery_timeout_ms = 1_500;
+    let app = Application::build(cfg).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run(stop.clone()));
+    let _guard = stop.drop_guard();
+    let http = Client::new();
+
+    let res = http.post(format!("{base}/api/v1/videos/id/{VIDEO}/view")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body = json!([{"videoId": VIDEO}, {"videoId": VIDEO}]).to_string();
+    let res = http
+        .post(format!("{base}/api/v1/events:batch"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 503);
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+}

@@ -47,3 +47,57 @@ fn walk(prefix: &str, path: &str, value: &serde_json::Value, out: &mut String) {
         }
     }
 }
+
+#[cfg(test)]
+// figment::Jail's closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Cfg {
+        http: Http,
+        name: String,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Http {
+        listen: String,
+        max: u32,
+    }
+
+    impl Default for Http {
+        fn default() -> Self {
+            Self { listen: "127.0.0.1:1".into(), max: 7 }
+        }
+    }
+
+    #[test]
+    fn file_then_environment_override_the_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "name = \"from-file\"\n[http]\nmax = 9\n")?;
+            jail.set_env("SVC__HTTP__LISTEN", "0.0.0.0:80");
+            jail.set_env("SVC__HTTP__MAX", "11");
+            let cfg: Cfg = load("SVC", Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.name, "from-file");
+            assert_eq!(cfg.http, Http { listen: "0.0.0.0:80".into(), max: 11 });
+            assert!(describe("SVC", &cfg).contains("http.max = 11    # SVC__HTTP__MAX"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SVC__HTTP__LISTN", "typo");
+            let err = load::<Cfg>("SVC", None).unwrap_err().to_string();
+            assert!(err.contains("listn"), "{err}");
+            Ok(())
+        });
+        assert!(load::<Cfg>("SVC_NONE", Some(Path::new("/nonexistent.toml"))).is_err());
+    }
+}
