@@ -42,3 +42,22 @@ where
     }
     Ok(Some(cfg))
 }
+
+/// Everything a service's `main` does before building itself: parse the command
+/// line, load the config, start logging, and turn SIGINT/SIGTERM into the
+/// returned cancellation token. `None`: the invocation is already handled.
+pub fn start<T>(
+    name: &'static str,
+    prefix: &'static str,
+    about: &'static str,
+    log: impl Fn(&T) -> &crate::telemetry::LogConfig,
+) -> anyhow::Result<Option<(T, tokio_util::sync::CancellationToken)>>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let Some(config) = load_config::<T>(name, prefix, about)? else { return Ok(None) };
+    crate::telemetry::init_logging(log(&config));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    crate::http::cancel_on_signal(shutdown.clone());
+    Ok(Some((config, shutdown)))
+}
