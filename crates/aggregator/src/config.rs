@@ -1,12 +1,13 @@
 use platform::cassandra::CassandraConfig;
+use platform::http::ListenConfig;
 use platform::kafka::KafkaConfig;
 use platform::telemetry::LogConfig;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AggregatorConfig {
-    pub http: HttpConfig,
+    pub http: ListenConfig,
     pub kafka: KafkaConfig,
     pub consumer: ConsumerConfig,
     pub flush: FlushConfig,
@@ -15,16 +16,18 @@ pub struct AggregatorConfig {
     pub log: LogConfig,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Address for /metrics, /healthz and /readyz; port 0 picks a free port.
-    pub listen: String,
-}
-
-impl Default for HttpConfig {
+impl Default for AggregatorConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:18082".into() }
+        Self {
+            // /metrics, /healthz and /readyz.
+            http: ListenConfig::on("127.0.0.1:18082"),
+            kafka: Default::default(),
+            consumer: Default::default(),
+            flush: Default::default(),
+            retention: Default::default(),
+            cassandra: Default::default(),
+            log: Default::default(),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use counting::EventKind;
-use platform::http::Problem;
+use platform::http::{Problem, parse_uuid};
 use schemas::events::{Event, EventType};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -25,14 +25,6 @@ pub struct EventIn {
     pub event_id: Option<String>,
     #[serde(default)]
     pub occurred_at: Option<String>,
-}
-
-pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, Problem> {
-    // Uuid::parse_str accepts several forms; clients must send the hyphenated one.
-    if s.len() != 36 {
-        return Err(Problem::invalid(field, format!("{s:?} is not a UUID (8-4-4-4-12 hex digits)")));
-    }
-    Uuid::parse_str(s).map_err(|_| Problem::invalid(field, format!("{s:?} is not a UUID (8-4-4-4-12 hex digits)")))
 }
 
 pub fn kind_to_proto(kind: EventKind) -> EventType {

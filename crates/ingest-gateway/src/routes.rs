@@ -9,14 +9,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use platform::http::Problem;
+use platform::http::{Problem, parse_uuid};
 use prost::Message;
 use schemas::events::EventBatch;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::GatewayConfig;
-use crate::events::{EventIn, parse_uuid};
+use crate::events::EventIn;
 use crate::producer::EventProducer;
 
 pub struct AppState {

@@ -20,6 +20,30 @@ use tokio_util::sync::CancellationToken;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Where a service with nothing but operational or simple routes listens.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: String,
+}
+
+impl ListenConfig {
+    pub fn on(addr: &str) -> Self {
+        Self { listen: addr.to_owned() }
+    }
+}
+
+/// A path or body UUID in its canonical hyphenated form, or a 422 naming `field`.
+/// (`Uuid::parse_str` alone also accepts braced, URN and unhyphenated forms.)
+pub fn parse_uuid(field: &str, s: &str) -> Result<uuid::Uuid, Problem> {
+    let bad = || Problem::invalid(field, format!("{s:?} is not a UUID (8-4-4-4-12 hex digits)"));
+    if s.len() != 36 {
+        return Err(bad());
+    }
+    uuid::Uuid::parse_str(s).map_err(|_| bad())
+}
+
 /// An error answer. The cause stays in the log; the client gets a stable type and
 /// title, a human detail and, for validation errors, the offending field. The
 /// `instance` member is filled in by [`service_router`] from the request path.

@@ -1,26 +1,25 @@
 use platform::cassandra::CassandraConfig;
+use platform::http::ListenConfig;
 use platform::telemetry::LogConfig;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueryConfig {
-    pub http: HttpConfig,
+    pub http: ListenConfig,
     pub cassandra: CassandraConfig,
     pub retention: Retention,
     pub log: LogConfig,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Address to listen on; port 0 picks a free port.
-    pub listen: String,
-}
-
-impl Default for HttpConfig {
+impl Default for QueryConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:18081".into() }
+        Self {
+            http: ListenConfig::on("127.0.0.1:18081"),
+            cassandra: Default::default(),
+            retention: Default::default(),
+            log: Default::default(),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use counting::EventKind;
-use platform::http::Problem;
+use platform::http::{Problem, parse_uuid};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -29,13 +29,6 @@ pub fn api(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-fn video_id(s: &str) -> Result<Uuid, Problem> {
-    if s.len() != 36 {
-        return Err(Problem::invalid("videoId", format!("{s:?} is not a UUID")));
-    }
-    Uuid::parse_str(s).map_err(|_| Problem::invalid("videoId", format!("{s:?} is not a UUID")))
-}
-
 /// Rejects query parameters the route does not know: a misspelt `form=` must not
 /// silently turn a ranged query into an all-time one.
 fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Problem> {
@@ -52,7 +45,7 @@ async fn count_of(
     q: &HashMap<String, String>,
 ) -> Result<ViewsCount, Problem> {
     only_params(q, &["from", "to"])?;
-    let video = video_id(video)?;
+    let video = parse_uuid("videoId", video)?;
     let now = chrono::Utc::now().timestamp_millis();
     let range = resolve_range(
         q.get("from").map(String::as_str),
