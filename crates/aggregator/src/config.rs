@@ -11,6 +11,7 @@ pub struct AggregatorConfig {
     pub kafka: KafkaConfig,
     pub consumer: ConsumerConfig,
     pub flush: FlushConfig,
+    pub dedup: DedupConfig,
     pub retention: Retention,
     pub cassandra: CassandraConfig,
     pub log: LogConfig,
@@ -24,6 +25,7 @@ impl Default for AggregatorConfig {
             kafka: Default::default(),
             consumer: Default::default(),
             flush: Default::default(),
+            dedup: Default::default(),
             retention: Default::default(),
             cassandra: Default::default(),
             log: Default::default(),
@@ -91,6 +93,23 @@ impl Default for FlushConfig {
             cache_idle_flushes: 24,
             fail_after_writes: 0,
         }
+    }
+}
+
+/// Repeats of a client-chosen `eventId` (a client retrying a request whose answer
+/// it missed) are dropped when they reach Kafka within `window_secs` of the first
+/// copy. On each partition assignment the owner re-reads that much of the log
+/// before its committed offset, so a longer window costs a longer start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// 0 turns deduplication off.
+    pub window_secs: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { window_secs: 600 }
     }
 }
 

@@ -88,6 +88,12 @@ impl Application {
             self.store.clone(),
             self.dlq.clone(),
             cfg.flush.clone(),
+            (cfg.dedup.window_secs as i64).saturating_mul(1000),
+            cfg.kafka
+                .client_config()
+                .set("group.id", format!("{}-dedup-primer", cfg.consumer.group_id))
+                .set("enable.auto.commit", "false")
+                .clone(),
             shutdown.clone(),
         );
         let heartbeat = owner.heartbeat.clone();

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use counting::{FlushPlan, Folded, PartitionBuffer, RowKey, StoredRow};
+use counting::{DedupWindow, FlushPlan, Folded, PartitionBuffer, RowKey, StoredRow};
 use futures::StreamExt;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -60,6 +60,8 @@ struct Slot {
     pending_commit: Option<i64>,
     /// Stopped: fenced by a newer owner, or an overlap that needs a human.
     halted: bool,
+    /// Client-chosen event ids seen lately, to drop repeats.
+    dedup: DedupWindow,
 }
 
 /// Everything the loop and the rebalance callbacks share.
@@ -71,6 +73,10 @@ pub struct Owner {
     dlq: FutureProducer,
     rt: Handle,
     cfg: FlushConfig,
+    /// 0: no deduplication.
+    dedup_window_ms: i64,
+    /// Client settings for the consumer that re-reads the dedup window on assignment.
+    primer: rdkafka::ClientConfig,
     shutdown: CancellationToken,
     /// Milliseconds since the epoch of the loop's last turn, for /readyz.
     pub heartbeat: Arc<AtomicI64>,
@@ -110,11 +116,11 @@ impl ConsumerContext for Ctx {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let parts = partitions(tpl);
             tracing::info!(?parts, "partitions assigned");
-            self.owner.lock().expect("owner lock").assign(&parts);
+            self.owner.lock().expect("owner lock").assign(consumer, &parts);
         }
     }
 }
@@ -145,12 +151,15 @@ struct Job {
 }
 
 impl Owner {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         topic: String,
         dlq_topic: String,
         store: Arc<RollupStore>,
         dlq: FutureProducer,
         cfg: FlushConfig,
+        dedup_window_ms: i64,
+        primer: rdkafka::ClientConfig,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -161,18 +170,21 @@ impl Owner {
             dlq,
             rt: Handle::current(),
             cfg,
+            dedup_window_ms,
+            primer,
             shutdown,
             heartbeat: Arc::new(AtomicI64::new(0)),
         }
     }
 
-    fn assign(&mut self, parts: &[i32]) {
+    fn assign(&mut self, consumer: &BaseConsumer<Ctx>, parts: &[i32]) {
         for &p in parts {
             let store = self.store.clone();
             let topic = self.topic.clone();
             let claim = self.rt.block_on(retry(&self.cfg, &self.shutdown, "claim", || store.claim(&topic, p)));
             let Some(claim) = claim else { return };
             tracing::info!(partition = p, epoch = claim.epoch, attempted = ?claim.attempted, "claimed partition");
+            let dedup = self.prime_dedup(consumer, p);
             self.slots.insert(
                 p,
                 Slot {
@@ -181,10 +193,85 @@ impl Owner {
                     cache: RowCache::default(),
                     pending_commit: None,
                     halted: false,
+                    dedup,
                 },
             );
         }
         metrics::gauge!("aggregator_assigned_partitions").set(self.slots.len() as f64);
+    }
+
+    /// Re-reads the log before the committed offset, back to a dedup window (plus a
+    /// margin) before now, so repeats of ids seen by earlier owners are recognised.
+    /// The window then holds every id the rule can still match for any offset from
+    /// the committed one on: replays decide exactly as the first pass did.
+    fn prime_dedup(&self, consumer: &BaseConsumer<Ctx>, p: i32) -> DedupWindow {
+        let mut window = DedupWindow::new(self.dedup_window_ms);
+        if self.dedup_window_ms == 0 {
+            return window;
+        }
+        let started = Instant::now();
+        let timeout = Duration::from_secs(10);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, p);
+        let committed = match consumer.committed_offsets(tpl, timeout) {
+            Ok(c) => c.find_partition(&self.topic, p).and_then(|e| e.offset().to_raw()).unwrap_or(-1),
+            Err(e) => {
+                tracing::warn!(partition = p, error = %e, "no committed offset for dedup priming");
+                -1
+            }
+        };
+        if committed <= 0 {
+            return window; // nothing before the start to remember
+        }
+        let since = chrono::Utc::now().timestamp_millis() - self.dedup_window_ms - 60_000;
+        let primer: BaseConsumer = match self.primer.create() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "creating the dedup primer failed");
+                return window;
+            }
+        };
+        let mut by_time = TopicPartitionList::new();
+        by_time.add_partition_offset(&self.topic, p, Offset::Offset(since)).expect("valid offset");
+        let start = primer
+            .offsets_for_times(by_time, timeout)
+            .ok()
+            .and_then(|t| t.find_partition(&self.topic, p).and_then(|e| e.offset().to_raw()))
+            .filter(|&o| o >= 0 && o < committed);
+        let Some(start) = start else { return window };
+        let mut assign = TopicPartitionList::new();
+        assign.add_partition_offset(&self.topic, p, Offset::Offset(start)).expect("valid offset");
+        if primer.assign(&assign).is_err() {
+            return window;
+        }
+        let mut read = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            match primer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) if m.offset() < committed => {
+                    read += 1;
+                    if let Ok(d) = decode(m.payload())
+                        && let Some(id) = d.client_id
+                    {
+                        window.observe(id, m.timestamp().to_millis().unwrap_or(0));
+                    }
+                    if m.offset() + 1 >= committed {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => break,
+                Some(Err(e)) => tracing::warn!(partition = p, error = %e, "dedup priming read failed"),
+                None => {}
+            }
+        }
+        tracing::info!(
+            partition = p,
+            read,
+            ids = window.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "primed dedup window"
+        );
+        window
     }
 
     fn release(&mut self, parts: &[i32]) {
@@ -201,11 +288,17 @@ impl Owner {
     /// Folds one message; dead-letters it if it cannot be decoded.
     pub fn handle(&mut self, consumer: &BaseConsumer<Ctx>, msg: &BorrowedMessage<'_>) {
         let (p, offset) = (msg.partition(), msg.offset());
-        if self.slots.get(&p).is_none_or(|s| s.halted) {
-            return;
-        }
+        let Some(slot) = self.slots.get_mut(&p).filter(|s| !s.halted) else { return };
         let event = match decode(msg.payload()) {
-            Ok(e) => Some(e),
+            Ok(d) => match d.client_id {
+                Some(id)
+                    if self.dedup_window_ms > 0 && slot.dedup.observe(id, msg.timestamp().to_millis().unwrap_or(0)) =>
+                {
+                    metrics::counter!("aggregator_duplicates_dropped_total").increment(1);
+                    None
+                }
+                _ => Some(d.event),
+            },
             Err(reason) => {
                 self.dead_letter(msg, &reason);
                 None

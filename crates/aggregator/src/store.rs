@@ -200,8 +200,15 @@ pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
     initial.saturating_mul(1u32 << attempt.min(16)).min(max)
 }
 
+/// A decoded message: what it counts, and its id if the client chose it.
+#[derive(Debug)]
+pub struct Decoded {
+    pub event: counting::CountedEvent,
+    pub client_id: Option<[u8; 16]>,
+}
+
 /// Decodes a Kafka message into a counted event, or says why it cannot be counted.
-pub fn decode(payload: Option<&[u8]>) -> Result<counting::CountedEvent, String> {
+pub fn decode(payload: Option<&[u8]>) -> Result<Decoded, String> {
     use prost::Message;
     use schemas::events::{Event, EventType};
     let payload = payload.ok_or("empty payload")?;
@@ -221,7 +228,13 @@ pub fn decode(payload: Option<&[u8]>) -> Result<counting::CountedEvent, String> 
     if e.occurred_at_ms <= 0 {
         return Err("occurred_at_ms is missing".to_owned());
     }
-    Ok(counting::CountedEvent { video_id, kind, occurred_at_ms: e.occurred_at_ms, value: e.value })
+    let client_id = match (e.client_event_id, <[u8; 16]>::try_from(e.event_id.as_slice())) {
+        (false, _) => None,
+        (true, Ok(id)) => Some(id),
+        (true, Err(_)) => return Err("client event_id is not 16 bytes".to_owned()),
+    };
+    let event = counting::CountedEvent { video_id, kind, occurred_at_ms: e.occurred_at_ms, value: e.value };
+    Ok(Decoded { event, client_id })
 }
 
 #[cfg(test)]
@@ -240,9 +253,14 @@ mod tests {
             received_at_ms: 6,
             value: 3,
             user_id: vec![],
+            client_event_id: false,
         };
-        let e = decode(Some(&good.encode_to_vec())).unwrap();
-        assert_eq!((e.kind, e.value, e.occurred_at_ms), (EventKind::Like, 3, 5));
+        let d = decode(Some(&good.encode_to_vec())).unwrap();
+        let e = d.event;
+        assert_eq!((e.kind, e.value, e.occurred_at_ms, d.client_id), (EventKind::Like, 3, 5, None));
+        let mut chosen = good.clone();
+        chosen.client_event_id = true;
+        assert_eq!(decode(Some(&chosen.encode_to_vec())).unwrap().client_id, Some([0; 16]));
         assert!(decode(None).unwrap_err().contains("empty"));
         assert!(decode(Some(b"\xff\xff\xff")).unwrap_err().contains("protobuf"));
         let mut bad = good.clone();

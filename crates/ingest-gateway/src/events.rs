@@ -62,6 +62,7 @@ impl EventRules {
             received_at_ms: now_ms,
             value: 1,
             user_id: Vec::new(),
+            client_event_id: false,
         }
     }
 
@@ -81,6 +82,7 @@ impl EventRules {
             None => Vec::new(),
             Some(s) => parse_uuid(&f("userId"), s)?.as_bytes().to_vec(),
         };
+        let client_event_id = e.event_id.is_some();
         let event_id = match e.event_id.as_deref() {
             None => Uuid::now_v7(),
             Some(s) => parse_uuid(&f("eventId"), s)?,
@@ -103,6 +105,7 @@ impl EventRules {
             received_at_ms: now_ms,
             value,
             user_id,
+            client_event_id,
         })
     }
 
@@ -124,6 +127,7 @@ impl EventRules {
         if !(e.user_id.is_empty() || e.user_id.len() == 16) {
             return Err(Problem::invalid(f("userId"), "must be empty or 16 bytes"));
         }
+        e.client_event_id = !e.event_id.is_empty();
         if e.event_id.is_empty() {
             e.event_id = Uuid::now_v7().as_bytes().to_vec();
         } else if e.event_id.len() != 16 {

@@ -63,8 +63,11 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
     let events = cfg.events_topic();
     let dlq = cfg.dead_letter_topic();
     let topics = [
+        // Broker append time never decreases along a partition: the aggregator's
+        // duplicate rule depends on that to decide the same way on every replay.
         NewTopic::new(&events, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
-            .set("min.insync.replicas", &min_isr),
+            .set("min.insync.replicas", &min_isr)
+            .set("message.timestamp.type", "LogAppendTime"),
         NewTopic::new(&dlq, 1, TopicReplication::Fixed(cfg.replication_factor))
             .set("min.insync.replicas", &min_isr)
             .set("retention.ms", "2592000000"),

@@ -93,6 +93,7 @@ mod tests {
             received_at_ms: 1_700_000_000_123,
             value: 1,
             user_id: vec![],
+            client_event_id: true,
         };
         let bytes = e.encode_to_vec();
         assert_eq!(Event::decode(bytes.as_slice()).unwrap(), e);

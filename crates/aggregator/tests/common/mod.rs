@@ -170,6 +170,17 @@ impl TestEnv {
         }
     }
 
+    /// Waits until aggregator `i` owns partitions and has consumed messages.
+    pub async fn wait_consuming(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.aggregator_metric(i, "aggregator_assigned_partitions").await < 1.0
+            || self.aggregator_metric(i, "aggregator_messages_total").await < 1.0
+        {
+            assert!(Instant::now() < deadline, "aggregator #{i} never consumed anything");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits for aggregator `i` to exit by itself; returns whether it succeeded.
     pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
