@@ -161,22 +161,26 @@ impl TestEnv {
 
     /// Waits until aggregator `i` owns partitions and has flushed rows.
     pub async fn wait_active(&self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.aggregator_metric(i, "aggregator_assigned_partitions").await < 1.0
-            || self.aggregator_metric(i, "aggregator_rows_written_total").await < 1.0
-        {
-            assert!(Instant::now() < deadline, "aggregator #{i} never became active");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_metrics(i, &["aggregator_assigned_partitions", "aggregator_rows_written_total"]).await;
     }
 
     /// Waits until aggregator `i` owns partitions and has consumed messages.
     pub async fn wait_consuming(&self, i: usize) {
+        self.wait_metrics(i, &["aggregator_assigned_partitions", "aggregator_messages_total"]).await;
+    }
+
+    /// Waits (up to a minute) until every named metric of aggregator `i` is at least 1.
+    async fn wait_metrics(&self, i: usize, names: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.aggregator_metric(i, "aggregator_assigned_partitions").await < 1.0
-            || self.aggregator_metric(i, "aggregator_messages_total").await < 1.0
-        {
-            assert!(Instant::now() < deadline, "aggregator #{i} never consumed anything");
+        loop {
+            let mut all = true;
+            for name in names {
+                all &= self.aggregator_metric(i, name).await >= 1.0;
+            }
+            if all {
+                return;
+            }
+            assert!(Instant::now() < deadline, "aggregator #{i} never reached {names:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
