@@ -93,6 +93,7 @@ impl Application {
                 .client_config()
                 .set("group.id", format!("{}-dedup-primer", cfg.consumer.group_id))
                 .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "true")
                 .clone(),
             shutdown.clone(),
         );

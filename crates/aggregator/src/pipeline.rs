@@ -15,6 +15,7 @@ use counting::{DedupWindow, FlushPlan, Folded, PartitionBuffer, RowKey, StoredRo
 use futures::StreamExt;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -184,7 +185,25 @@ impl Owner {
             let claim = self.rt.block_on(retry(&self.cfg, &self.shutdown, "claim", || store.claim(&topic, p)));
             let Some(claim) = claim else { return };
             tracing::info!(partition = p, epoch = claim.epoch, attempted = ?claim.attempted, "claimed partition");
-            let dedup = self.prime_dedup(consumer, p);
+            // An incomplete window could decide a replayed repeat differently from the
+            // owner that first wrote it: retry until the window is whole.
+            let mut attempt = 0;
+            let dedup = loop {
+                match self.prime_dedup(consumer, p) {
+                    Ok(window) => break window,
+                    Err(e) if !self.shutdown.is_cancelled() => {
+                        metrics::counter!("aggregator_dedup_priming_errors_total").increment(1);
+                        tracing::warn!(partition = p, error = %e, attempt, "dedup priming failed, retrying");
+                        let (initial, max) = (
+                            Duration::from_millis(self.cfg.retry_initial_ms),
+                            Duration::from_millis(self.cfg.retry_max_ms),
+                        );
+                        std::thread::sleep(backoff(attempt, initial, max));
+                        attempt += 1;
+                    }
+                    Err(_) => return,
+                }
+            };
             self.slots.insert(
                 p,
                 Slot {
@@ -204,49 +223,44 @@ impl Owner {
     /// margin) before now, so repeats of ids seen by earlier owners are recognised.
     /// The window then holds every id the rule can still match for any offset from
     /// the committed one on: replays decide exactly as the first pass did.
-    fn prime_dedup(&self, consumer: &BaseConsumer<Ctx>, p: i32) -> DedupWindow {
+    /// Fails rather than return a partial window.
+    fn prime_dedup(&self, consumer: &BaseConsumer<Ctx>, p: i32) -> Result<DedupWindow, String> {
         let mut window = DedupWindow::new(self.dedup_window_ms);
         if self.dedup_window_ms == 0 {
-            return window;
+            return Ok(window);
         }
         let started = Instant::now();
         let timeout = Duration::from_secs(10);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.topic, p);
-        let committed = match consumer.committed_offsets(tpl, timeout) {
-            Ok(c) => c.find_partition(&self.topic, p).and_then(|e| e.offset().to_raw()).unwrap_or(-1),
-            Err(e) => {
-                tracing::warn!(partition = p, error = %e, "no committed offset for dedup priming");
-                -1
-            }
-        };
+        let committed = consumer
+            .committed_offsets(tpl, timeout)
+            .map_err(|e| format!("reading the committed offset: {e}"))?
+            .find_partition(&self.topic, p)
+            .and_then(|e| e.offset().to_raw())
+            .unwrap_or(-1);
         if committed <= 0 {
-            return window; // nothing before the start to remember
+            return Ok(window); // no committed offset: consumption starts at the log's start
         }
         let since = chrono::Utc::now().timestamp_millis() - self.dedup_window_ms - 60_000;
-        let primer: BaseConsumer = match self.primer.create() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "creating the dedup primer failed");
-                return window;
-            }
-        };
+        let primer: BaseConsumer = self.primer.create().map_err(|e| format!("creating the primer: {e}"))?;
         let mut by_time = TopicPartitionList::new();
         by_time.add_partition_offset(&self.topic, p, Offset::Offset(since)).expect("valid offset");
+        // No offset at or after `since` (raw -1): nothing in the window precedes `committed`.
         let start = primer
             .offsets_for_times(by_time, timeout)
-            .ok()
-            .and_then(|t| t.find_partition(&self.topic, p).and_then(|e| e.offset().to_raw()))
+            .map_err(|e| format!("finding the window's first offset: {e}"))?
+            .find_partition(&self.topic, p)
+            .and_then(|e| e.offset().to_raw())
             .filter(|&o| o >= 0 && o < committed);
-        let Some(start) = start else { return window };
+        let Some(start) = start else { return Ok(window) };
         let mut assign = TopicPartitionList::new();
         assign.add_partition_offset(&self.topic, p, Offset::Offset(start)).expect("valid offset");
-        if primer.assign(&assign).is_err() {
-            return window;
-        }
+        primer.assign(&assign).map_err(|e| format!("assigning the primer: {e}"))?;
         let mut read = 0u64;
         let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
+        let mut complete = false;
+        while !complete && Instant::now() < deadline {
             match primer.poll(Duration::from_millis(500)) {
                 Some(Ok(m)) if m.offset() < committed => {
                     read += 1;
@@ -255,14 +269,16 @@ impl Owner {
                     {
                         window.observe(id, m.timestamp().to_millis().unwrap_or(0));
                     }
-                    if m.offset() + 1 >= committed {
-                        break;
-                    }
+                    complete = m.offset() + 1 >= committed;
                 }
-                Some(Ok(_)) => break,
-                Some(Err(e)) => tracing::warn!(partition = p, error = %e, "dedup priming read failed"),
+                // Past the committed offset, or at the end of the log: nothing before it is left.
+                Some(Ok(_)) | Some(Err(KafkaError::PartitionEOF(_))) => complete = true,
+                Some(Err(e)) => return Err(format!("reading the window: {e}")),
                 None => {}
             }
+        }
+        if !complete {
+            return Err(format!("the window before offset {committed} was not read within 120 s"));
         }
         tracing::info!(
             partition = p,
@@ -271,7 +287,7 @@ impl Owner {
             ms = started.elapsed().as_millis() as u64,
             "primed dedup window"
         );
-        window
+        Ok(window)
     }
 
     fn release(&mut self, parts: &[i32]) {
