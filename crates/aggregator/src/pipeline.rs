@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use counting::{DedupWindow, FlushPlan, Folded, PartitionBuffer, RowKey, StoredRow};
+use counting::{DedupWindow, FlushPlan, Folded, PartitionBuffer, RangeRead, RowCache, StoredRow};
 use futures::StreamExt;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -26,35 +26,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::FlushConfig;
 use crate::store::{RollupStore, backoff, decode};
 
-/// Rows this owner knows the stored state of, so steady-state flushes write
-/// without reading. Only the owner writes these rows, so the cache stays true
-/// for as long as the partition is ours; it is dropped with the partition.
-#[derive(Default)]
-struct RowCache {
-    rows: HashMap<RowKey, (StoredRow, u64)>,
-    flushes: u64,
-}
-
-impl RowCache {
-    fn get(&self, key: &RowKey) -> Option<StoredRow> {
-        self.rows.get(key).map(|(r, _)| *r)
-    }
-
-    fn put(&mut self, key: RowKey, row: StoredRow) {
-        self.rows.insert(key, (row, self.flushes));
-    }
-
-    /// Ends a flush: forgets rows untouched for `idle` flushes.
-    fn sweep(&mut self, idle: u64) {
-        self.flushes += 1;
-        let now = self.flushes;
-        self.rows.retain(|_, (_, touched)| now - *touched <= idle);
-    }
-}
-
 struct Slot {
     epoch: i64,
     buffer: PartitionBuffer,
+    /// What this owner knows of its rows, so steady-state flushes write without
+    /// reading. Only the owner writes them, so it stays true while the partition
+    /// is ours; it is dropped with the partition.
     cache: RowCache,
     /// Written but not yet committed (the commit failed): commit before flushing again,
     /// or the in-doubt range would span two flushes.
@@ -81,6 +58,9 @@ pub struct Owner {
     shutdown: CancellationToken,
     /// Milliseconds since the epoch of the loop's last turn, for /readyz.
     pub heartbeat: Arc<AtomicI64>,
+    /// Registered once: looking a metric up by name costs more than folding an event.
+    messages: metrics::Counter,
+    duplicates: metrics::Counter,
 }
 
 pub struct Ctx {
@@ -163,6 +143,8 @@ impl Owner {
         primer: rdkafka::ClientConfig,
         shutdown: CancellationToken,
     ) -> Self {
+        // Handles registered before the recorder exists would count into the void.
+        let _ = platform::telemetry::metrics_handle();
         Self {
             topic,
             dlq_topic,
@@ -175,6 +157,8 @@ impl Owner {
             primer,
             shutdown,
             heartbeat: Arc::new(AtomicI64::new(0)),
+            messages: metrics::counter!("aggregator_messages_total"),
+            duplicates: metrics::counter!("aggregator_duplicates_dropped_total"),
         }
     }
 
@@ -310,7 +294,7 @@ impl Owner {
                 Some(id)
                     if self.dedup_window_ms > 0 && slot.dedup.observe(id, msg.timestamp().to_millis().unwrap_or(0)) =>
                 {
-                    metrics::counter!("aggregator_duplicates_dropped_total").increment(1);
+                    self.duplicates.increment(1);
                     None
                 }
                 _ => Some(d.event),
@@ -324,11 +308,11 @@ impl Owner {
             let Some(slot) = self.slots.get_mut(&p).filter(|s| !s.halted) else { return };
             match slot.buffer.fold(offset, event.as_ref()) {
                 Folded::Folded => {
-                    metrics::counter!("aggregator_messages_total").increment(1);
+                    self.messages.increment(1);
                     return;
                 }
                 Folded::FlushNow => {
-                    metrics::counter!("aggregator_messages_total").increment(1);
+                    self.messages.increment(1);
                     metrics::counter!("aggregator_fenced_flushes_total").increment(1);
                     tracing::info!(partition = p, offset, "replayed up to the in-doubt flush; flushing exactly there");
                     self.flush(consumer, &[p]);
@@ -485,6 +469,10 @@ where
     }
 }
 
+/// Rows per write request: a single-partition unlogged batch, kept well under
+/// Cassandra's `batch_size_warn_threshold` (5 KiB; a row is about 80 bytes).
+const MAX_BATCH_ROWS: usize = 50;
+
 /// Row writes so far, for `flush.fail_after_writes`.
 static WRITES: AtomicU64 = AtomicU64::new(0);
 
@@ -520,38 +508,36 @@ async fn write_job(
         Some(false) => return Outcome::Fenced,
         Some(true) => {}
     }
-    // 2. Read the rows we do not know yet.
-    let missing: Vec<RowKey> = job.plan.deltas.iter().map(|(k, _)| *k).filter(|k| job.cache.get(k).is_none()).collect();
-    metrics::counter!("aggregator_row_reads_total").increment(missing.len() as u64);
-    let read: Vec<Option<(RowKey, Option<StoredRow>)>> = futures::stream::iter(missing)
-        .map(|key| async move {
+    // 2. Learn the rows we do not know yet: one range read per Cassandra partition.
+    let reads = job.cache.missing(job.plan.deltas.iter().map(|(k, _)| k));
+    metrics::counter!("aggregator_row_reads_total").increment(reads.len() as u64);
+    type Answer = Option<(RangeRead, Vec<(i64, StoredRow)>)>;
+    let read: Vec<Answer> = futures::stream::iter(reads)
+        .map(|r| async move {
             let _permit = permits.acquire().await.expect("semaphore open");
-            retry(cfg, shutdown, "read", || store.read(&key)).await.map(|row| (key, row))
+            retry(cfg, shutdown, "read", || store.read_range(&r)).await.map(|rows| (r, rows))
         })
         .buffer_unordered(cfg.concurrency.max(1))
         .collect()
         .await;
-    let mut stored: HashMap<RowKey, StoredRow> = HashMap::new();
     for r in read {
-        match r {
-            None => return Outcome::Abandoned,
-            Some((key, Some(row))) => {
-                stored.insert(key, row);
-            }
-            Some((_, None)) => {}
-        }
+        let Some((range, rows)) = r else { return Outcome::Abandoned };
+        job.cache.learn(&range, rows);
     }
     // 3. The last_offset rule.
-    let resolved = match job.plan.resolve(|k| job.cache.get(k).or_else(|| stored.get(k).copied())) {
+    let resolved = match job.plan.resolve(|k| job.cache.lookup(k).expect("every row is known after the reads")) {
         Ok(r) => r,
         Err(e) => return Outcome::Overlap(e),
     };
-    // 4. Write every row, retrying each until it lands.
-    let results: Vec<bool> = futures::stream::iter(resolved.writes.iter())
-        .map(|w| async move {
+    // 4. Write every row, retrying each batch until it lands. Writes are sorted by
+    //    key, so the rows of one Cassandra partition are adjacent.
+    let batches = resolved.writes.chunk_by(|a, b| a.key.part() == b.key.part()).flat_map(|c| c.chunks(MAX_BATCH_ROWS));
+    let results: Vec<bool> = futures::stream::iter(batches)
+        .map(|rows| async move {
             let _permit = permits.acquire().await.expect("semaphore open");
-            let ok = retry(cfg, shutdown, "write", || store.write(w, p, epoch)).await.is_some();
-            if cfg.fail_after_writes > 0 && WRITES.fetch_add(1, Ordering::SeqCst) + 1 >= cfg.fail_after_writes {
+            let ok = retry(cfg, shutdown, "write", || store.write_batch(rows, p, epoch)).await.is_some();
+            let n = rows.len() as u64;
+            if cfg.fail_after_writes > 0 && WRITES.fetch_add(n, Ordering::SeqCst) + n >= cfg.fail_after_writes {
                 tracing::error!(partition = p, "fault injection: aborting in the middle of a flush");
                 std::process::abort();
             }
@@ -561,12 +547,11 @@ async fn write_job(
         .collect()
         .await;
     if results.iter().any(|ok| !ok) {
+        // Some rows may hold this flush and others not: forget them all.
+        job.cache = RowCache::default();
         return Outcome::Abandoned;
     }
     // 5. Remember what the rows hold now.
-    for (key, row) in stored {
-        job.cache.put(key, row);
-    }
     for w in &resolved.writes {
         job.cache.put(w.key, StoredRow { value: w.value, last_offset: w.last_offset });
     }
@@ -576,22 +561,34 @@ async fn write_job(
 /// The consumer loop: poll, fold, flush on the interval, until shutdown; then a
 /// last flush and commit before the consumer leaves the group.
 pub fn run(consumer: BaseConsumer<Ctx>, shutdown: CancellationToken, interval: Duration, max_keys: usize) {
+    /// Messages folded between two looks at the clock, the buffer size and the gauges.
+    const CHECK_EVERY: u32 = 256;
     let owner = consumer.context().owner.clone();
     let heartbeat = owner.lock().expect("owner lock").heartbeat.clone();
+    let buffered = metrics::gauge!("aggregator_buffered_keys");
+    let errors = metrics::counter!("aggregator_consumer_errors_total");
     let mut next_flush = Instant::now() + interval;
+    let mut since_check = 0u32;
     while !shutdown.is_cancelled() {
         let msg = consumer.poll(Duration::from_millis(100));
         let mut o = owner.lock().expect("owner lock");
         match msg {
-            Some(Ok(m)) => o.handle(&consumer, &m),
+            Some(Ok(m)) => {
+                o.handle(&consumer, &m);
+                since_check += 1;
+                if since_check < CHECK_EVERY {
+                    continue;
+                }
+            }
             Some(Err(e)) => {
-                metrics::counter!("aggregator_consumer_errors_total").increment(1);
+                errors.increment(1);
                 tracing::warn!(error = %e, "consumer error");
             }
             None => {}
         }
+        since_check = 0;
         let keys = o.buffered_keys();
-        metrics::gauge!("aggregator_buffered_keys").set(keys as f64);
+        buffered.set(keys as f64);
         if Instant::now() >= next_flush || keys >= max_keys {
             o.flush_all(&consumer);
             next_flush = Instant::now() + interval;

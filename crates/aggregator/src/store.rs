@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use counting::{EventKind, Granularity, RowKey, RowWrite, StoredRow, write_timestamp};
+use counting::{EventKind, Granularity, RangeRead, RowWrite, StoredRow, write_timestamp};
+use futures::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::Consistency;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, Row};
 use uuid::Uuid;
@@ -15,7 +17,8 @@ use crate::config::Retention;
 
 pub struct RollupStore {
     session: Session,
-    read_row: PreparedStatement,
+    read_from: PreparedStatement,
+    read_between: PreparedStatement,
     write_row: PreparedStatement,
     read_state: PreparedStatement,
     create_state: PreparedStatement,
@@ -42,15 +45,12 @@ impl RollupStore {
     pub async fn new(session: Session, keyspace: &str, retention: Retention) -> anyhow::Result<Self> {
         let ks = keyspace;
         let s = &session;
-        let read_row = prepare(
-            s,
-            format!(
-                "SELECT value, last_offset FROM {ks}.rollups \
-                 WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket = ?"
-            ),
-            true,
-        )
-        .await?;
+        let select = format!(
+            "SELECT bucket, value, last_offset FROM {ks}.rollups \
+             WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ?"
+        );
+        let read_from = prepare(s, select.clone(), true).await?;
+        let read_between = prepare(s, format!("{select} AND bucket < ?"), true).await?;
         // Absolute values at a fenced timestamp: replaying this write is harmless.
         let write_row = prepare(
             s,
@@ -90,47 +90,65 @@ impl RollupStore {
             false,
         )
         .await?;
-        Ok(Self { session, read_row, write_row, read_state, create_state, bump_epoch, mark_attempted, retention })
+        Ok(Self {
+            session,
+            read_from,
+            read_between,
+            write_row,
+            read_state,
+            create_state,
+            bump_epoch,
+            mark_attempted,
+            retention,
+        })
     }
 
     pub fn session(&self) -> &Session {
         &self.session
     }
 
-    pub async fn read(&self, key: &RowKey) -> anyhow::Result<Option<StoredRow>> {
-        let res = self
-            .session
-            .execute_unpaged(
-                &self.read_row,
-                (key.video_id, key.kind.as_str(), key.granularity.as_str(), CqlTimestamp(key.bucket_ms)),
-            )
-            .await?
-            .into_rows_result()?;
-        Ok(res.maybe_first_row::<(Option<i64>, Option<i64>)>()?.map(|(value, last_offset)| StoredRow {
-            value: value.unwrap_or(0),
-            last_offset: last_offset.unwrap_or(-1),
-        }))
+    /// Every row of `r.part` in the bucket range `r.from..r.until`, as (bucket, row).
+    pub async fn read_range(&self, r: &RangeRead) -> anyhow::Result<Vec<(i64, StoredRow)>> {
+        let (p, from) = (&r.part, CqlTimestamp(r.from));
+        let key = (p.video_id, p.kind.as_str(), p.granularity.as_str());
+        let pager = match r.until {
+            None => self.session.execute_iter(self.read_from.clone(), (key.0, key.1, key.2, from)).await?,
+            Some(until) => {
+                let values = (key.0, key.1, key.2, from, CqlTimestamp(until));
+                self.session.execute_iter(self.read_between.clone(), values).await?
+            }
+        };
+        let rows = pager.rows_stream::<(CqlTimestamp, Option<i64>, Option<i64>)>()?;
+        Ok(rows
+            .map_ok(|(bucket, value, last_offset)| {
+                (bucket.0, StoredRow { value: value.unwrap_or(0), last_offset: last_offset.unwrap_or(-1) })
+            })
+            .try_collect()
+            .await?)
     }
 
-    pub async fn write(&self, w: &RowWrite, partition: i32, epoch: i64) -> anyhow::Result<()> {
-        let ttl = self.retention.ttl_secs(w.key.granularity);
-        let ts = write_timestamp(epoch, w.last_offset);
-        self.session
-            .execute_unpaged(
-                &self.write_row,
-                (
-                    w.key.video_id,
-                    w.key.kind.as_str(),
-                    w.key.granularity.as_str(),
-                    CqlTimestamp(w.key.bucket_ms),
-                    w.value,
-                    w.last_offset,
-                    partition,
-                    ttl,
-                    ts,
-                ),
-            )
-            .await?;
+    /// Writes rows of one Cassandra partition in a single unlogged batch (atomic
+    /// and isolated within a partition, and one request instead of many).
+    pub async fn write_batch(&self, rows: &[RowWrite], partition: i32, epoch: i64) -> anyhow::Result<()> {
+        debug_assert!(rows.windows(2).all(|w| w[0].key.part() == w[1].key.part()));
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values = Vec::with_capacity(rows.len());
+        for w in rows {
+            batch.append_statement(self.write_row.clone());
+            values.push((
+                w.key.video_id,
+                w.key.kind.as_str(),
+                w.key.granularity.as_str(),
+                CqlTimestamp(w.key.bucket_ms),
+                w.value,
+                w.last_offset,
+                partition,
+                self.retention.ttl_secs(w.key.granularity),
+                write_timestamp(epoch, w.last_offset),
+            ));
+        }
+        self.session.batch(&batch, values).await?;
         Ok(())
     }
 

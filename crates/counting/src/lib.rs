@@ -6,12 +6,14 @@
 //! which rollup rows cover a time range. Keeping it pure makes the exactly-once
 //! rule property-testable without servers (see `tests` in [`rollup`]).
 
+pub mod cache;
 pub mod dedup;
 pub mod kind;
 pub mod range;
 pub mod rollup;
 pub mod time;
 
+pub use cache::{PartKey, RangeRead, RowCache};
 pub use dedup::DedupWindow;
 pub use kind::EventKind;
 pub use range::{Span, plan_range};
