@@ -6,6 +6,7 @@
 pub mod config;
 pub mod pipeline;
 pub mod store;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -71,6 +72,7 @@ impl Application {
             .context("creating dead-letter producer")?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
+        telemetry::describe();
         Ok(Self { config, listener, store, dlq })
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod events;
 pub mod producer;
 pub mod routes;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -47,6 +48,7 @@ impl Application {
             platform::kafka::ensure_topics(&config.kafka).await?;
         }
         let producer = EventProducer::new(&config.kafka, &config.producer)?;
+        telemetry::describe(config.producer.queue_max_messages);
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
         let limit = config.http.max_body_bytes;
@@ -64,10 +66,20 @@ impl Application {
     /// requests finish and flushes the producer.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "ingest gateway listening");
+        let sampler = {
+            let (producer, stop) = (self.producer.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                while stop.run_until_cancelled(tick.tick()).await.is_some() {
+                    producer.sample_queue();
+                }
+            })
+        };
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .context("serving http")?;
+        let _ = sampler.await;
         let producer = self.producer;
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await?;
         tracing::info!("ingest gateway stopped");

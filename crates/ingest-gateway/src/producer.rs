@@ -57,23 +57,30 @@ impl EventProducer {
                 failed.get_or_insert(err);
             }
         }
-        metrics::gauge!("kafka_producer_in_flight_messages").set(self.producer.in_flight_count() as f64);
+        self.sample_queue();
         match failed {
             None => {
                 metrics::counter!("gateway_events_produced_total").increment(events.len() as u64);
                 Ok(())
             }
             Some(err) => {
+                let [queue_full, timed_out, other] = crate::telemetry::PRODUCE_ERROR_KINDS;
                 let kind = match &err {
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => "queue_full",
-                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => "timed_out",
-                    _ => "other",
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => queue_full,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => timed_out,
+                    _ => other,
                 };
                 metrics::counter!("gateway_produce_errors_total", "kind" => kind).increment(1);
                 tracing::warn!(error = %err, kind, "produce failed, answering 503");
                 Err(Problem::unavailable("the event log is not accepting events right now; retry later", 1))
             }
         }
+    }
+
+    /// Sets the queue-depth gauge. Called after every send and once a second, so the
+    /// gauge also falls back when traffic stops.
+    pub fn sample_queue(&self) {
+        metrics::gauge!("kafka_producer_in_flight_messages").set(self.producer.in_flight_count() as f64);
     }
 
     /// Waits for everything queued to be delivered (graceful shutdown).

@@ -159,7 +159,7 @@ async fn fill_problem_instance(req: Request, next: Next) -> Response {
 }
 
 /// Request rate, errors and latency per route template (never raw paths: ids would
-/// explode the label set).
+/// explode the label set). Paths no route matches count as `unmatched`.
 async fn track_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route =
@@ -208,6 +208,12 @@ async fn metrics_text() -> Response {
 pub fn service_router(api: Router, ready: Arc<dyn Readiness>) -> Router {
     // Install the recorder now, before the first request is counted.
     let _ = crate::telemetry::metrics_handle();
+    metrics::describe_counter!("http_requests_total", "HTTP requests answered, by route template, method and status");
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency until the response head, by route template and method"
+    );
     let ops = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz).with_state(ready))
@@ -215,7 +221,8 @@ pub fn service_router(api: Router, ready: Arc<dyn Readiness>) -> Router {
     api.merge(ops)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .route_layer(middleware::from_fn(track_metrics))
+        // `layer`, not `route_layer`: the 404 fallback is counted too (as `unmatched`).
+        .layer(middleware::from_fn(track_metrics))
         .layer(middleware::from_fn(fill_problem_instance))
 }
 

@@ -1,6 +1,8 @@
 //! Time-ranged counts: read the rollup rows that `counting::plan_range` picks and
 //! add them up. At most five clustering-range reads, run concurrently.
 
+use std::time::Instant;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use counting::range::describe;
 use counting::{EventKind, Granularity, Span, plan_range};
@@ -30,6 +32,7 @@ pub struct ViewsCount {
 
 impl CountStore {
     pub async fn new(session: Session, keyspace: &str) -> anyhow::Result<Self> {
+        describe_metrics();
         let mut range = session
             .prepare(format!(
                 "SELECT value FROM {keyspace}.rollups \
@@ -44,7 +47,20 @@ impl CountStore {
         &self.session
     }
 
+    /// One clustering-range read, timed and counted by granularity.
     async fn sum_span(&self, video: Uuid, kind: EventKind, span: Span) -> anyhow::Result<i64> {
+        let started = Instant::now();
+        let result = self.read_span(video, kind, span).await;
+        let granularity = span.granularity.as_str();
+        metrics::histogram!("query_cassandra_read_duration_seconds", "granularity" => granularity)
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(1);
+        }
+        result
+    }
+
+    async fn read_span(&self, video: Uuid, kind: EventKind, span: Span) -> anyhow::Result<i64> {
         let (start, end) = match span.granularity {
             // The all-time row lives at bucket 0.
             Granularity::Total => (0, 1),
@@ -80,6 +96,22 @@ impl CountStore {
         let sums = try_join_all(spans.iter().map(|s| self.sum_span(video, kind, *s))).await?;
         Ok((sums.into_iter().sum(), spans))
     }
+}
+
+fn describe_metrics() {
+    let _ = platform::telemetry::metrics_handle();
+    metrics::describe_histogram!(
+        "query_cassandra_read_duration_seconds",
+        metrics::Unit::Seconds,
+        "One rollup range read from Cassandra (all its pages), by granularity; failed reads included"
+    );
+    metrics::describe_counter!(
+        "query_cassandra_errors_total",
+        metrics::Unit::Count,
+        "Failed Cassandra requests, by op"
+    );
+    // Registered at zero: a counter that first appears at 1 hides that increment from `increase()`.
+    metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(0);
 }
 
 pub fn rfc3339(ms: i64) -> String {

@@ -149,6 +149,11 @@ impl TestEnv {
         self.children.len() - 1
     }
 
+    /// Where aggregator `i` serves /metrics.
+    pub fn aggregator_metrics_url(&self, i: usize) -> &str {
+        &self.metrics[i]
+    }
+
     /// A metric of aggregator `i` (sum over label sets), 0 when absent.
     pub async fn aggregator_metric(&self, i: usize, name: &str) -> f64 {
         let Ok(res) = self.http.get(&self.metrics[i]).send().await else { return 0.0 };
