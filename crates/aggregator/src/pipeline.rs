@@ -277,6 +277,8 @@ impl Owner {
     fn release(&mut self, parts: &[i32]) {
         for p in parts {
             self.slots.remove(p);
+            // The new owner reports this partition's lag from now on.
+            metrics::gauge!("aggregator_consumer_lag_messages", "partition" => p.to_string()).set(0.0);
         }
         metrics::gauge!("aggregator_assigned_partitions").set(self.slots.len() as f64);
     }
@@ -449,8 +451,12 @@ where
     let max = Duration::from_millis(cfg.retry_max_ms);
     let mut give_up_at: Option<tokio::time::Instant> = None;
     let mut attempt = 0;
+    let latency = metrics::histogram!("aggregator_cassandra_request_duration_seconds", "op" => op);
     loop {
-        match f().await {
+        let started = tokio::time::Instant::now();
+        let result = f().await;
+        latency.record(started.elapsed().as_secs_f64());
+        match result {
             Ok(v) => return Some(v),
             Err(e) => {
                 metrics::counter!("aggregator_cassandra_errors_total", "op" => op).increment(1);
@@ -536,6 +542,7 @@ async fn write_job(
         .map(|rows| async move {
             let _permit = permits.acquire().await.expect("semaphore open");
             let ok = retry(cfg, shutdown, "write", || store.write_batch(rows, p, epoch)).await.is_some();
+            metrics::counter!("aggregator_write_requests_total").increment(1);
             let n = rows.len() as u64;
             if cfg.fail_after_writes > 0 && WRITES.fetch_add(n, Ordering::SeqCst) + n >= cfg.fail_after_writes {
                 tracing::error!(partition = p, "fault injection: aborting in the middle of a flush");

@@ -15,7 +15,12 @@ pub fn describe() {
     describe_counter!("aggregator_events_flushed_total", n, "Events in flushes whose rows were written");
     describe_counter!("aggregator_rows_written_total", n, "Rollup rows written to Cassandra");
     describe_counter!("aggregator_rows_skipped_total", n, "Rollup rows a flush skipped: they already held its events");
-    describe_counter!("aggregator_row_reads_total", n, "Rollup rows read before a write (not in the owner's cache)");
+    describe_counter!(
+        "aggregator_row_reads_total",
+        n,
+        "Range reads of a rollup partition before writing to it (what the owner's cache did not know)"
+    );
+    describe_counter!("aggregator_write_requests_total", n, "Write requests (single-partition batches of rows)");
     describe_counter!(
         "aggregator_dead_letters_total",
         n,
@@ -42,6 +47,11 @@ pub fn describe() {
         "aggregator_consumer_lag_messages",
         n,
         "Messages between the committed offset and the end of the log, by partition (librdkafka statistics, every 5 s)"
+    );
+    describe_histogram!(
+        "aggregator_cassandra_request_duration_seconds",
+        Unit::Seconds,
+        "One Cassandra request of the aggregator, successful or not, by op"
     );
     describe_histogram!(
         "aggregator_flush_duration_seconds",
