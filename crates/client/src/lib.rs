@@ -13,11 +13,11 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), vcount_client::Error> {
-//! use vcount_client::{BatcherConfig, Client, ClientConfig, Event, EventType};
+//! use vcount_client::{BatcherConfig, Client, ClientConfig, Event, EventKind};
 //! let client = Client::new(ClientConfig::new("http://127.0.0.1:18080"))?;
 //! let video = uuid::Uuid::new_v4();
 //! let id = client.send(Event::view(video)).await?;
-//! let outcome = client.send_batch(vec![Event::view(video), Event::new(video, EventType::Like)]).await?;
+//! let outcome = client.send_batch(vec![Event::view(video), Event::new(video, EventKind::Like)]).await?;
 //! assert_eq!(outcome.accepted(), 2);
 //! let batcher = client.batcher(BatcherConfig::default());
 //! let id = batcher.submit(Event::view(video)).await?;
@@ -41,7 +41,7 @@ use uuid::Uuid;
 pub use batcher::{Batcher, BatcherConfig, Ticket};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use error::{Error, Failure};
-pub use event::{Event, EventType};
+pub use event::{Event, EventKind};
 pub use retry::{RetryPolicy, parse_retry_after};
 
 #[derive(Clone, Debug)]

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use vcount_client::{BatcherConfig, Client, ClientConfig, Event, EventType, RetryPolicy};
+use vcount_client::{BatcherConfig, Client, ClientConfig, Event, EventKind, RetryPolicy};
 
 fn brokers() -> String {
     std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
@@ -156,7 +156,7 @@ async fn lost_answers_are_retried_under_the_same_event_ids() {
     let mut sent = Vec::new();
     // Single events, one after another.
     for i in 0..30 {
-        let e = Event::new(videos[i % 5], if i % 4 == 0 { EventType::Like } else { EventType::View });
+        let e = Event::new(videos[i % 5], if i % 4 == 0 { EventKind::Like } else { EventKind::View });
         sent.push(client.send(e).await.expect("acknowledged in the end"));
     }
     // Batches.
@@ -167,7 +167,8 @@ async fn lost_answers_are_retried_under_the_same_event_ids() {
         sent.extend(outcome.results.into_iter().map(Result::unwrap));
     }
     // The batcher, with concurrent submitters.
-    let batcher = client.batcher(BatcherConfig { max_batch: 8, linger: Duration::from_millis(20), ..Default::default() });
+    let batcher =
+        client.batcher(BatcherConfig { max_batch: 8, linger: Duration::from_millis(20), ..Default::default() });
     let tickets: Vec<_> = futures_tickets(&batcher, &videos, 40).await;
     for t in tickets {
         let id = t.event_id();

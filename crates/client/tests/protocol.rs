@@ -15,7 +15,8 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use vcount_client::{
-    BatcherConfig, BreakerConfig, BreakerState, Client, ClientConfig, Error, Event, EventType, Failure, RetryPolicy,
+    Batcher, BatcherConfig, BreakerConfig, BreakerState, Client, ClientConfig, Error, Event, EventKind, Failure,
+    RetryPolicy,
 };
 
 /// What the fake answers to the next request.
@@ -122,6 +123,14 @@ fn config(base: &str) -> ClientConfig {
     c
 }
 
+/// A client with this many attempts per call and this breaker.
+fn breaker_client(base: &str, attempts: u32, threshold: u32, cooldown: Duration) -> Client {
+    let mut cfg = config(base);
+    cfg.retry.max_attempts = attempts;
+    cfg.breaker = BreakerConfig { failure_threshold: threshold, cooldown };
+    Client::new(cfg).unwrap()
+}
+
 fn video() -> Uuid {
     Uuid::new_v4()
 }
@@ -218,10 +227,7 @@ async fn refused_connections_are_retried_up_to_the_attempt_limit() {
 #[tokio::test]
 async fn the_breaker_opens_fails_fast_probes_and_closes() {
     let (fake, base) = Fake::start(vec![Reply::Status(503); 3]).await;
-    let mut cfg = config(&base);
-    cfg.retry.max_attempts = 1;
-    cfg.breaker = BreakerConfig { failure_threshold: 3, cooldown: Duration::from_millis(300) };
-    let client = Client::new(cfg).unwrap();
+    let client = breaker_client(&base, 1, 3, Duration::from_millis(300));
     for _ in 0..2 {
         assert!(matches!(client.send(Event::view(video())).await, Err(Error::GaveUp { .. })));
         assert_eq!(client.breaker_state(), BreakerState::Closed);
@@ -255,10 +261,7 @@ async fn the_breaker_opens_fails_fast_probes_and_closes() {
 #[tokio::test]
 async fn a_failed_probe_opens_the_circuit_again() {
     let (fake, base) = Fake::start(vec![Reply::Status(500); 2]).await;
-    let mut cfg = config(&base);
-    cfg.retry.max_attempts = 1;
-    cfg.breaker = BreakerConfig { failure_threshold: 1, cooldown: Duration::from_millis(100) };
-    let client = Client::new(cfg).unwrap();
+    let client = breaker_client(&base, 1, 1, Duration::from_millis(100));
     assert!(client.send(Event::view(video())).await.is_err());
     assert_eq!(client.breaker_state(), BreakerState::Open);
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -270,10 +273,7 @@ async fn a_failed_probe_opens_the_circuit_again() {
 #[tokio::test]
 async fn the_breaker_stops_a_retry_loop() {
     let (fake, base) = Fake::start(vec![Reply::Status(503); 10]).await;
-    let mut cfg = config(&base);
-    cfg.retry.max_attempts = 10;
-    cfg.breaker = BreakerConfig { failure_threshold: 2, cooldown: Duration::from_secs(60) };
-    let client = Client::new(cfg).unwrap();
+    let client = breaker_client(&base, 10, 2, Duration::from_secs(60));
     let err = client.send(Event::view(video())).await.unwrap_err();
     assert!(matches!(err, Error::CircuitOpen { attempts: 2, .. }), "{err:?}");
     assert_eq!(fake.seen().len(), 2);
@@ -284,7 +284,7 @@ async fn batch_rejections_map_to_their_events_and_are_not_retried() {
     let (fake, base) = Fake::start([Reply::Status(503), Reply::Reject(vec![(1, "videoId"), (3, "occurredAt")])]).await;
     let client = Client::new(config(&base)).unwrap();
     let v = video();
-    let events: Vec<Event> = (0..5).map(|i| Event::new(v, EventType::Like).with_value(i + 1)).collect();
+    let events: Vec<Event> = (0..5).map(|i| Event::new(v, EventKind::Like).with_value(i + 1)).collect();
     let outcome = client.send_batch(events).await.unwrap();
     assert_eq!(outcome.accepted(), 3);
     let seen = fake.seen();
@@ -309,12 +309,7 @@ async fn batch_rejections_map_to_their_events_and_are_not_retried() {
 async fn the_batcher_fills_batches_by_size() {
     let (fake, base) = Fake::start([]).await;
     let client = Client::new(config(&base)).unwrap();
-    let batcher = client.batcher(BatcherConfig {
-        max_batch: 4,
-        linger: Duration::from_secs(30),
-        max_in_flight: 2,
-        queue_capacity: 100,
-    });
+    let batcher = batcher(&client, 4, Duration::from_secs(30));
     let started = Instant::now();
     let mut tickets = Vec::new();
     for _ in 0..8 {
@@ -333,12 +328,7 @@ async fn the_batcher_fills_batches_by_size() {
 async fn the_batcher_sends_a_partial_batch_after_the_linger() {
     let (fake, base) = Fake::start([]).await;
     let client = Client::new(config(&base)).unwrap();
-    let batcher = client.batcher(BatcherConfig {
-        max_batch: 100,
-        linger: Duration::from_millis(300),
-        max_in_flight: 2,
-        queue_capacity: 100,
-    });
+    let batcher = batcher(&client, 100, Duration::from_millis(300));
     let started = Instant::now();
     let results = futures_join(&batcher, 3).await;
     let waited = started.elapsed();
@@ -349,7 +339,11 @@ async fn the_batcher_sends_a_partial_batch_after_the_linger() {
     assert!(waited >= Duration::from_millis(300), "sent after {waited:?}, before the linger");
 }
 
-async fn futures_join(batcher: &vcount_client::Batcher, n: usize) -> Vec<Result<Uuid, Error>> {
+fn batcher(client: &Client, max_batch: usize, linger: Duration) -> Batcher {
+    client.batcher(BatcherConfig { max_batch, linger, max_in_flight: 2, queue_capacity: 100 })
+}
+
+async fn futures_join(batcher: &Batcher, n: usize) -> Vec<Result<Uuid, Error>> {
     let mut handles = Vec::new();
     for _ in 0..n {
         let b = batcher.clone();
@@ -366,12 +360,7 @@ async fn futures_join(batcher: &vcount_client::Batcher, n: usize) -> Vec<Result<
 async fn the_batcher_reports_each_events_own_outcome() {
     let (fake, base) = Fake::start([Reply::Status(503), Reply::Reject(vec![(2, "userId")])]).await;
     let client = Client::new(config(&base)).unwrap();
-    let batcher = client.batcher(BatcherConfig {
-        max_batch: 4,
-        linger: Duration::from_secs(30),
-        max_in_flight: 1,
-        queue_capacity: 10,
-    });
+    let batcher = batcher(&client, 4, Duration::from_secs(30));
     let mut tickets = Vec::new();
     for _ in 0..4 {
         tickets.push(batcher.enqueue(Event::view(video())).await.unwrap());
