@@ -1,46 +1,91 @@
 //! A load generator for the pipeline.
 //!
-//! Arrivals are open-loop: request `i` is due at `start + i / rate` whether or not
-//! earlier ones have answered, and its latency is measured from that due time. When
-//! the system falls behind, the queueing shows up in the latencies instead of
-//! silently lowering the offered rate (coordinated omission). Concurrency is
-//! bounded by `connections`; a request waiting for a free connection is already
-//! late, and its latency says so.
+//! Arrivals are open-loop by default: request `i` is due at its scheduled time
+//! (a constant rate, or a linear ramp) whether or not earlier ones have answered,
+//! and its latency is measured from that due time. When the system falls behind,
+//! the queueing shows up in the latencies instead of silently lowering the
+//! offered rate (coordinated omission). Concurrency is bounded by `connections`;
+//! a request waiting for a free connection is already late, and its latency says
+//! so. The closed-loop mode instead runs `connections` workers back to back and
+//! measures from each actual send: it finds the throughput ceiling, not latency
+//! under a given load.
 //!
 //! Every acknowledged event is written in a ledger. After the run, the generator
-//! waits for the pipeline to drain and compares each video's all-time count with
-//! the ledger: lost and double-counted events are reported, never assumed.
+//! waits for the pipeline to drain and compares each video's all-time count (per
+//! event type) and, for a sample of videos, a few time ranges with the ledger:
+//! lost and double-counted events are reported, never assumed. While the load
+//! runs, probe videos measure freshness and an optional read load measures
+//! getViewsCount latency.
 
-use std::collections::HashMap;
+mod drive;
+mod freshness;
+mod ledger;
+mod reads;
+mod report;
+mod workload;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hdrhistogram::Histogram;
-use rand::Rng;
 use serde::Serialize;
-use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
-use uuid::Uuid;
+use tokio::time::Instant;
+use vcount_client::{BatcherConfig, BreakerConfig, Client, ClientConfig, EventKind, RetryPolicy};
+
+pub use ledger::{Exactness, RangeCheck};
+pub use report::{ClientFigures, Freshness, Latency, RangeReads, Reads, Report};
+pub use workload::{Schedule, parse_types};
+
+use drive::{Driver, Sent};
+use ledger::Ledger;
+use workload::{Popularity, Workload};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// One body-less `POST /api/v1/videos/id/{id}/view` per request.
+    /// One event per request: by default KillrVideo's body-less
+    /// `POST /api/v1/videos/id/{id}/view`; with `--target-kind events`,
+    /// `POST /api/v1/events` through the client library.
     Single,
-    /// `POST /api/v1/events:batch` with `batch_size` events per request.
+    /// `POST /api/v1/events:batch` with `batch_size` events per request, through
+    /// the client library.
     Batch,
+    /// One event per arrival, handed to the client library's batcher, which
+    /// groups them (at most `batch_size`, `linger`); latency per event.
+    Batcher,
+}
+
+/// The endpoint `--mode single` posts to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// `POST {gateway}/api/v1/videos/id/{id}/view`, no body, no event id; what
+    /// the peers implement.
+    #[default]
+    View,
+    /// `POST {gateway}/api/v1/events` through the client library, with event
+    /// ids, users, types and `occurredAt`.
+    Events,
 }
 
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
     /// Gateway base URL, e.g. `http://127.0.0.1:18080`.
     pub gateway: String,
-    /// Query service base URL; with it, the run ends with an exactness check.
+    /// Query service base URL; with it, the run ends with an exactness check,
+    /// and freshness and reads can be measured.
     pub query: Option<String>,
     pub mode: Mode,
-    /// Requests per second offered.
+    pub target: Target,
+    /// Requests per second offered (events per second for `batcher`); with
+    /// `ramp_to`, the rate at the start.
     pub rate: f64,
+    /// Ramp the rate linearly to this by the end of the run.
+    pub ramp_to: Option<f64>,
+    /// `connections` workers sending back to back instead of a schedule.
+    pub closed_loop: bool,
     pub duration: Duration,
     /// Requests due in this first stretch are sent and counted in the ledger, but
     /// left out of the latency histogram (connection set-up, JIT, caches).
@@ -51,202 +96,283 @@ pub struct LoadConfig {
     /// Zipf exponent of video popularity; 0 is uniform.
     pub zipf: f64,
     pub batch_size: usize,
-    /// Batch mode: `occurredAt` spread uniformly over this many seconds before now.
+    /// Events endpoints: `occurredAt` spread uniformly over this many seconds before now.
     pub spread_secs: i64,
+    /// Events endpoints: user ids drawn from a pool this big (0: anonymous).
+    pub users: usize,
+    /// Events endpoints: event types and their weights.
+    pub types: Vec<(EventKind, u32)>,
     /// How long the exactness check waits for the pipeline to drain.
     pub drain_timeout: Duration,
+    /// Per-attempt request timeout.
+    pub request_timeout: Duration,
+    /// Client library: attempts per request, the first included.
+    pub max_attempts: u32,
+    /// Batcher: longest wait of an event for its batch.
+    pub linger: Duration,
+    /// One probe view this often (with a query URL); `None` turns freshness off.
+    pub freshness_interval: Option<Duration>,
+    pub probe_videos: usize,
+    pub freshness_poll: Duration,
+    /// getViewsCount reads per second during the load (0: none).
+    pub read_qps: f64,
+    pub read_connections: usize,
+    /// Videos whose time ranges are checked against the ledger.
+    pub range_videos: usize,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Latency {
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Exactness {
-    pub videos: usize,
-    pub ledger_events: u64,
-    pub counted_events: i64,
-    pub lost: i64,
-    pub double_counted: i64,
-    /// Seconds from the end of the load until every count matched (or the timeout).
-    pub drain_secs: f64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub mode: Mode,
-    pub offered_rate: f64,
-    pub duration_secs: f64,
-    pub warmup_secs: f64,
-    pub connections: usize,
-    pub videos: usize,
-    pub zipf: f64,
-    pub batch_size: usize,
-    pub requests: u64,
-    pub requests_ok: u64,
-    pub requests_failed: u64,
-    pub events_acked: u64,
-    pub achieved_requests_per_sec: f64,
-    pub acked_events_per_sec: f64,
-    pub latency: Latency,
-    pub exactness: Option<Exactness>,
-}
-
-/// Picks videos with Zipf-distributed popularity (rank 1 most popular).
-struct Popularity {
-    videos: Vec<Uuid>,
-    cdf: Vec<f64>,
-}
-
-impl Popularity {
-    fn new(n: usize, s: f64) -> Self {
-        let videos: Vec<Uuid> = (0..n.max(1)).map(|_| Uuid::new_v4()).collect();
-        let mut acc = 0.0;
-        let mut cdf: Vec<f64> = (0..videos.len())
-            .map(|k| {
-                acc += 1.0 / ((k + 1) as f64).powf(s);
-                acc
-            })
-            .collect();
-        for c in &mut cdf {
-            *c /= acc;
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            gateway: "http://127.0.0.1:18080".into(),
+            query: None,
+            mode: Mode::Single,
+            target: Target::View,
+            rate: 1000.0,
+            ramp_to: None,
+            closed_loop: false,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(3),
+            connections: 64,
+            videos: 1000,
+            zipf: 1.0,
+            batch_size: 100,
+            spread_secs: 3600,
+            users: 0,
+            types: vec![(EventKind::View, 1)],
+            drain_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            linger: Duration::from_millis(5),
+            freshness_interval: Some(Duration::from_millis(200)),
+            probe_videos: 4,
+            freshness_poll: Duration::from_millis(50),
+            read_qps: 0.0,
+            read_connections: 64,
+            range_videos: 20,
         }
-        Self { videos, cdf }
-    }
-
-    fn pick(&self, rng: &mut impl Rng) -> Uuid {
-        let u: f64 = rng.random();
-        let i = self.cdf.partition_point(|&c| c < u).min(self.videos.len() - 1);
-        self.videos[i]
     }
 }
 
-/// What one request came to.
+impl LoadConfig {
+    fn uses_view_endpoint(&self) -> bool {
+        self.mode == Mode::Single && self.target == Target::View
+    }
+
+    fn target_name(&self) -> &'static str {
+        match (self.mode, self.target) {
+            (Mode::Single, Target::View) => "view",
+            (Mode::Single, Target::Events) => "events",
+            (Mode::Batch | Mode::Batcher, _) => "events:batch",
+        }
+    }
+
+    fn client(&self) -> anyhow::Result<Client> {
+        let mut c = ClientConfig::new(&self.gateway);
+        c.request_timeout = self.request_timeout;
+        c.pool_max_idle_per_host = self.connections;
+        c.retry = RetryPolicy { max_attempts: self.max_attempts.max(1), ..RetryPolicy::default() };
+        // A load test wants the breaker's verdict to be about the gateway, not
+        // about a few unlucky requests among thousands in flight.
+        c.breaker = BreakerConfig { failure_threshold: 50, cooldown: Duration::from_secs(1) };
+        Ok(Client::new(c)?)
+    }
+}
+
+/// Counters for the progress line.
+#[derive(Default)]
+struct Progress {
+    done: AtomicU64,
+    failed: AtomicU64,
+    reads: Arc<AtomicU64>,
+    probes: Arc<AtomicU64>,
+}
+
+/// What one unit of load came to, for the collector.
 struct Outcome {
     latency: Duration,
     /// Due during the warm-up: not in the histogram.
     warmup: bool,
-    /// Videos of the events it carried, when acknowledged.
-    acked: Option<Vec<Uuid>>,
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-async fn send(http: &reqwest::Client, cfg: &LoadConfig, pop: &Popularity) -> Option<Vec<Uuid>> {
-    match cfg.mode {
-        Mode::Single => {
-            let video = pop.pick(&mut rand::rng());
-            let url = format!("{}/api/v1/videos/id/{video}/view", cfg.gateway);
-            let res = http.post(url).send().await.ok()?;
-            (res.status() == 204).then(|| vec![video])
-        }
-        Mode::Batch => {
-            let now = chrono::Utc::now().timestamp_millis();
-            let (videos, body): (Vec<Uuid>, Vec<serde_json::Value>) = {
-                let mut rng = rand::rng();
-                (0..cfg.batch_size)
-                    .map(|_| {
-                        let v = pop.pick(&mut rng);
-                        let at = now - rng.random_range(0..cfg.spread_secs.max(1) * 1000);
-                        (v, json!({"videoId": v, "occurredAt": rfc3339(at)}))
-                    })
-                    .unzip()
-            };
-            let res = http.post(format!("{}/api/v1/events:batch", cfg.gateway)).json(&body).send().await.ok()?;
-            if res.status() != 202 {
-                return None;
-            }
-            let answer: serde_json::Value = res.json().await.ok()?;
-            // A partly rejected batch would make the ledger ambiguous: count it as failed.
-            (answer["accepted"] == videos.len()).then_some(videos)
-        }
-    }
+    sent: Sent,
 }
 
 /// Runs the load, then (with a query URL) the exactness check.
 pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
     anyhow::ensure!(cfg.rate > 0.0 && cfg.connections > 0, "rate and connections must be positive");
-    let http =
-        reqwest::Client::builder().pool_max_idle_per_host(cfg.connections).timeout(Duration::from_secs(30)).build()?;
-    let pop = Arc::new(Popularity::new(cfg.videos, cfg.zipf));
+    anyhow::ensure!(cfg.ramp_to.is_none_or(|r| r >= 0.0), "--ramp-to must not be negative");
+    anyhow::ensure!(!(cfg.closed_loop && cfg.ramp_to.is_some()), "a ramp needs an open loop");
+    anyhow::ensure!(
+        !cfg.uses_view_endpoint() || (cfg.types.len() == 1 && cfg.types[0].0 == EventKind::View),
+        "the view endpoint counts views only: event types need --target-kind events or a batch mode"
+    );
+    let http = drive::http(cfg.connections, cfg.request_timeout)?;
+    let (driver, client) = if cfg.uses_view_endpoint() {
+        (Driver::View { http: http.clone(), gateway: cfg.gateway.clone() }, None)
+    } else {
+        let client = cfg.client()?;
+        let batcher = (cfg.mode == Mode::Batcher).then(|| {
+            client.batcher(BatcherConfig {
+                max_batch: cfg.batch_size.max(1),
+                linger: cfg.linger,
+                max_in_flight: cfg.connections,
+                queue_capacity: cfg.connections * cfg.batch_size.max(1) * 2,
+            })
+        });
+        (Driver::Client { client: client.clone(), batcher }, Some(client))
+    };
+    let driver = Arc::new(driver);
+    let work =
+        Arc::new(Workload::new(Popularity::new(cfg.videos, cfg.zipf), cfg.users, cfg.types.clone(), cfg.spread_secs));
+    let mut ledger = Ledger::new(work.popularity.sample(cfg.range_videos));
     let cfg = Arc::new(cfg);
-    let total = (cfg.rate * cfg.duration.as_secs_f64()).round() as u64;
-    let permits = Arc::new(Semaphore::new(cfg.connections));
+    let progress = Arc::new(Progress::default());
     let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
-    let done = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
 
-    let progress = {
-        let (done, failed) = (done.clone(), failed.clone());
+    let ticker = {
+        let p = progress.clone();
         tokio::spawn(async move {
             let mut last = 0;
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let d = done.load(Ordering::Relaxed);
-                eprintln!("  {d:>9} answered ({:>7}/s), {:>6} failed", d - last, failed.load(Ordering::Relaxed));
+                let d = p.done.load(Ordering::Relaxed);
+                eprintln!(
+                    "  {d:>9} answered ({:>7}/s), {:>6} failed, {:>6} reads, {:>4} probes",
+                    d - last,
+                    p.failed.load(Ordering::Relaxed),
+                    p.reads.load(Ordering::Relaxed),
+                    p.probes.load(Ordering::Relaxed),
+                );
                 last = d;
             }
         })
     };
 
     let collector = tokio::spawn(async move {
-        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-        let mut ledger: HashMap<Uuid, u64> = HashMap::new();
-        let (mut ok, mut bad, mut events) = (0u64, 0u64, 0u64);
+        let mut hist = report::histogram();
+        let mut acked = Vec::new();
+        let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+        let (mut ok, mut bad, mut rejected) = (0u64, 0u64, 0u64);
         while let Some(o) = rx.recv().await {
             if !o.warmup {
                 hist.saturating_record(o.latency.as_micros().max(1) as u64);
             }
-            match o.acked {
-                Some(videos) => {
-                    ok += 1;
-                    events += videos.len() as u64;
-                    for v in videos {
-                        *ledger.entry(v).or_insert(0) += 1;
-                    }
-                }
-                None => bad += 1,
+            if o.sent.ok {
+                ok += 1
+            } else {
+                bad += 1
             }
+            rejected += o.sent.rejected;
+            for e in o.sent.errors {
+                *errors.entry(e).or_insert(0) += 1;
+            }
+            acked.extend(o.sent.acked);
         }
-        (hist, ledger, ok, bad, events)
+        (hist, acked, errors, ok, bad, rejected)
     });
 
-    let start = tokio::time::Instant::now();
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / cfg.rate);
-        tokio::time::sleep_until(due).await;
-        let permit = permits.clone().acquire_owned().await.expect("semaphore open");
-        let (http, cfg, pop, tx, done, failed) =
-            (http.clone(), cfg.clone(), pop.clone(), tx.clone(), done.clone(), failed.clone());
-        tokio::spawn(async move {
-            let acked = send(&http, &cfg, &pop).await;
-            if acked.is_none() {
-                failed.fetch_add(1, Ordering::Relaxed);
+    let start = Instant::now();
+    let load_end = start + cfg.duration;
+    let side = {
+        let query = cfg.query.clone();
+        let freshness = match (&query, cfg.freshness_interval) {
+            (Some(q), Some(interval)) => Some(tokio::spawn(freshness::run(
+                driver.clone(),
+                http.clone(),
+                q.clone(),
+                freshness::Probes { videos: cfg.probe_videos, interval, poll: cfg.freshness_poll },
+                load_end,
+                cfg.drain_timeout,
+                progress.probes.clone(),
+            ))),
+            _ => None,
+        };
+        let reads = match &query {
+            Some(q) if cfg.read_qps > 0.0 => {
+                let reads_http = drive::http(cfg.read_connections, cfg.request_timeout)?;
+                Some(tokio::spawn(reads::run(
+                    reads_http,
+                    q.clone(),
+                    work.clone(),
+                    reads::ReadLoad { qps: cfg.read_qps, connections: cfg.read_connections, warmup: cfg.warmup },
+                    start,
+                    load_end,
+                    progress.reads.clone(),
+                )))
             }
-            done.fetch_add(1, Ordering::Relaxed);
-            let warmup = due - start < cfg.warmup;
-            let _ = tx.send(Outcome { latency: due.elapsed(), warmup, acked });
-            drop(permit);
-        });
+            _ => None,
+        };
+        (freshness, reads)
+    };
+
+    // A batcher event holds no connection while it waits for its batch.
+    let in_flight = if cfg.mode == Mode::Batcher { cfg.connections * cfg.batch_size.max(1) } else { cfg.connections };
+    if cfg.closed_loop {
+        let mut workers = Vec::new();
+        for _ in 0..in_flight {
+            let (driver, work, cfg, tx, progress) =
+                (driver.clone(), work.clone(), cfg.clone(), tx.clone(), progress.clone());
+            workers.push(tokio::spawn(async move {
+                while Instant::now() < load_end {
+                    let sent_at = Instant::now();
+                    let sent = driver.send(cfg.mode, cfg.batch_size, &work).await;
+                    report_one(&progress, &tx, sent_at.elapsed(), sent_at - start < cfg.warmup, sent);
+                }
+            }));
+        }
+        for w in workers {
+            w.await?;
+        }
+    } else {
+        let schedule = Schedule::new(cfg.rate, cfg.ramp_to.unwrap_or(cfg.rate), cfg.duration);
+        let permits = Arc::new(Semaphore::new(in_flight));
+        for i in 0..schedule.total() {
+            let due = start + schedule.at(i);
+            tokio::time::sleep_until(due).await;
+            let permit = permits.clone().acquire_owned().await.expect("semaphore open");
+            let (driver, work, cfg, tx, progress) =
+                (driver.clone(), work.clone(), cfg.clone(), tx.clone(), progress.clone());
+            tokio::spawn(async move {
+                let sent = driver.send(cfg.mode, cfg.batch_size, &work).await;
+                report_one(&progress, &tx, due.elapsed(), due - start < cfg.warmup, sent);
+                drop(permit);
+            });
+        }
     }
     drop(tx);
-    let (hist, ledger, ok, bad, events) = collector.await?;
+    let (hist, acked, errors, ok, bad, rejected) = collector.await?;
+    let load_done = std::time::Instant::now();
     let elapsed = start.elapsed().as_secs_f64();
-    progress.abort();
-
-    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
-    let exactness = match &cfg.query {
-        Some(q) => Some(check(&http, q, &ledger, cfg.drain_timeout).await?),
+    let reads = match side.1 {
+        Some(t) => Some(t.await?),
         None => None,
     };
+    let freshness = match side.0 {
+        Some(t) => {
+            let (figures, probes) = t.await?;
+            acked.iter().chain(&probes).for_each(|r| ledger.add(r));
+            Some(figures)
+        }
+        None => {
+            acked.iter().for_each(|r| ledger.add(r));
+            None
+        }
+    };
+    ticker.abort();
+
+    let events: u64 = acked.len() as u64;
+    let exactness = match &cfg.query {
+        Some(q) => Some(ledger::check(&http, q, &ledger, cfg.spread_secs, load_done, cfg.drain_timeout).await?),
+        None => None,
+    };
+    let client_figures = client.map(|c| {
+        let s = c.stats();
+        ClientFigures {
+            attempts: s.attempts,
+            retries: s.retries,
+            breaker_refusals: s.breaker_refusals,
+            breaker_trips: s.breaker_trips,
+        }
+    });
     Ok(Report {
         mode: cfg.mode,
         offered_rate: cfg.rate,
@@ -255,102 +381,39 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
         connections: cfg.connections,
         videos: cfg.videos,
         zipf: cfg.zipf,
-        batch_size: if cfg.mode == Mode::Batch { cfg.batch_size } else { 1 },
+        batch_size: if cfg.mode == Mode::Single { 1 } else { cfg.batch_size },
         requests: ok + bad,
         requests_ok: ok,
         requests_failed: bad,
         events_acked: events,
         achieved_requests_per_sec: (ok + bad) as f64 / elapsed,
         acked_events_per_sec: events as f64 / elapsed,
-        latency: Latency { p50_ms: ms(0.5), p99_ms: ms(0.99), p999_ms: ms(0.999), max_ms: hist.max() as f64 / 1000.0 },
+        latency: Latency::from(&hist),
         exactness,
+        target: cfg.target_name().into(),
+        arrival: if cfg.closed_loop {
+            "closed"
+        } else if cfg.ramp_to.is_some() {
+            "ramp"
+        } else {
+            "open"
+        }
+        .into(),
+        ramp_to: cfg.ramp_to,
+        users: if cfg.uses_view_endpoint() { 0 } else { cfg.users },
+        types: workload::format_types(&cfg.types),
+        events_rejected: rejected,
+        errors,
+        client: client_figures,
+        freshness,
+        reads,
     })
 }
 
-/// Waits until every video's all-time count equals the ledger, or the timeout;
-/// then reports what is missing and what is extra.
-async fn check(
-    http: &reqwest::Client,
-    query: &str,
-    ledger: &HashMap<Uuid, u64>,
-    timeout: Duration,
-) -> anyhow::Result<Exactness> {
-    let start = Instant::now();
-    loop {
-        let counts = futures::future::join_all(ledger.keys().map(|v| async move {
-            let url = format!("{query}/api/v1/videos/{v}/views");
-            let got = async { http.get(url).send().await?.error_for_status()?.json::<serde_json::Value>().await }
-                .await
-                .ok()
-                .and_then(|b| b["views"].as_i64());
-            (*v, got)
-        }))
-        .await;
-        let (mut lost, mut double, mut counted) = (0i64, 0i64, 0i64);
-        let mut unanswered = 0;
-        for (v, got) in &counts {
-            let want = ledger[v] as i64;
-            match got {
-                Some(g) => {
-                    counted += g;
-                    lost += (want - g).max(0);
-                    double += (g - want).max(0);
-                }
-                None => unanswered += 1,
-            }
-        }
-        let settled = unanswered == 0 && lost == 0 && double == 0;
-        if settled || start.elapsed() > timeout {
-            anyhow::ensure!(unanswered == 0, "{unanswered} count queries did not answer");
-            return Ok(Exactness {
-                videos: ledger.len(),
-                ledger_events: ledger.values().sum(),
-                counted_events: counted,
-                lost,
-                double_counted: double,
-                drain_secs: start.elapsed().as_secs_f64(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+fn report_one(progress: &Progress, tx: &mpsc::UnboundedSender<Outcome>, latency: Duration, warmup: bool, sent: Sent) {
+    if !sent.ok {
+        progress.failed.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-impl Report {
-    /// A human summary table.
-    pub fn table(&self) -> String {
-        let mut s = String::new();
-        let row = |s: &mut String, k: &str, v: String| s.push_str(&format!("  {k:<26} {v}\n"));
-        row(&mut s, "mode", format!("{:?} (batch size {})", self.mode, self.batch_size));
-        row(
-            &mut s,
-            "offered",
-            format!("{:.0} req/s for {:.1} s, {} connections", self.offered_rate, self.duration_secs, self.connections),
-        );
-        row(&mut s, "videos", format!("{} (zipf {})", self.videos, self.zipf));
-        row(&mut s, "requests ok / failed", format!("{} / {}", self.requests_ok, self.requests_failed));
-        row(
-            &mut s,
-            "achieved",
-            format!("{:.0} req/s, {:.0} events/s acked", self.achieved_requests_per_sec, self.acked_events_per_sec),
-        );
-        let l = &self.latency;
-        row(
-            &mut s,
-            "latency p50/p99/p99.9/max",
-            format!("{:.2} / {:.2} / {:.2} / {:.2} ms", l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms),
-        );
-        if let Some(e) = &self.exactness {
-            row(
-                &mut s,
-                "ledger vs counted",
-                format!("{} vs {} over {} videos", e.ledger_events, e.counted_events, e.videos),
-            );
-            row(
-                &mut s,
-                "lost / double-counted",
-                format!("{} / {} (settled after {:.1} s)", e.lost, e.double_counted, e.drain_secs),
-            );
-        }
-        s
-    }
+    progress.done.fetch_add(1, Ordering::Relaxed);
+    let _ = tx.send(Outcome { latency, warmup, sent });
 }

@@ -1,0 +1,128 @@
+//! How one unit of load is sent, and what it came to.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+use vcount_client::{Batcher, Client, Event, EventKind};
+
+use crate::Mode;
+use crate::workload::{Record, Workload};
+
+/// What one request (or, for the batcher, one event) came to.
+#[derive(Default)]
+pub struct Sent {
+    /// The gateway said 2xx.
+    pub ok: bool,
+    /// Events acknowledged.
+    pub acked: Vec<Record>,
+    /// One label per failed request or rejected event.
+    pub errors: Vec<String>,
+    pub rejected: u64,
+}
+
+impl Sent {
+    fn failed(kind: String) -> Self {
+        Self { errors: vec![kind], ..Self::default() }
+    }
+}
+
+/// Labels a raw HTTP failure like the client library labels its failures.
+pub fn http_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connect".into()
+    } else {
+        "transport".into()
+    }
+}
+
+pub enum Driver {
+    /// KillrVideo's body-less `POST /api/v1/videos/id/{id}/view`, what the peers
+    /// implement too. No event id: a retry could count twice, so none is made.
+    View { http: reqwest::Client, gateway: String },
+    /// The client library: `/api/v1/events`, `/api/v1/events:batch`, the batcher.
+    Client { client: Client, batcher: Option<Batcher> },
+}
+
+impl Driver {
+    pub async fn send(&self, mode: Mode, batch_size: usize, work: &Workload) -> Sent {
+        let now = chrono::Utc::now().timestamp_millis();
+        match (self, mode) {
+            (Driver::View { .. }, _) => {
+                let video = work.popularity.pick(&mut rand::rng());
+                match self.view(video).await {
+                    Ok(()) => Sent {
+                        ok: true,
+                        acked: vec![Record { video, kind: EventKind::View, at_ms: None }],
+                        ..Sent::default()
+                    },
+                    Err(kind) => Sent::failed(kind),
+                }
+            }
+            (Driver::Client { client, .. }, Mode::Single) => {
+                let (event, record) = work.event(&mut rand::rng(), now);
+                match client.send(event).await {
+                    Ok(_) => Sent { ok: true, acked: vec![record], ..Sent::default() },
+                    Err(e) => Sent { rejected: u64::from(e.is_rejected()), ..Sent::failed(e.kind()) },
+                }
+            }
+            (Driver::Client { client, .. }, Mode::Batch) => {
+                let (events, records): (Vec<Event>, Vec<Record>) = {
+                    let mut rng = rand::rng();
+                    (0..batch_size).map(|_| work.event(&mut rng, now)).unzip()
+                };
+                match client.send_batch(events).await {
+                    Ok(outcome) => {
+                        let mut sent = Sent { ok: true, ..Sent::default() };
+                        for (r, record) in outcome.results.into_iter().zip(records) {
+                            match r {
+                                Ok(_) => sent.acked.push(record),
+                                Err(_) => {
+                                    sent.rejected += 1;
+                                    sent.errors.push("rejected_422".into());
+                                }
+                            }
+                        }
+                        sent
+                    }
+                    Err(e) => Sent::failed(e.kind()),
+                }
+            }
+            (Driver::Client { client, batcher }, Mode::Batcher) => {
+                let (event, record) = work.event(&mut rand::rng(), now);
+                let result = match batcher {
+                    Some(b) => b.submit(event).await,
+                    None => client.send(event).await,
+                };
+                match result {
+                    Ok(_) => Sent { ok: true, acked: vec![record], ..Sent::default() },
+                    Err(e) => Sent { rejected: u64::from(e.is_rejected()), ..Sent::failed(e.kind()) },
+                }
+            }
+        }
+    }
+
+    async fn view(&self, video: Uuid) -> Result<(), String> {
+        let Driver::View { http, gateway } = self else { unreachable!("only the view driver posts views") };
+        let res = http.post(format!("{gateway}/api/v1/videos/id/{video}/view")).send().await;
+        match res {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("status_{}", r.status().as_u16())),
+            Err(e) => Err(http_error(&e)),
+        }
+    }
+
+    /// One view of a probe video, through the same endpoint as the load.
+    pub async fn probe(&self, video: Uuid) -> Result<(), String> {
+        match self {
+            Driver::View { .. } => self.view(video).await,
+            Driver::Client { client, .. } => client.send(Event::view(video)).await.map(|_| ()).map_err(|e| e.kind()),
+        }
+    }
+}
+
+/// A plain HTTP client for views and reads.
+pub fn http(connections: usize, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().pool_max_idle_per_host(connections).timeout(timeout).build()?)
+}
