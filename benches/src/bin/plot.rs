@@ -104,27 +104,25 @@ fn human(v: f64) -> String {
     }
 }
 
+/// Labels that fit the left margin.
+fn short(label: &str) -> String {
+    const MAX: usize = 56;
+    if label.chars().count() <= MAX {
+        return label.to_owned();
+    }
+    let mut s: String = label.chars().take(MAX - 1).collect();
+    s.push('…');
+    s
+}
+
 /// Horizontal bars: events per second per step, log scale.
 fn throughput_png(records: &[Record], path: &Path, title: &str) -> anyhow::Result<()> {
     let n = records.len();
     let root = BitMapBackend::new(path, (1400, 140 + 44 * n as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let (lo, hi) = log_bounds(records.iter().map(|r| r.achieved_per_sec));
-    let labels: Vec<String> = records.iter().map(Record::label).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Throughput, events/s (log scale) — {title}"), ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(520)
-        .build_cartesian_2d((lo..hi).log_scale(), -0.5..n as f64 - 0.5)?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_label_formatter(&|_| String::new())
-        .x_label_formatter(&|x| human(*x))
-        .label_style(("sans-serif", 15))
-        .draw()?;
-    row_labels(&root, &chart, lo, &labels)?;
+    let labels: Vec<String> = records.iter().map(|r| short(&r.label())).collect();
+    let mut chart = rows_chart(&root, &format!("Throughput, events/s (log scale) — {title}"), (lo, hi), &labels)?;
     for (i, r) in records.iter().enumerate() {
         let y = row_y(i, n);
         let v = r.achieved_per_sec.max(lo);
@@ -145,8 +143,8 @@ fn latency_png(records: &[Record], path: &Path, title: &str) -> anyhow::Result<(
     let rows: Vec<(String, Percentiles)> = records
         .iter()
         .flat_map(|r| {
-            let ingest = r.latency_ms.map(|l| (r.label(), l));
-            let read = r.read_latency_ms.map(|l| (format!("{} (reads)", r.label()), l));
+            let ingest = r.latency_ms.map(|l| (short(&r.label()), l));
+            let read = r.read_latency_ms.map(|l| (short(&format!("{} (reads)", r.label())), l));
             ingest.into_iter().chain(read)
         })
         .collect();
@@ -155,20 +153,7 @@ fn latency_png(records: &[Record], path: &Path, title: &str) -> anyhow::Result<(
     root.fill(&WHITE)?;
     let (lo, hi) = log_bounds(rows.iter().flat_map(|(_, l)| [l.p50, l.p99, l.p999]));
     let labels: Vec<&str> = rows.iter().map(|(l, _)| l.as_str()).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Latency, ms (log scale) — {title}"), ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(520)
-        .build_cartesian_2d((lo..hi).log_scale(), -0.5..n as f64 - 0.5)?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_label_formatter(&|_| String::new())
-        .x_label_formatter(&|x| human(*x))
-        .label_style(("sans-serif", 15))
-        .draw()?;
-    row_labels(&root, &chart, lo, &labels)?;
+    let mut chart = rows_chart(&root, &format!("Latency, ms (log scale) — {title}"), (lo, hi), &labels)?;
     let shades = [RGBColor(120, 180, 230), RGBColor(31, 119, 180), RGBColor(12, 45, 90)];
     let names = ["p50", "p99", "p99.9"];
     for (k, (name, shade)) in names.iter().zip(shades).enumerate() {
@@ -210,20 +195,40 @@ fn row_y(i: usize, n: usize) -> f64 {
     (n - 1 - i) as f64
 }
 
-/// Row names in the left margin, level with row `i` (at y = i), right-aligned.
-fn row_labels<S: AsRef<str>>(
-    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-    chart: &ChartContext<'_, BitMapBackend<'_>, Cartesian2d<LogCoord<f64>, plotters::coord::types::RangedCoordf64>>,
-    lo: f64,
+type Area<'b> = DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>;
+type RowsChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<LogCoord<f64>, plotters::coord::types::RangedCoordf64>>;
+
+/// A chart with one row per label (top-down), a log x axis over `(lo, hi)`, and
+/// the row names right-aligned in the left margin.
+fn rows_chart<'a, 'b, S: AsRef<str>>(
+    root: &'a Area<'b>,
+    caption: &str,
+    (lo, hi): (f64, f64),
     labels: &[S],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RowsChart<'a, 'b>> {
     use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let n = labels.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 24))
+        .margin(16)
+        .margin_right(70)
+        .x_label_area_size(40)
+        .y_label_area_size(520)
+        .build_cartesian_2d((lo..hi).log_scale(), -0.5..n as f64 - 0.5)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_label_formatter(&|_| String::new())
+        .x_label_formatter(&|x| human(*x))
+        .label_style(("sans-serif", 15))
+        .draw()?;
     let style = TextStyle::from(("sans-serif", 15)).pos(Pos::new(HPos::Right, VPos::Center));
     for (i, label) in labels.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(lo, row_y(i, labels.len())));
         root.draw(&Text::new(label.as_ref().to_owned(), (x - 8, y), style.clone()))?;
     }
-    Ok(())
+    Ok(chart)
 }
 
 fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {

@@ -60,7 +60,8 @@ enum Store {
     },
 }
 
-/// The store behind the two routes.
+/// The store behind the two routes (one per process, behind an `Arc`: size is no concern).
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Cassandra(cassandra::CounterTable),
     Redis(redis_incr::RedisCounters),
