@@ -42,6 +42,19 @@ pub struct ProducerConfig {
     pub queue_max_messages: u64,
     /// How long a request may wait for room in a full queue before 503.
     pub enqueue_timeout_ms: u64,
+    /// `kafka` (the default), or `null`: validate and encode every event as usual,
+    /// then discard it and answer as if it were durable. Only for measuring the
+    /// HTTP side alone (`scripts/bench`); it is logged loudly at start-up.
+    pub sink: Sink,
+}
+
+/// Where accepted events go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sink {
+    #[default]
+    Kafka,
+    Null,
 }
 
 impl Default for ProducerConfig {
@@ -52,6 +65,7 @@ impl Default for ProducerConfig {
             delivery_timeout_ms: 10_000,
             queue_max_messages: 200_000,
             enqueue_timeout_ms: 100,
+            sink: Sink::Kafka,
         }
     }
 }

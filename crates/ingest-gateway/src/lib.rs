@@ -44,7 +44,8 @@ impl Readiness for KafkaReady {
 
 impl Application {
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
-        if config.kafka.create_topics {
+        // The null sink never talks to Kafka, so it needs no topic.
+        if config.kafka.create_topics && config.producer.sink == config::Sink::Kafka {
             platform::kafka::ensure_topics(&config.kafka).await?;
         }
         let producer = EventProducer::new(&config.kafka, &config.producer)?;

@@ -8,6 +8,9 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
+    if config.producer.sink == ingest_gateway::config::Sink::Null {
+        println!("ingest-gateway: NULL SINK, events are validated and encoded, then discarded");
+    }
     let app = Application::build(config).await?;
     println!("ingest-gateway listening on http://{}", app.local_addr());
     app.run(shutdown).await

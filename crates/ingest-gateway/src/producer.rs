@@ -12,17 +12,23 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use schemas::events::Event;
 
-use crate::config::ProducerConfig;
+use crate::config::{ProducerConfig, Sink};
 
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    /// `None`: the null sink (`producer.sink = "null"`), which discards events.
+    producer: Option<FutureProducer>,
     topic: String,
     enqueue_timeout: Duration,
 }
 
 impl EventProducer {
     pub fn new(kafka: &KafkaConfig, cfg: &ProducerConfig) -> anyhow::Result<Self> {
+        let enqueue_timeout = Duration::from_millis(cfg.enqueue_timeout_ms);
+        if cfg.sink == Sink::Null {
+            tracing::warn!("null sink: events are discarded (producer.sink = \"null\"; for benchmarks only)");
+            return Ok(Self { producer: None, topic: kafka.events_topic(), enqueue_timeout });
+        }
         let producer: FutureProducer = kafka
             .client_config()
             .set("acks", "all")
@@ -35,11 +41,7 @@ impl EventProducer {
             .set("partitioner", "murmur2_random")
             .create()
             .context("creating kafka producer")?;
-        Ok(Self {
-            producer,
-            topic: kafka.events_topic(),
-            enqueue_timeout: Duration::from_millis(cfg.enqueue_timeout_ms),
-        })
+        Ok(Self { producer: Some(producer), topic: kafka.events_topic(), enqueue_timeout })
     }
 
     /// Produces every event, keyed by its video id, and waits until all are durable.
@@ -47,9 +49,15 @@ impl EventProducer {
     /// request, and the event ids make that safe to count once downstream.
     pub async fn send_all(&self, events: &[Event]) -> Result<(), Problem> {
         let payloads: Vec<Vec<u8>> = events.iter().map(Message::encode_to_vec).collect();
+        let Some(producer) = &self.producer else {
+            // Encoded like every other event, so the null sink costs what the HTTP side costs.
+            std::hint::black_box(&payloads);
+            metrics::counter!("gateway_events_discarded_total").increment(events.len() as u64);
+            return Ok(());
+        };
         let sends = events.iter().zip(&payloads).map(|(e, payload)| {
             let record = FutureRecord::to(&self.topic).key(e.video_id.as_slice()).payload(payload.as_slice());
-            self.producer.send(record, self.enqueue_timeout)
+            producer.send(record, self.enqueue_timeout)
         });
         let mut failed = None;
         for result in join_all(sends).await {
@@ -80,19 +88,22 @@ impl EventProducer {
     /// Sets the queue-depth gauge. Called after every send and once a second, so the
     /// gauge also falls back when traffic stops.
     pub fn sample_queue(&self) {
-        metrics::gauge!("kafka_producer_in_flight_messages").set(self.producer.in_flight_count() as f64);
+        let depth = self.producer.as_ref().map_or(0, |p| p.in_flight_count());
+        metrics::gauge!("kafka_producer_in_flight_messages").set(depth as f64);
     }
 
     /// Waits for everything queued to be delivered (graceful shutdown).
     pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
+        let Some(producer) = &self.producer else { return };
+        if let Err(e) = producer.flush(timeout) {
             tracing::error!(error = %e, "producer flush at shutdown failed");
         }
     }
 
+    /// Kafka knows the events topic; the null sink is always ready.
     pub fn ping(&self, timeout: Duration) -> Result<(), String> {
-        let md =
-            self.producer.client().fetch_metadata(Some(&self.topic), timeout).map_err(|e| format!("kafka: {e}"))?;
+        let Some(producer) = &self.producer else { return Ok(()) };
+        let md = producer.client().fetch_metadata(Some(&self.topic), timeout).map_err(|e| format!("kafka: {e}"))?;
         match md.topics().first() {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
             _ => Err(format!("kafka: topic {} is missing", self.topic)),

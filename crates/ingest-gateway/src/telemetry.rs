@@ -20,6 +20,11 @@ pub fn describe(queue_capacity: u64) {
         Unit::Count,
         "Requests answered 503 because Kafka did not acknowledge an event, by kind"
     );
+    describe_counter!(
+        "gateway_events_discarded_total",
+        Unit::Count,
+        "Events accepted and dropped by the null sink (producer.sink = \"null\", benchmarks only)"
+    );
     describe_gauge!(
         "kafka_producer_in_flight_messages",
         Unit::Count,

@@ -1,0 +1,102 @@
+//! One step of `scripts/bench`, as stored in `benches/results/<date>/NN-name.json`:
+//! what was offered and achieved, latencies, the CPU seconds of each process of
+//! the system under test over the step's window, and the store writes it cost.
+//! Written by `benchstep` (load steps) and `aggbench` (the aggregator alone), read
+//! by `plot`. Not part of the library (another engineer owns `lib.rs`): the
+//! binaries include this file as a module.
+
+// Each binary uses a different part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Exact {
+    pub lost: i64,
+    pub double_counted: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Record {
+    /// e.g. `pipeline`, `gateway (null sink)`, `peer A: Cassandra counter`.
+    pub system: String,
+    /// e.g. `single`, `batch 100`, `consume`.
+    pub mode: String,
+    /// Events per second offered (requests/s × events per request).
+    pub offered_per_sec: Option<f64>,
+    /// Events per second acknowledged (load steps) or processed (aggregator).
+    pub achieved_per_sec: f64,
+    /// Events the step counted (acknowledged, or consumed and flushed).
+    pub events: u64,
+    /// Ingest latency in milliseconds.
+    pub latency_ms: Option<Percentiles>,
+    /// Read latency in milliseconds, where the step also read.
+    pub read_latency_ms: Option<Percentiles>,
+    /// CPU seconds per process of the system under test over the step's window.
+    pub cpu_secs: BTreeMap<String, f64>,
+    /// CPU seconds of processes that are not the system under test (the load generator).
+    pub cpu_secs_other: BTreeMap<String, f64>,
+    /// Wall seconds of the window the CPU figures cover.
+    pub window_secs: f64,
+    pub db_writes: Option<u64>,
+    pub db_reads: Option<u64>,
+    pub exactness: Option<Exact>,
+    pub notes: String,
+    /// The load generator's own report, verbatim.
+    pub loadgen: Option<serde_json::Value>,
+}
+
+impl Record {
+    /// CPU seconds of the system under test per 1,000 events.
+    pub fn cpu_per_1k(&self) -> Option<f64> {
+        let cpu: f64 = self.cpu_secs.values().sum();
+        (self.events > 0 && !self.cpu_secs.is_empty()).then(|| cpu * 1000.0 / self.events as f64)
+    }
+
+    pub fn writes_per_event(&self) -> Option<f64> {
+        let w = self.db_writes?;
+        (self.events > 0).then(|| w as f64 / self.events as f64)
+    }
+
+    /// A short name for plots and tables: system and mode.
+    pub fn label(&self) -> String {
+        if self.mode.is_empty() { self.system.clone() } else { format!("{} / {}", self.system, self.mode) }
+    }
+}
+
+/// CPU ticks (user + system, all threads) a process has used so far, from
+/// `/proc/<pid>/stat`; `None` when the process is gone.
+pub fn proc_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 (utime) and 15 (stime) of proc(5); `rest` starts at field 3.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Sum of every series of `name` in a Prometheus text page (labels ignored).
+pub fn metric_sum(page: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in page.lines() {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        let value = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        if let Some(v) = value {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}

@@ -1,0 +1,94 @@
+//! The null sink (`producer.sink = "null"`, for benchmarks) answers exactly like
+//! the Kafka sink, still rejects bad input, and produces nothing; the default
+//! sink is Kafka and does produce. Checked against the real Kafka topic.
+
+use std::time::Duration;
+
+use ingest_gateway::config::Sink;
+use ingest_gateway::{Application, GatewayConfig};
+use rand::Rng;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use reqwest::Client;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const VIDEO: &str = "550e8400-e29b-41d4-a716-446655440000";
+
+fn config(prefix: &str) -> GatewayConfig {
+    let mut cfg = GatewayConfig::default();
+    cfg.http.listen = "127.0.0.1:0".into();
+    cfg.kafka.brokers = std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    cfg.kafka.topic_prefix = prefix.to_owned();
+    cfg.kafka.partitions = 2;
+    cfg
+}
+
+/// Starts a gateway; returns its base URL (it stops when `stop` is cancelled).
+async fn start(cfg: GatewayConfig, stop: &CancellationToken) -> String {
+    let app = Application::build(cfg).await.expect("gateway starts");
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run(stop.clone()));
+    base
+}
+
+/// Messages in the topic: the sum of its partitions' high watermarks.
+fn messages_in(cfg: &GatewayConfig) -> i64 {
+    let consumer: BaseConsumer =
+        cfg.kafka.client_config().set("group.id", "t-null-sink").create().expect("kafka consumer");
+    let topic = cfg.kafka.events_topic();
+    (0..cfg.kafka.partitions)
+        .map(|p| consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).expect("watermarks (is Kafka up?)").1)
+        .sum()
+}
+
+/// One of each accepted request; returns the statuses.
+async fn post_each(http: &Client, base: &str) -> Vec<u16> {
+    let view = http.post(format!("{base}/api/v1/videos/id/{VIDEO}/view")).send().await.unwrap();
+    let event = http.post(format!("{base}/api/v1/events")).json(&json!({"videoId": VIDEO})).send().await.unwrap();
+    let batch = http
+        .post(format!("{base}/api/v1/events:batch"))
+        .json(&json!([{"videoId": VIDEO}, {"videoId": VIDEO, "eventType": "like"}]))
+        .send()
+        .await
+        .unwrap();
+    vec![view.status().as_u16(), event.status().as_u16(), batch.status().as_u16()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_sink_answers_as_usual_and_produces_nothing() {
+    let tag: u32 = rand::rng().random();
+    let prefix = format!("t-nullsink-{tag:08x}.");
+    let http = Client::new();
+    let stop = CancellationToken::new();
+    let _guard = stop.clone().drop_guard();
+
+    // The key parses from a config file as the services read it.
+    let dir = std::env::temp_dir().join(format!("t-nullsink-{tag:08x}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, "[producer]\nsink = \"null\"\n").unwrap();
+    let loaded: GatewayConfig = platform::config::load("T_NULL_SINK_UNUSED", Some(&file)).expect("config loads");
+    assert_eq!(loaded.producer.sink, Sink::Null);
+    assert_eq!(GatewayConfig::default().producer.sink, Sink::Kafka, "Kafka is the default sink");
+
+    // The default sink creates the topic and produces: 1 + 1 + 2 events.
+    let normal = config(&prefix);
+    let base = start(normal.clone(), &stop).await;
+    assert_eq!(post_each(&http, &base).await, [204, 202, 202]);
+    assert_eq!(messages_in(&normal), 4, "the Kafka sink produced every event");
+
+    // The null sink on the same topic: same answers, bad input still refused, nothing produced.
+    let mut null = config(&prefix);
+    null.producer.sink = Sink::Null;
+    let base = start(null.clone(), &stop).await;
+    assert_eq!(post_each(&http, &base).await, [204, 202, 202]);
+    let bad = http.post(format!("{base}/api/v1/videos/id/not-a-uuid/view")).send().await.unwrap();
+    assert_eq!(bad.status(), 422);
+    let problem: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(problem["field"], "videoId");
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("gateway_events_discarded_total"), "{metrics}");
+    assert_eq!(messages_in(&null), 4, "the null sink produced nothing");
+    assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    std::fs::remove_dir_all(&dir).ok();
+}
