@@ -40,8 +40,10 @@ pub struct Record {
     pub events: u64,
     /// Ingest latency in milliseconds.
     pub latency_ms: Option<Percentiles>,
-    /// Read latency in milliseconds, where the step also read.
+    /// getViewsCount latency over a 1 h range in milliseconds, where the step also read.
     pub read_latency_ms: Option<Percentiles>,
+    /// The same over a 30 d range.
+    pub read_latency_30d_ms: Option<Percentiles>,
     /// CPU seconds per process of the system under test over the step's window.
     pub cpu_secs: BTreeMap<String, f64>,
     /// CPU seconds of processes that are not the system under test (the load generator).

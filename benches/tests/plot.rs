@@ -44,6 +44,6 @@ fn renders_pngs_and_the_table_from_step_records() {
     ] {
         assert!(table.contains(row), "missing row {row}\n{table}");
     }
-    assert!(table.contains("| pipeline / batch 100 | 2.10 | 9.00 | 30.50 |"), "read latency table\n{table}");
+    assert!(table.contains("| pipeline / batch 100 | 1 h | 2.10 | 9.00 | 30.50 |"), "read latency table\n{table}");
     std::fs::remove_dir_all(&out).ok();
 }

@@ -162,7 +162,8 @@ async fn main() -> anyhow::Result<()> {
         achieved_per_sec: report["acked_events_per_sec"].as_f64().unwrap_or(0.0),
         events,
         latency_ms: percentiles(&report["latency"]),
-        read_latency_ms: find_read_latency(&report),
+        read_latency_ms: percentiles(&report["reads"]["one_hour"]["latency"]),
+        read_latency_30d_ms: percentiles(&report["reads"]["thirty_days"]["latency"]),
         cpu_secs,
         cpu_secs_other,
         window_secs: last.at.duration_since(first.at).as_secs_f64(),
@@ -184,13 +185,4 @@ async fn main() -> anyhow::Result<()> {
     // The record is kept either way; the step fails like loadgen did (e.g. inexact counts).
     anyhow::ensure!(status.success(), "loadgen exited with {status}");
     Ok(())
-}
-
-/// Read latencies, if this loadgen reports them (its `--read-qps` mode): the first
-/// object named like `read…` that holds p50/p99/p99.9 in milliseconds.
-fn find_read_latency(report: &serde_json::Value) -> Option<Percentiles> {
-    let obj = report.as_object()?;
-    obj.iter().filter(|(k, _)| k.starts_with("read")).find_map(|(_, v)| {
-        percentiles(v).or_else(|| percentiles(&v["latency"])).or_else(|| v.as_object()?.values().find_map(percentiles))
-    })
 }

@@ -144,8 +144,9 @@ fn latency_png(records: &[Record], path: &Path, title: &str) -> anyhow::Result<(
         .iter()
         .flat_map(|r| {
             let ingest = r.latency_ms.map(|l| (short(&r.label()), l));
-            let read = r.read_latency_ms.map(|l| (short(&format!("{} (reads)", r.label())), l));
-            ingest.into_iter().chain(read)
+            let read = r.read_latency_ms.map(|l| (short(&format!("{} (reads 1 h)", r.label())), l));
+            let read_30d = r.read_latency_30d_ms.map(|l| (short(&format!("{} (reads 30 d)", r.label())), l));
+            ingest.into_iter().chain(read).chain(read_30d)
         })
         .collect();
     let n = rows.len().max(1);
@@ -263,11 +264,13 @@ fn markdown(records: &[Record], title: &str) -> String {
     let reads: Vec<&Record> = records.iter().filter(|r| r.read_latency_ms.is_some()).collect();
     if !reads.is_empty() {
         s.push_str(
-            "\nRead latency during ingest (ms):\n\n| step | p50 | p99 | p99.9 |\n| --- | ---: | ---: | ---: |\n",
+            "\nRead latency during ingest (ms):\n\n| step | range | p50 | p99 | p99.9 |\n| --- | --- | ---: | ---: | ---: |\n",
         );
         for r in reads {
-            let l = r.read_latency_ms.unwrap_or_default();
-            let _ = writeln!(s, "| {} | {:.2} | {:.2} | {:.2} |", r.label(), l.p50, l.p99, l.p999);
+            for (range, l) in [("1 h", r.read_latency_ms), ("30 d", r.read_latency_30d_ms)] {
+                let Some(l) = l else { continue };
+                let _ = writeln!(s, "| {} | {range} | {:.2} | {:.2} | {:.2} |", r.label(), l.p50, l.p99, l.p999);
+            }
         }
     }
     s.push_str("\nCPU seconds by process over each step's window (system under test; the load generator apart):\n\n");
