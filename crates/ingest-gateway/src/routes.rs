@@ -9,11 +9,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use platform::http::{Problem, parse_uuid};
+use platform::http::{Problem, parse_json as json, parse_uuid, read_body as body};
 use prost::Message;
 use schemas::events::EventBatch;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::config::GatewayConfig;
 use crate::events::EventIn;
@@ -36,34 +35,6 @@ pub fn api(state: Arc<AppState>) -> Router {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// Oversized bodies answer 413, anything else unreadable 400.
-fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
-    bytes.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(status, "too-large", "Request body too large", "the body exceeds the configured limit")
-        } else {
-            Problem::new(StatusCode::BAD_REQUEST, "bad-body", "Unreadable body", rejection.body_text())
-        }
-    })
-}
-
-/// Parses JSON, naming the field at fault for type errors and unknown fields.
-fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        let path = err.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path.trim_start_matches('.').to_owned() };
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Problem::invalid("body", format!("malformed JSON: {inner}"))
-        } else {
-            // The path names the field, unknown fields included.
-            Problem::invalid(field, inner.to_string())
-        }
-    })
 }
 
 /// POST /api/v1/videos/id/{video_id}/view — KillrVideo's body-less view: 204.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -16,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -42,6 +44,34 @@ pub fn parse_uuid(field: &str, s: &str) -> Result<uuid::Uuid, Problem> {
         return Err(bad());
     }
     uuid::Uuid::parse_str(s).map_err(|_| bad())
+}
+
+/// Oversized bodies answer 413, anything else unreadable 400.
+pub fn read_body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
+    bytes.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(status, "too-large", "Request body too large", "the body exceeds the configured limit")
+        } else {
+            Problem::new(StatusCode::BAD_REQUEST, "bad-body", "Unreadable body", rejection.body_text())
+        }
+    })
+}
+
+/// Parses JSON, naming the field at fault for type errors and unknown fields.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path.trim_start_matches('.').to_owned() };
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Problem::invalid("body", format!("malformed JSON: {inner}"))
+        } else {
+            // The path names the field, unknown fields included.
+            Problem::invalid(field, inner.to_string())
+        }
+    })
 }
 
 /// An error answer. The cause stays in the log; the client gets a stable type and

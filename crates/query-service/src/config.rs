@@ -9,6 +9,7 @@ pub struct QueryConfig {
     pub http: ListenConfig,
     pub cassandra: CassandraConfig,
     pub retention: Retention,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -18,6 +19,7 @@ impl Default for QueryConfig {
             http: ListenConfig::on("127.0.0.1:18081"),
             cassandra: Default::default(),
             retention: Default::default(),
+            auth: Default::default(),
             log: Default::default(),
         }
     }
@@ -34,5 +36,22 @@ pub struct Retention {
 impl Default for Retention {
     fn default() -> Self {
         Self { minute_secs: 8 * 24 * 3600 }
+    }
+}
+
+/// Sign-in tokens: HS256 JWTs with `sub` (the user id), `roles` and `exp`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// At least 32 bytes, shared by every instance. Empty (the default): a random
+    /// secret per process, logged as a warning, so tokens die with the process and
+    /// work on one instance only. There is never a fixed default secret.
+    pub jwt_secret: String,
+    pub token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { jwt_secret: String::new(), token_ttl_secs: 30 * 60 }
     }
 }

@@ -1,6 +1,7 @@
 //! Time-ranged counts: read the rollup rows that `counting::plan_range` picks and
 //! add them up. At most five clustering-range reads, run concurrently.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -15,7 +16,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub struct CountStore {
-    session: Session,
+    session: Arc<Session>,
     range: PreparedStatement,
 }
 
@@ -31,7 +32,7 @@ pub struct ViewsCount {
 }
 
 impl CountStore {
-    pub async fn new(session: Session, keyspace: &str) -> anyhow::Result<Self> {
+    pub async fn new(session: Arc<Session>, keyspace: &str) -> anyhow::Result<Self> {
         describe_metrics();
         let mut range = session
             .prepare(format!(

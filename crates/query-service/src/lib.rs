@@ -1,9 +1,10 @@
 //! The query service: time-ranged counts stitched from day, hour and minute
-//! rollups (and, later, the rest of the KillrVideo catalog API).
+//! rollups, and the KillrVideo catalog API (so far: users).
 
 pub mod config;
 pub mod counts;
 pub mod routes;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -37,11 +38,14 @@ impl Application {
         if config.cassandra.create_schema {
             platform::cassandra::migrate(&session, &config.cassandra).await?;
         }
-        let counts = counts::CountStore::new(session, &config.cassandra.keyspace).await?;
+        let session = Arc::new(session);
+        let counts = counts::CountStore::new(session.clone(), &config.cassandra.keyspace).await?;
+        let users = users::Users::new(session, &config.cassandra.keyspace, &config.auth).await?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        let state = Arc::new(AppState { config, counts });
-        let router = service_router(routes::api(state.clone()), Arc::new(Ready(state)));
+        let state = Arc::new(AppState { config, counts, users });
+        let api = routes::api(state.clone()).merge(users::api(state.clone()));
+        let router = service_router(api, Arc::new(Ready(state)));
         Ok(Self { listener, router })
     }
 

@@ -14,10 +14,18 @@ use uuid::Uuid;
 
 use crate::config::QueryConfig;
 use crate::counts::{CountStore, ViewsCount, resolve_range};
+use crate::users::{HasUsers, Users};
 
 pub struct AppState {
     pub config: QueryConfig,
     pub counts: CountStore,
+    pub users: Users,
+}
+
+impl HasUsers for AppState {
+    fn users(&self) -> &Users {
+        &self.users
+    }
 }
 
 type St = State<Arc<AppState>>;

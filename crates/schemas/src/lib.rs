@@ -17,8 +17,10 @@ pub mod cql {
     }
 
     /// Every migration, oldest first.
-    pub const MIGRATIONS: &[Migration] =
-        &[Migration { version: 1, name: "rollups", source: include_str!("../cql/001_rollups.cql") }];
+    pub const MIGRATIONS: &[Migration] = &[
+        Migration { version: 1, name: "rollups", source: include_str!("../cql/001_rollups.cql") },
+        Migration { version: 2, name: "users", source: include_str!("../cql/002_users.cql") },
+    ];
 
     impl Migration {
         /// The statements of this migration with `{keyspace}` filled in.

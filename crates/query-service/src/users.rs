@@ -1,0 +1,383 @@
+//! KillrVideo users: register, log in, the signed-in user's profile, public
+//! profiles. Passwords are argon2id hashes; sessions are HS256 JWTs.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use platform::http::{Problem, parse_json, parse_uuid, read_body};
+use rand::RngCore;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::AuthConfig;
+
+pub struct Users {
+    session: Arc<Session>,
+    insert_user: PreparedStatement,
+    delete_user: PreparedStatement,
+    claim_email: PreparedStatement,
+    read_credentials: PreparedStatement,
+    read_user: PreparedStatement,
+    update_names: PreparedStatement,
+    touch_login: PreparedStatement,
+    keys: Keys,
+    token_ttl_secs: u64,
+}
+
+struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+/// What a token says.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub roles: Vec<String>,
+    pub exp: u64,
+    pub iat: u64,
+}
+
+/// KillrVideo's User.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    user_id: Uuid,
+    first_name: String,
+    last_name: String,
+    email: String,
+    created_date: Option<DateTime<Utc>>,
+    account_status: String,
+    last_login_date: Option<DateTime<Utc>>,
+    roles: Vec<String>,
+}
+
+type UserRow = (
+    Uuid,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<CqlTimestamp>,
+    Option<String>,
+    Option<CqlTimestamp>,
+    Option<Vec<String>>,
+);
+
+fn time(t: Option<CqlTimestamp>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp_millis(t.0))
+}
+
+impl From<UserRow> for User {
+    fn from((id, first, last, email, created, status, login, roles): UserRow) -> Self {
+        Self {
+            user_id: id,
+            first_name: first.unwrap_or_default(),
+            last_name: last.unwrap_or_default(),
+            email: email.unwrap_or_default(),
+            created_date: time(created),
+            account_status: status.unwrap_or_else(|| "active".into()),
+            last_login_date: time(login),
+            roles: roles.unwrap_or_default(),
+        }
+    }
+}
+
+impl Users {
+    pub async fn new(session: Arc<Session>, keyspace: &str, auth: &AuthConfig) -> anyhow::Result<Self> {
+        let ks = keyspace;
+        let prep = |cql: String| {
+            let session = session.clone();
+            async move { session.prepare(cql.clone()).await.with_context(|| format!("preparing {cql}")) }
+        };
+        let columns = "userid, firstname, lastname, email, created_date, account_status, last_login_date, roles";
+        Ok(Self {
+            insert_user: prep(format!("INSERT INTO {ks}.users ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")).await?,
+            delete_user: prep(format!("DELETE FROM {ks}.users WHERE userid = ?")).await?,
+            claim_email: prep(format!(
+                "INSERT INTO {ks}.user_credentials (email, password, userid) VALUES (?, ?, ?) IF NOT EXISTS"
+            ))
+            .await?,
+            read_credentials: prep(format!("SELECT password, userid FROM {ks}.user_credentials WHERE email = ?"))
+                .await?,
+            read_user: prep(format!("SELECT {columns} FROM {ks}.users WHERE userid = ?")).await?,
+            update_names: prep(format!("UPDATE {ks}.users SET firstname = ?, lastname = ? WHERE userid = ?")).await?,
+            touch_login: prep(format!("UPDATE {ks}.users SET last_login_date = ? WHERE userid = ?")).await?,
+            keys: keys(auth)?,
+            token_ttl_secs: auth.token_ttl_secs,
+            session,
+        })
+    }
+
+    async fn user(&self, id: Uuid) -> Result<Option<User>, Problem> {
+        let rows = self.session.execute_unpaged(&self.read_user, (id,)).await.map_err(store_error)?;
+        let rows = rows.into_rows_result().map_err(store_error)?;
+        Ok(rows.maybe_first_row::<UserRow>().map_err(store_error)?.map(User::from))
+    }
+
+    fn token(&self, user: &User) -> Result<String, Problem> {
+        let iat = Utc::now().timestamp() as u64;
+        let claims = Claims { sub: user.user_id, roles: user.roles.clone(), iat, exp: iat + self.token_ttl_secs };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.keys.encoding).map_err(|e| {
+            tracing::error!(error = %e, "signing a token failed");
+            Problem::internal()
+        })
+    }
+
+    /// The claims of a valid, unexpired token.
+    pub fn verify(&self, token: &str) -> Option<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &validation).ok().map(|t| t.claims)
+    }
+}
+
+fn keys(auth: &AuthConfig) -> anyhow::Result<Keys> {
+    let secret = if auth.jwt_secret.is_empty() {
+        tracing::warn!(
+            "auth.jwt_secret is not set: using a random secret for this process only; \
+             tokens end with the process and are not accepted by other instances"
+        );
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        bytes.to_vec()
+    } else {
+        anyhow::ensure!(auth.jwt_secret.len() >= 32, "auth.jwt_secret must be at least 32 bytes");
+        auth.jwt_secret.as_bytes().to_vec()
+    };
+    Ok(Keys { encoding: EncodingKey::from_secret(&secret), decoding: DecodingKey::from_secret(&secret) })
+}
+
+fn store_error(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "user store request failed");
+    Problem::unavailable("the user store is not answering; retry later", 1)
+}
+
+fn unauthorized(detail: &str) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+}
+
+/// The signed-in user, from `Authorization: Bearer <JWT>`; 401 otherwise.
+pub struct SignedIn(pub Claims);
+
+pub trait HasUsers {
+    fn users(&self) -> &Users;
+}
+
+impl<S: HasUsers + Send + Sync> FromRequestParts<Arc<S>> for SignedIn {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Problem> {
+        let header =
+            parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| unauthorized("sign in first"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
+        state.users().verify(token.trim()).map(SignedIn).ok_or_else(|| unauthorized("the token is invalid or expired"))
+    }
+}
+
+pub fn api<S: HasUsers + Send + Sync + 'static>(state: Arc<S>) -> Router {
+    Router::new()
+        .route("/api/v1/users/register", post(register::<S>))
+        .route("/api/v1/users/login", post(login::<S>))
+        .route("/api/v1/users/me", get(me::<S>).put(update_me::<S>))
+        .route("/api/v1/users/{user_id}", get(profile::<S>))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Register {
+    first_name: String,
+    last_name: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Registered {
+    first_name: String,
+    last_name: String,
+    email: String,
+    user_id: Uuid,
+}
+
+fn name(field: &str, value: &str) -> Result<String, Problem> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > 100 {
+        return Err(Problem::invalid(field, "must be 1 to 100 characters"));
+    }
+    Ok(v.to_owned())
+}
+
+/// Emails are compared lower-cased: `Ann@x.org` and `ann@x.org` are one account.
+fn email(value: &str) -> Result<String, Problem> {
+    let v = value.trim().to_lowercase();
+    let ok = v.len() <= 254
+        && !v.chars().any(char::is_whitespace)
+        && v.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if !ok {
+        return Err(Problem::invalid("email", "not an email address"));
+    }
+    Ok(v)
+}
+
+async fn hash(password: String) -> Result<String, Problem> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map_err(|e| {
+        tracing::error!(error = %e, "hashing a password failed");
+        Problem::internal()
+    })
+}
+
+async fn verify_password(password: String, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn respond<T: Serialize>(status: StatusCode, result: Result<T, Problem>) -> Response {
+    match result {
+        Ok(body) => (status, axum::Json(body)).into_response(),
+        Err(p) => p.into_response(),
+    }
+}
+
+/// POST /api/v1/users/register → 201; a taken email → 409.
+async fn register<S: HasUsers>(State(st): State<Arc<S>>, bytes: Result<Bytes, BytesRejection>) -> Response {
+    let result = async {
+        let r: Register = parse_json(&read_body(bytes)?)?;
+        let (first, last, email) =
+            (name("firstName", &r.first_name)?, name("lastName", &r.last_name)?, email(&r.email)?);
+        if r.password.chars().count() < 8 || r.password.len() > 1024 {
+            return Err(Problem::invalid("password", "must be at least 8 characters"));
+        }
+        let users = st.users();
+        let id = Uuid::now_v7();
+        let hashed = hash(r.password).await?;
+        let now = CqlTimestamp(Utc::now().timestamp_millis());
+        let row = (id, &first, &last, &email, now, "active", None::<CqlTimestamp>, vec!["USER"]);
+        users.session.execute_unpaged(&users.insert_user, row).await.map_err(store_error)?;
+        // The email is claimed last, with a lightweight transaction: of two sign-ups
+        // with one email exactly one wins; the loser's profile row is removed.
+        let claimed = users.session.execute_unpaged(&users.claim_email, (&email, hashed, id)).await;
+        let applied = claimed.map_err(store_error)?.into_rows_result().map_err(store_error)?;
+        let applied =
+            applied.rows::<(bool,)>().ok().and_then(|mut r| r.next()).and_then(|r| r.ok()).is_some_and(|(a,)| a);
+        if !applied {
+            let _ = users.session.execute_unpaged(&users.delete_user, (id,)).await;
+            return Err(Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", "this email is already registered"));
+        }
+        Ok(Registered { first_name: first, last_name: last, email, user_id: id })
+    };
+    respond(StatusCode::CREATED, result.await)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct Session_ {
+    token: String,
+    user: User,
+}
+
+/// POST /api/v1/users/login → 200 {token, user}; 401 for an unknown email or a
+/// wrong password alike (the answer does not say which).
+async fn login<S: HasUsers>(State(st): State<Arc<S>>, bytes: Result<Bytes, BytesRejection>) -> Response {
+    let result = async {
+        let l: Login = parse_json(&read_body(bytes)?)?;
+        let users = st.users();
+        let denied = || unauthorized("wrong email or password");
+        let email = email(&l.email).map_err(|_| denied())?;
+        let rows = users.session.execute_unpaged(&users.read_credentials, (&email,)).await.map_err(store_error)?;
+        let rows = rows.into_rows_result().map_err(store_error)?;
+        let found = rows.maybe_first_row::<(Option<String>, Option<Uuid>)>().map_err(store_error)?;
+        let Some((Some(stored), Some(id))) = found else { return Err(denied()) };
+        if !verify_password(l.password, stored).await {
+            return Err(denied());
+        }
+        let now = Utc::now();
+        users
+            .session
+            .execute_unpaged(&users.touch_login, (CqlTimestamp(now.timestamp_millis()), id))
+            .await
+            .map_err(store_error)?;
+        let mut user = users.user(id).await?.ok_or_else(denied)?;
+        user.last_login_date = Some(now);
+        Ok(Session_ { token: users.token(&user)?, user })
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+/// GET /api/v1/users/me
+async fn me<S: HasUsers>(State(st): State<Arc<S>>, SignedIn(claims): SignedIn) -> Response {
+    let result = st.users().user(claims.sub).await.and_then(|u| u.ok_or_else(|| unauthorized("the account is gone")));
+    respond(StatusCode::OK, result)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UpdateMe {
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// PUT /api/v1/users/me {firstName?, lastName?} → User.
+async fn update_me<S: HasUsers>(
+    State(st): State<Arc<S>>,
+    SignedIn(claims): SignedIn,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let u: UpdateMe = parse_json(&read_body(bytes)?)?;
+        let users = st.users();
+        let current = users.user(claims.sub).await?.ok_or_else(|| unauthorized("the account is gone"))?;
+        let first = u.first_name.as_deref().map(|v| name("firstName", v)).transpose()?.unwrap_or(current.first_name);
+        let last = u.last_name.as_deref().map(|v| name("lastName", v)).transpose()?.unwrap_or(current.last_name);
+        users.session.execute_unpaged(&users.update_names, (&first, &last, claims.sub)).await.map_err(store_error)?;
+        users.user(claims.sub).await?.ok_or_else(|| unauthorized("the account is gone"))
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+/// GET /api/v1/users/{userId}: a public profile.
+async fn profile<S: HasUsers>(State(st): State<Arc<S>>, Path(user_id): Path<String>) -> Response {
+    let result = async {
+        let id = parse_uuid("userId", &user_id)?;
+        st.users().user(id).await?.ok_or_else(|| Problem::not_found("no such user"))
+    };
+    respond(StatusCode::OK, result.await)
+}

@@ -1,0 +1,168 @@
+//! The KillrVideo user rows of the contract, on the real Cassandra: register,
+//! log in, the signed-in profile, public profiles; each with its success path,
+//! its auth failure and its validation failures.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+struct Service {
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+}
+
+impl Service {
+    async fn start(secret: &str) -> Self {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let mut cfg = query_service::QueryConfig::default();
+        cfg.http.listen = "127.0.0.1:0".into();
+        cfg.cassandra.keyspace = format!("t_users_{}", &tag[..8]);
+        cfg.auth.jwt_secret = secret.into();
+        let app = query_service::Application::build(cfg).await.expect("query service starts (is Cassandra up?)");
+        let base = format!("http://{}", app.local_addr());
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run(stop.clone()));
+        Self { base, http: reqwest::Client::new(), stop }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, None, Some(body)).await
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+const SECRET: &str = "a test secret of at least thirty-two bytes";
+
+fn ann() -> Value {
+    json!({"firstName": "Ann", "lastName": "Lee", "email": "Ann@Example.org", "password": "correct horse"})
+}
+
+#[tokio::test]
+async fn register_login_and_profiles() {
+    let s = Service::start(SECRET).await;
+
+    // Register: 201 with the id; the email is stored lower-cased.
+    let (status, reg) = s.post("/users/register", ann()).await;
+    assert_eq!(status, StatusCode::CREATED, "{reg}");
+    assert_eq!((reg["firstName"].as_str(), reg["email"].as_str()), (Some("Ann"), Some("ann@example.org")));
+    let id = reg["userId"].as_str().expect("userId").to_owned();
+    assert!(reg.get("password").is_none());
+
+    // The same email, whatever its case: 409.
+    let mut again = ann();
+    again["email"] = json!("ANN@example.org");
+    let (status, p) = s.post("/users/register", again).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+
+    // Validation: each bad field is named.
+    for (field, value) in [
+        ("password", json!("short")),
+        ("email", json!("not-an-email")),
+        ("firstName", json!("  ")),
+        ("lastName", json!(7)),
+    ] {
+        let mut body = ann();
+        body["email"] = json!(format!("{}@example.org", uuid::Uuid::new_v4().simple()));
+        body[field] = value;
+        let (status, p) = s.post("/users/register", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {p}");
+        assert_eq!(p["field"], field, "{p}");
+    }
+    let mut extra = ann();
+    extra["isAdmin"] = json!(true);
+    let (status, p) = s.post("/users/register", extra).await;
+    assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("isAdmin")), "{p}");
+
+    // Login: wrong password and unknown email are the same 401.
+    let (status, _) = s.post("/users/login", json!({"email": "ann@example.org", "password": "wrong horse"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = s.post("/users/login", json!({"email": "bob@example.org", "password": "correct horse"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, login) =
+        s.post("/users/login", json!({"email": "ANN@example.org", "password": "correct horse"})).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let token = login["token"].as_str().expect("token").to_owned();
+    assert_eq!(login["user"]["userId"], id.as_str());
+    assert_eq!(login["user"]["roles"], json!(["USER"]));
+    assert!(login["user"]["lastLoginDate"].is_string(), "{login}");
+
+    // /users/me needs a valid token.
+    let get = reqwest::Method::GET;
+    let (status, p) = s.send(get.clone(), "/users/me", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{p}");
+    assert_eq!(p["status"], 401);
+    let (status, _) = s.send(get.clone(), "/users/me", Some("not.a.token"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, me) = s.send(get.clone(), "/users/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    for key in ["userId", "firstName", "lastName", "email", "createdDate", "accountStatus", "lastLoginDate", "roles"] {
+        assert!(me.get(key).is_some(), "User lacks {key}: {me}");
+    }
+    assert_eq!((me["email"].as_str(), me["accountStatus"].as_str()), (Some("ann@example.org"), Some("active")));
+
+    // A token signed with another secret is refused.
+    let other = Service::start("another secret of at least thirty-two bytes!").await;
+    let (status, _) = other.send(get.clone(), "/users/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // PUT /users/me changes the names only.
+    let put = reqwest::Method::PUT;
+    let (status, _) = s.send(put.clone(), "/users/me", None, Some(json!({"firstName": "Anne"}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, p) = s.send(put.clone(), "/users/me", Some(&token), Some(json!({"email": "x@y.org"}))).await;
+    assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("email")), "{p}");
+    let (status, me) = s.send(put, "/users/me", Some(&token), Some(json!({"firstName": "Anne"}))).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!((me["firstName"].as_str(), me["lastName"].as_str()), (Some("Anne"), Some("Lee")));
+
+    // Public profile: by id; a bad id is 422, an unknown one 404.
+    let (status, profile) = s.send(get.clone(), &format!("/users/{id}"), None, None).await;
+    assert_eq!((status, profile["firstName"].as_str()), (StatusCode::OK, Some("Anne")), "{profile}");
+    let (status, p) = s.send(get.clone(), "/users/not-a-uuid", None, None).await;
+    assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("userId")), "{p}");
+    let (status, _) = s.send(get, &format!("/users/{}", uuid::Uuid::new_v4()), None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn concurrent_registrations_of_one_email_have_one_winner() {
+    let s = Service::start(SECRET).await;
+    let email = format!("{}@example.org", uuid::Uuid::new_v4().simple());
+    let attempts = (0..6).map(|i| {
+        let body = json!({"firstName": format!("P{i}"), "lastName": "X", "email": email, "password": "password123"});
+        s.post("/users/register", body)
+    });
+    let results = futures::future::join_all(attempts).await;
+    let created = results.iter().filter(|(st, _)| *st == StatusCode::CREATED).count();
+    let conflicts = results.iter().filter(|(st, _)| *st == StatusCode::CONFLICT).count();
+    assert_eq!((created, conflicts), (1, 5), "{results:?}");
+    // The winner can log in.
+    let (status, _) = s.post("/users/login", json!({"email": email, "password": "password123"})).await;
+    assert_eq!(status, StatusCode::OK);
+}
