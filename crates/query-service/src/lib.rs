@@ -1,10 +1,12 @@
 //! The query service: time-ranged counts stitched from day, hour and minute
-//! rollups, and the KillrVideo catalog API (so far: users).
+//! rollups, and the KillrVideo catalog API (so far: users and videos).
 
 pub mod config;
 pub mod counts;
 pub mod routes;
 pub mod users;
+pub mod videos;
+pub mod youtube;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -40,11 +42,12 @@ impl Application {
         }
         let session = Arc::new(session);
         let counts = counts::CountStore::new(session.clone(), &config.cassandra.keyspace).await?;
-        let users = users::Users::new(session, &config.cassandra.keyspace, &config.auth).await?;
+        let users = users::Users::new(session.clone(), &config.cassandra.keyspace, &config.auth).await?;
+        let videos = videos::Videos::new(session, &config.cassandra.keyspace).await?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        let state = Arc::new(AppState { config, counts, users });
-        let api = routes::api(state.clone()).merge(users::api(state.clone()));
+        let state = Arc::new(AppState { config, counts, users, videos });
+        let api = routes::api(state.clone()).merge(users::api(state.clone())).merge(videos::api(state.clone()));
         let router = service_router(api, Arc::new(Ready(state)));
         Ok(Self { listener, router })
     }

@@ -15,11 +15,13 @@ use uuid::Uuid;
 use crate::config::QueryConfig;
 use crate::counts::{CountStore, ViewsCount, resolve_range};
 use crate::users::{HasUsers, Users};
+use crate::videos::Videos;
 
 pub struct AppState {
     pub config: QueryConfig,
     pub counts: CountStore,
     pub users: Users,
+    pub videos: Videos,
 }
 
 impl HasUsers for AppState {

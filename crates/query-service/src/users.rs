@@ -78,7 +78,7 @@ type UserRow = (
     Option<Vec<String>>,
 );
 
-fn time(t: Option<CqlTimestamp>) -> Option<DateTime<Utc>> {
+pub(crate) fn time(t: Option<CqlTimestamp>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp_millis(t.0))
 }
 
@@ -264,7 +264,7 @@ async fn verify_password(password: String, stored: String) -> bool {
     .unwrap_or(false)
 }
 
-fn respond<T: Serialize>(status: StatusCode, result: Result<T, Problem>) -> Response {
+pub(crate) fn respond<T: Serialize>(status: StatusCode, result: Result<T, Problem>) -> Response {
     match result {
         Ok(body) => (status, axum::Json(body)).into_response(),
         Err(p) => p.into_response(),

@@ -2,62 +2,11 @@
 //! log in, the signed-in profile, public profiles; each with its success path,
 //! its auth failure and its validation failures.
 
+mod common;
+
+use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-struct Service {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-}
-
-impl Service {
-    async fn start(secret: &str) -> Self {
-        let tag = uuid::Uuid::new_v4().simple().to_string();
-        let mut cfg = query_service::QueryConfig::default();
-        cfg.http.listen = "127.0.0.1:0".into();
-        cfg.cassandra.keyspace = format!("t_users_{}", &tag[..8]);
-        cfg.auth.jwt_secret = secret.into();
-        let app = query_service::Application::build(cfg).await.expect("query service starts (is Cassandra up?)");
-        let base = format!("http://{}", app.local_addr());
-        let stop = CancellationToken::new();
-        tokio::spawn(app.run(stop.clone()));
-        Self { base, http: reqwest::Client::new(), stop }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, None, Some(body)).await
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-const SECRET: &str = "a test secret of at least thirty-two bytes";
 
 fn ann() -> Value {
     json!({"firstName": "Ann", "lastName": "Lee", "email": "Ann@Example.org", "password": "correct horse"})

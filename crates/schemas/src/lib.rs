@@ -20,6 +20,7 @@ pub mod cql {
     pub const MIGRATIONS: &[Migration] = &[
         Migration { version: 1, name: "rollups", source: include_str!("../cql/001_rollups.cql") },
         Migration { version: 2, name: "users", source: include_str!("../cql/002_users.cql") },
+        Migration { version: 3, name: "videos", source: include_str!("../cql/003_videos.cql") },
     ];
 
     impl Migration {
