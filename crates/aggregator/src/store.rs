@@ -6,11 +6,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use counting::{EventKind, Granularity, RangeRead, RowWrite, StoredRow, write_timestamp};
 use futures::TryStreamExt;
+use platform::cassandra::{applied, prepare};
 use scylla::client::session::Session;
 use scylla::statement::Consistency;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::{CqlTimestamp, Row};
+use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
 use crate::config::Retention;
@@ -33,12 +34,6 @@ pub struct Claim {
     pub epoch: i64,
     /// Last offset of the newest flush any owner started.
     pub attempted: Option<i64>,
-}
-
-async fn prepare(session: &Session, cql: String, idempotent: bool) -> anyhow::Result<PreparedStatement> {
-    let mut stmt = session.prepare(cql.clone()).await.with_context(|| format!("preparing {cql}"))?;
-    stmt.set_is_idempotent(idempotent);
-    Ok(stmt)
 }
 
 impl RollupStore {
@@ -187,17 +182,6 @@ impl RollupStore {
     pub async fn mark_attempted(&self, topic: &str, partition: i32, epoch: i64, offset: i64) -> anyhow::Result<bool> {
         applied(self.session.execute_unpaged(&self.mark_attempted, (offset, topic, partition, epoch)).await?)
     }
-}
-
-/// The `[applied]` column of a lightweight transaction's answer.
-fn applied(res: scylla::response::query_result::QueryResult) -> anyhow::Result<bool> {
-    let rows = res.into_rows_result()?;
-    let row: Row = rows.first_row()?;
-    row.columns
-        .first()
-        .and_then(|c| c.as_ref())
-        .and_then(|v| v.as_boolean())
-        .context("lightweight transaction answer without [applied]")
 }
 
 impl Retention {

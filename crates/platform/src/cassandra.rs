@@ -6,7 +6,10 @@ use anyhow::Context;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::response::query_result::QueryResult;
+use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
+use scylla::value::Row;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,10 +85,7 @@ pub async fn connect(cfg: &CassandraConfig, wait: Duration) -> anyhow::Result<Se
 /// are idempotent, so two services starting at once do no harm.
 pub async fn migrate(session: &Session, cfg: &CassandraConfig) -> anyhow::Result<()> {
     let ks = &cfg.keyspace;
-    anyhow::ensure!(
-        !ks.is_empty() && ks.len() <= 48 && ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "cassandra.keyspace must be 1-48 characters of [A-Za-z0-9_], got {ks:?}"
-    );
+    check_keyspace(ks)?;
     session
         .query_unpaged(schemas::cql::create_keyspace(ks, &cfg.replication), &[])
         .await
@@ -113,6 +113,34 @@ pub async fn migrate(session: &Session, cfg: &CassandraConfig) -> anyhow::Result
     }
     session.await_schema_agreement().await.context("waiting for schema agreement")?;
     Ok(())
+}
+
+/// A keyspace name is spliced into CQL text, so it must be a plain identifier.
+pub fn check_keyspace(ks: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !ks.is_empty() && ks.len() <= 48 && ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "cassandra.keyspace must be 1-48 characters of [A-Za-z0-9_], got {ks:?}"
+    );
+    Ok(())
+}
+
+/// Prepares `cql`, saying which statement failed. `idempotent` lets the driver
+/// retry it on its own; never for counters or lightweight transactions.
+pub async fn prepare(session: &Session, cql: String, idempotent: bool) -> anyhow::Result<PreparedStatement> {
+    let mut stmt = session.prepare(cql.clone()).await.with_context(|| format!("preparing {cql}"))?;
+    stmt.set_is_idempotent(idempotent);
+    Ok(stmt)
+}
+
+/// The `[applied]` column of a lightweight transaction's answer.
+pub fn applied(res: QueryResult) -> anyhow::Result<bool> {
+    let rows = res.into_rows_result()?;
+    let row: Row = rows.first_row()?;
+    row.columns
+        .first()
+        .and_then(|c| c.as_ref())
+        .and_then(|v| v.as_boolean())
+        .context("lightweight transaction answer without [applied]")
 }
 
 /// Readiness: a trivial query against `system.local`.

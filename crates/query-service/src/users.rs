@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Router;
@@ -16,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use platform::cassandra::prepare;
 use platform::http::{Problem, parse_json, parse_uuid, read_body};
 use rand::RngCore;
 use scylla::client::session::Session;
@@ -100,9 +100,10 @@ impl From<UserRow> for User {
 impl Users {
     pub async fn new(session: Arc<Session>, keyspace: &str, auth: &AuthConfig) -> anyhow::Result<Self> {
         let ks = keyspace;
+        // None is marked idempotent: the driver does not retry them on its own.
         let prep = |cql: String| {
             let session = session.clone();
-            async move { session.prepare(cql.clone()).await.with_context(|| format!("preparing {cql}")) }
+            async move { prepare(&session, cql, false).await }
         };
         let columns = "userid, firstname, lastname, email, created_date, account_status, last_login_date, roles";
         Ok(Self {
@@ -289,9 +290,7 @@ async fn register<S: HasUsers>(State(st): State<Arc<S>>, bytes: Result<Bytes, By
         // The email is claimed last, with a lightweight transaction: of two sign-ups
         // with one email exactly one wins; the loser's profile row is removed.
         let claimed = users.session.execute_unpaged(&users.claim_email, (&email, hashed, id)).await;
-        let applied = claimed.map_err(store_error)?.into_rows_result().map_err(store_error)?;
-        let applied =
-            applied.rows::<(bool,)>().ok().and_then(|mut r| r.next()).and_then(|r| r.ok()).is_some_and(|(a,)| a);
+        let applied = platform::cassandra::applied(claimed.map_err(store_error)?).map_err(store_error)?;
         if !applied {
             let _ = users.session.execute_unpaged(&users.delete_user, (id,)).await;
             return Err(Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", "this email is already registered"));

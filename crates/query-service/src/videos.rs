@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,6 +13,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use counting::EventKind;
+use platform::cassandra::prepare;
 use platform::http::{Problem, parse_json, parse_uuid, read_body};
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -105,9 +105,10 @@ impl VideoDetail {
 impl Videos {
     pub async fn new(session: Arc<Session>, keyspace: &str) -> anyhow::Result<Self> {
         let ks = keyspace;
+        // None is marked idempotent: the driver does not retry them on its own.
         let prep = |cql: String| {
             let session = session.clone();
-            async move { session.prepare(cql.clone()).await.with_context(|| format!("preparing {cql}")) }
+            async move { prepare(&session, cql, false).await }
         };
         Ok(Self {
             insert: prep(format!("INSERT INTO {ks}.videos ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,

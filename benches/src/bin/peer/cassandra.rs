@@ -25,10 +25,7 @@ impl CounterTable {
             consistency: consistency.to_owned(),
             ..CassandraConfig::default()
         };
-        anyhow::ensure!(
-            !keyspace.is_empty() && keyspace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-            "keyspace must be [A-Za-z0-9_]+, got {keyspace:?}"
-        );
+        platform::cassandra::check_keyspace(keyspace)?;
         let session = platform::cassandra::connect(&cfg, Duration::from_secs(60)).await?;
         session
             .query_unpaged(schemas::cql::create_keyspace(keyspace, &cfg.replication), &[])
