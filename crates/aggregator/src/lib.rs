@@ -1,7 +1,9 @@
 //! The aggregator: a Kafka consumer group member that pre-aggregates events per
 //! (video, event type, minute) in memory, flushes minute, hour, day and all-time
 //! rollups to Cassandra as absolute values, and commits offsets only after the
-//! flush is durable. See `counting::rollup` for the exactly-once argument.
+//! flush is durable. See `counting::rollup` for the exactly-once argument. It is
+//! also the single writer of ratings: each user's latest, and exact sums and counts
+//! (`counting::ratings`).
 
 pub mod config;
 pub mod pipeline;
@@ -22,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::AggregatorConfig;
-use pipeline::{Ctx, Owner};
+use pipeline::{Ctx, Family, Owner};
 use store::RollupStore;
 
 pub struct Application {
@@ -34,16 +36,19 @@ pub struct Application {
 
 struct Ready {
     store: Arc<RollupStore>,
-    heartbeat: Arc<AtomicI64>,
+    /// One per consumer loop.
+    heartbeats: Vec<Arc<AtomicI64>>,
 }
 
 impl Readiness for Ready {
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move {
             platform::cassandra::ping(self.store.session()).await?;
-            let age = chrono::Utc::now().timestamp_millis() - self.heartbeat.load(Ordering::Relaxed);
-            if age > 30_000 {
-                return Err(format!("consumer loop has not turned for {age} ms"));
+            for heartbeat in &self.heartbeats {
+                let age = chrono::Utc::now().timestamp_millis() - heartbeat.load(Ordering::Relaxed);
+                if age > 30_000 {
+                    return Err(format!("a consumer loop has not turned for {age} ms"));
+                }
             }
             Ok(())
         })
@@ -81,30 +86,87 @@ impl Application {
     }
 
     /// Consumes until `shutdown` is cancelled, then flushes, commits and leaves the
-    /// group before returning.
+    /// group before returning. Two consumers run side by side, each on a blocking
+    /// thread: one for the events topic (rollups) and one, in a group of its own,
+    /// for the ratings topic, so a flood of views never holds up a rating.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let cfg = &self.config;
+        let dedup_ms = (cfg.dedup.window_secs as i64).saturating_mul(1000);
+        let ratings_group = format!("{}-ratings", cfg.consumer.group_id);
+        let consumers = [
+            (Family::Counts, cfg.kafka.events_topic(), cfg.consumer.group_id.clone(), dedup_ms),
+            (Family::Ratings, cfg.kafka.ratings_topic(), ratings_group, 0),
+        ];
+        let mut heartbeats = Vec::new();
+        let mut loops = Vec::new();
+        for (family, topic, group, dedup_ms) in consumers {
+            let (consumer, heartbeat) = self.consumer(family, &topic, &group, dedup_ms, &shutdown)?;
+            heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+            heartbeats.push(heartbeat);
+            tracing::info!(%topic, %group, "aggregator consuming");
+            let interval = Duration::from_millis(cfg.flush.interval_ms);
+            let max_keys = cfg.flush.max_buffered_keys;
+            let stop = shutdown.clone();
+            loops.push(tokio::task::spawn_blocking(move || pipeline::run(consumer, stop, interval, max_keys)));
+        }
+
+        let ready = Arc::new(Ready { store: self.store.clone(), heartbeats });
+        let router = service_router(axum::Router::new(), ready);
+        let http_stop = CancellationToken::new();
+        let http = tokio::spawn(
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(http_stop.clone().cancelled_owned())
+                .into_future(),
+        );
+        let mut panicked = None;
+        for looped in loops {
+            if let Err(e) = looped.await {
+                // One loop failing takes the process down: a half-running aggregator
+                // would hold partitions it does not serve.
+                shutdown.cancel();
+                panicked.get_or_insert(e);
+            }
+        }
+        http_stop.cancel();
+        let _ = http.await;
+        if let Some(e) = panicked {
+            return Err(e).context("consumer loop panicked");
+        }
+        tracing::info!("aggregator stopped");
+        Ok(())
+    }
+
+    /// A consumer of `topic` in `group`, subscribed, with its owner of partitions.
+    fn consumer(
+        &self,
+        family: Family,
+        topic: &str,
+        group: &str,
+        dedup_ms: i64,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<(BaseConsumer<Ctx>, Arc<AtomicI64>)> {
+        let cfg = &self.config;
         let owner = Owner::new(
-            cfg.kafka.events_topic(),
+            family,
+            topic.to_owned(),
             cfg.kafka.dead_letter_topic(),
             self.store.clone(),
             self.dlq.clone(),
             cfg.flush.clone(),
-            (cfg.dedup.window_secs as i64).saturating_mul(1000),
+            dedup_ms,
             cfg.kafka
                 .client_config()
-                .set("group.id", format!("{}-dedup-primer", cfg.consumer.group_id))
+                .set("group.id", format!("{group}-dedup-primer"))
                 .set("enable.auto.commit", "false")
                 .set("enable.partition.eof", "true")
                 .clone(),
             shutdown.clone(),
         );
         let heartbeat = owner.heartbeat.clone();
-        heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
         let consumer: BaseConsumer<Ctx> = cfg
             .kafka
             .client_config()
-            .set("group.id", &cfg.consumer.group_id)
+            .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", &cfg.consumer.auto_offset_reset)
@@ -114,24 +176,7 @@ impl Application {
             .set("statistics.interval.ms", "5000")
             .create_with_context(Ctx { owner: Arc::new(Mutex::new(owner)) })
             .context("creating kafka consumer")?;
-        consumer.subscribe(&[&cfg.kafka.events_topic()]).context("subscribing")?;
-
-        let ready = Arc::new(Ready { store: self.store.clone(), heartbeat });
-        let router = service_router(axum::Router::new(), ready);
-        let http_stop = CancellationToken::new();
-        let http = tokio::spawn(
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-                .into_future(),
-        );
-        tracing::info!(topic = %cfg.kafka.events_topic(), group = %cfg.consumer.group_id, "aggregator consuming");
-        let interval = Duration::from_millis(cfg.flush.interval_ms);
-        let max_keys = cfg.flush.max_buffered_keys;
-        let looped = tokio::task::spawn_blocking(move || pipeline::run(consumer, shutdown, interval, max_keys)).await;
-        http_stop.cancel();
-        let _ = http.await;
-        looped.context("consumer loop panicked")?;
-        tracing::info!("aggregator stopped");
-        Ok(())
+        consumer.subscribe(&[topic]).context("subscribing")?;
+        Ok((consumer, heartbeat))
     }
 }

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use counting::{DedupWindow, FlushPlan, Folded, PartitionBuffer, RangeRead, RowCache, StoredRow};
+use counting::ratings::{RatingChange, resolve_video};
+use counting::{
+    DedupWindow, FlushPlan, Folded, Granularity, PartitionBuffer, RangeRead, RatedEvent, RowCache, RowKey, StoredRow,
+};
 use futures::StreamExt;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -24,7 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FlushConfig;
-use crate::store::{RollupStore, backoff, decode};
+use crate::store::{RollupStore, backoff, decode, decode_rating};
 
 struct Slot {
     epoch: i64,
@@ -42,8 +45,26 @@ struct Slot {
     dedup: DedupWindow,
 }
 
+/// What a consumer's topic carries, and so how its messages fold and flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Counting events (`Event`): rollup rows and their by-bucket copies.
+    Counts,
+    /// Ratings (`Rating`): each user's latest rating and a video's sum and count.
+    Ratings,
+}
+
+/// One decoded message.
+enum Item {
+    Count(counting::CountedEvent),
+    Rate(RatedEvent),
+    /// Dead-lettered or a dropped duplicate: consumes its offset, changes nothing.
+    Nothing,
+}
+
 /// Everything the loop and the rebalance callbacks share.
 pub struct Owner {
+    family: Family,
     topic: String,
     dlq_topic: String,
     slots: HashMap<i32, Slot>,
@@ -61,6 +82,8 @@ pub struct Owner {
     /// Registered once: looking a metric up by name costs more than folding an event.
     messages: metrics::Counter,
     duplicates: metrics::Counter,
+    assigned: metrics::Gauge,
+    buffered: metrics::Gauge,
 }
 
 pub struct Ctx {
@@ -71,10 +94,11 @@ impl ClientContext for Ctx {
     /// Consumer lag per partition, from librdkafka's own statistics (no extra
     /// requests to the broker). Partition labels are bounded by the topic's size.
     fn stats(&self, stats: rdkafka::Statistics) {
-        for topic in stats.topics.values() {
+        for (name, topic) in &stats.topics {
             for (p, part) in &topic.partitions {
                 if *p >= 0 && part.consumer_lag >= 0 {
-                    metrics::gauge!("aggregator_consumer_lag_messages", "partition" => p.to_string())
+                    let (topic, partition) = (name.clone(), p.to_string());
+                    metrics::gauge!("aggregator_consumer_lag_messages", "topic" => topic, "partition" => partition)
                         .set(part.consumer_lag as f64);
                 }
             }
@@ -119,7 +143,8 @@ enum Outcome {
     },
     /// Another owner claimed the partition.
     Fenced,
-    Overlap(counting::Overlap),
+    /// A row holds part of the flush (offsets rewound by hand): refuse to guess.
+    Overlap(String),
     /// Shutdown ran out of patience while retrying; nothing was committed.
     Abandoned,
 }
@@ -134,6 +159,7 @@ struct Job {
 impl Owner {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        family: Family,
         topic: String,
         dlq_topic: String,
         store: Arc<RollupStore>,
@@ -146,7 +172,7 @@ impl Owner {
         // Handles registered before the recorder exists would count into the void.
         let _ = platform::telemetry::metrics_handle();
         Self {
-            topic,
+            family,
             dlq_topic,
             slots: HashMap::new(),
             store,
@@ -159,6 +185,9 @@ impl Owner {
             heartbeat: Arc::new(AtomicI64::new(0)),
             messages: metrics::counter!("aggregator_messages_total"),
             duplicates: metrics::counter!("aggregator_duplicates_dropped_total"),
+            assigned: metrics::gauge!("aggregator_assigned_partitions", "topic" => topic.clone()),
+            buffered: metrics::gauge!("aggregator_buffered_keys", "topic" => topic.clone()),
+            topic,
         }
     }
 
@@ -200,7 +229,7 @@ impl Owner {
                 },
             );
         }
-        metrics::gauge!("aggregator_assigned_partitions").set(self.slots.len() as f64);
+        self.assigned.set(self.slots.len() as f64);
     }
 
     /// Re-reads the log before the committed offset, back to a dedup window (plus a
@@ -278,9 +307,10 @@ impl Owner {
         for p in parts {
             self.slots.remove(p);
             // The new owner reports this partition's lag from now on.
-            metrics::gauge!("aggregator_consumer_lag_messages", "partition" => p.to_string()).set(0.0);
+            let (topic, partition) = (self.topic.clone(), p.to_string());
+            metrics::gauge!("aggregator_consumer_lag_messages", "topic" => topic, "partition" => partition).set(0.0);
         }
-        metrics::gauge!("aggregator_assigned_partitions").set(self.slots.len() as f64);
+        self.assigned.set(self.slots.len() as f64);
     }
 
     pub fn buffered_keys(&self) -> usize {
@@ -291,24 +321,40 @@ impl Owner {
     pub fn handle(&mut self, consumer: &BaseConsumer<Ctx>, msg: &BorrowedMessage<'_>) {
         let (p, offset) = (msg.partition(), msg.offset());
         let Some(slot) = self.slots.get_mut(&p).filter(|s| !s.halted) else { return };
-        let event = match decode(msg.payload()) {
-            Ok(d) => match d.client_id {
-                Some(id)
-                    if self.dedup_window_ms > 0 && slot.dedup.observe(id, msg.timestamp().to_millis().unwrap_or(0)) =>
-                {
-                    self.duplicates.increment(1);
-                    None
+        let item = match self.family {
+            Family::Counts => match decode(msg.payload()) {
+                Ok(d) => match d.client_id {
+                    Some(id)
+                        if self.dedup_window_ms > 0
+                            && slot.dedup.observe(id, msg.timestamp().to_millis().unwrap_or(0)) =>
+                    {
+                        self.duplicates.increment(1);
+                        Item::Nothing
+                    }
+                    _ => Item::Count(d.event),
+                },
+                Err(reason) => {
+                    self.dead_letter(msg, &reason);
+                    Item::Nothing
                 }
-                _ => Some(d.event),
             },
-            Err(reason) => {
-                self.dead_letter(msg, &reason);
-                None
-            }
+            // A repeated rating needs no dedup: the latest per user replaces.
+            Family::Ratings => match decode_rating(msg.payload()) {
+                Ok(r) => Item::Rate(r),
+                Err(reason) => {
+                    self.dead_letter(msg, &reason);
+                    Item::Nothing
+                }
+            },
         };
         loop {
             let Some(slot) = self.slots.get_mut(&p).filter(|s| !s.halted) else { return };
-            match slot.buffer.fold(offset, event.as_ref()) {
+            let folded = match &item {
+                Item::Count(e) => slot.buffer.fold(offset, Some(e)),
+                Item::Rate(r) => slot.buffer.fold_rating(offset, Some(r)),
+                Item::Nothing => slot.buffer.fold(offset, None),
+            };
+            match folded {
                 Folded::Folded => {
                     self.messages.increment(1);
                     return;
@@ -482,6 +528,16 @@ const MAX_BATCH_ROWS: usize = 50;
 /// Row writes so far, for `flush.fail_after_writes`.
 static WRITES: AtomicU64 = AtomicU64::new(0);
 
+/// Fault injection (`flush.fail_after_writes`): counts `rows` written and aborts the
+/// process, in the middle of a flush, once the configured number is reached.
+fn maybe_abort(cfg: &FlushConfig, rows: usize) {
+    let n = rows as u64;
+    if cfg.fail_after_writes > 0 && WRITES.fetch_add(n, Ordering::SeqCst) + n >= cfg.fail_after_writes {
+        tracing::error!("fault injection: aborting in the middle of a flush");
+        std::process::abort();
+    }
+}
+
 async fn write_jobs(
     store: &RollupStore,
     topic: &str,
@@ -533,7 +589,7 @@ async fn write_job(
     // 3. The last_offset rule.
     let resolved = match job.plan.resolve(|k| job.cache.lookup(k).expect("every row is known after the reads")) {
         Ok(r) => r,
-        Err(e) => return Outcome::Overlap(e),
+        Err(e) => return Outcome::Overlap(e.to_string()),
     };
     // 4. Write every row, retrying each batch until it lands. Writes are sorted by
     //    key, so the rows of one Cassandra partition are adjacent.
@@ -543,11 +599,7 @@ async fn write_job(
             let _permit = permits.acquire().await.expect("semaphore open");
             let ok = retry(cfg, shutdown, "write", || store.write_batch(rows, p, epoch)).await.is_some();
             metrics::counter!("aggregator_write_requests_total").increment(1);
-            let n = rows.len() as u64;
-            if cfg.fail_after_writes > 0 && WRITES.fetch_add(n, Ordering::SeqCst) + n >= cfg.fail_after_writes {
-                tracing::error!(partition = p, "fault injection: aborting in the middle of a flush");
-                std::process::abort();
-            }
+            maybe_abort(cfg, rows.len());
             ok
         })
         .buffer_unordered(cfg.concurrency.max(1))
@@ -562,7 +614,109 @@ async fn write_job(
     for w in &resolved.writes {
         job.cache.put(w.key, StoredRow { value: w.value, last_offset: w.last_offset });
     }
-    Outcome::Written { commit: job.plan.commit_offset(), rows: resolved.writes.len(), skipped: resolved.skipped }
+    // 6. Hour and day rows again, keyed by bucket, for trending. Skipped rows too: a
+    //    crash may have come between a row and its copy.
+    let copies: Vec<(RowKey, i64, i64)> = job
+        .plan
+        .deltas
+        .iter()
+        .filter(|(k, _)| matches!(k.granularity, Granularity::Hour | Granularity::Day))
+        .filter_map(|(k, _)| job.cache.lookup(k).flatten().map(|row| (*k, row.value, row.last_offset)))
+        .collect();
+    if !write_copies(store, cfg, shutdown, permits, copies, epoch).await {
+        return Outcome::Abandoned;
+    }
+    // 7. Ratings.
+    let (rated, rated_skipped) = match write_ratings(store, cfg, shutdown, permits, &job.plan, epoch).await {
+        Ok(Some(n)) => n,
+        Ok(None) => return Outcome::Abandoned,
+        Err(e) => return Outcome::Overlap(e),
+    };
+    Outcome::Written {
+        commit: job.plan.commit_offset(),
+        rows: resolved.writes.len() + rated,
+        skipped: resolved.skipped + rated_skipped,
+    }
+}
+
+/// Writes the by-bucket copies, a batch per `rollups_by_bucket` partition. `false`:
+/// abandoned at shutdown.
+async fn write_copies(
+    store: &RollupStore,
+    cfg: &FlushConfig,
+    shutdown: &CancellationToken,
+    permits: &Semaphore,
+    mut copies: Vec<(RowKey, i64, i64)>,
+    epoch: i64,
+) -> bool {
+    let part = |k: &RowKey| (k.kind, k.granularity, k.bucket_ms);
+    copies.sort_unstable_by_key(|(k, _, _)| (part(k), k.video_id));
+    let batches = copies.chunk_by(|a, b| part(&a.0) == part(&b.0)).flat_map(|c| c.chunks(MAX_BATCH_ROWS));
+    let results: Vec<bool> = futures::stream::iter(batches)
+        .map(|rows| async move {
+            let _permit = permits.acquire().await.expect("semaphore open");
+            metrics::counter!("aggregator_write_requests_total").increment(1);
+            retry(cfg, shutdown, "write_copy", || store.write_copies(rows, epoch)).await.is_some()
+        })
+        .buffer_unordered(cfg.concurrency.max(1))
+        .collect()
+        .await;
+    results.into_iter().all(|ok| ok)
+}
+
+/// Applies the flush's ratings, video by video: read the totals and the users'
+/// rows, resolve (see `counting::ratings`), write the user rows, then the totals.
+/// `Ok(None)`: abandoned at shutdown; `Err`: an overlap. Counts (user rows written,
+/// videos already holding the flush).
+async fn write_ratings(
+    store: &RollupStore,
+    cfg: &FlushConfig,
+    shutdown: &CancellationToken,
+    permits: &Semaphore,
+    plan: &FlushPlan,
+    epoch: i64,
+) -> Result<Option<(usize, usize)>, String> {
+    let (first, through) = (plan.first_offset, plan.through_offset);
+    let videos = plan.ratings.chunk_by(|a, b| a.video_id == b.video_id);
+    let results: Vec<Result<Option<usize>, String>> = futures::stream::iter(videos)
+        .map(|changes: &[RatingChange]| async move {
+            let _permit = permits.acquire().await.expect("semaphore open");
+            let video = changes[0].video_id;
+            let users: Vec<_> = changes.iter().map(|c| c.user_id).collect();
+            let Some((totals, stored)) =
+                retry(cfg, shutdown, "read_ratings", || store.read_ratings(video, &users)).await
+            else {
+                return Ok(None);
+            };
+            let Some(w) = resolve_video(first, through, changes, totals, &stored).map_err(|e| e.to_string())? else {
+                return Ok(Some(0));
+            };
+            for chunk in w.users.chunks(MAX_BATCH_ROWS) {
+                let write = || store.write_user_ratings(video, chunk, through, epoch);
+                if retry(cfg, shutdown, "write_ratings", write).await.is_none() {
+                    return Ok(None);
+                }
+                metrics::counter!("aggregator_write_requests_total").increment(1);
+                maybe_abort(cfg, chunk.len());
+            }
+            if retry(cfg, shutdown, "write_totals", || store.write_totals(video, w.totals, epoch)).await.is_none() {
+                return Ok(None);
+            }
+            metrics::counter!("aggregator_rated_videos_total").increment(1);
+            Ok(Some(w.users.len()))
+        })
+        .buffer_unordered(cfg.concurrency.max(1))
+        .collect()
+        .await;
+    let (mut written, mut skipped) = (0, 0);
+    for r in results {
+        match r? {
+            None => return Ok(None),
+            Some(0) => skipped += 1,
+            Some(n) => written += n,
+        }
+    }
+    Ok(Some((written, skipped)))
 }
 
 /// The consumer loop: poll, fold, flush on the interval, until shutdown; then a
@@ -572,7 +726,7 @@ pub fn run(consumer: BaseConsumer<Ctx>, shutdown: CancellationToken, interval: D
     const CHECK_EVERY: u32 = 256;
     let owner = consumer.context().owner.clone();
     let heartbeat = owner.lock().expect("owner lock").heartbeat.clone();
-    let buffered = metrics::gauge!("aggregator_buffered_keys");
+    let buffered = owner.lock().expect("owner lock").buffered.clone();
     let errors = metrics::counter!("aggregator_consumer_errors_total");
     let mut next_flush = Instant::now() + interval;
     let mut since_check = 0u32;

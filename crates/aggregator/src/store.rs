@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use counting::{EventKind, Granularity, RangeRead, RowWrite, StoredRow, write_timestamp};
+use std::collections::HashMap;
+
+use counting::ratings::{StoredRating, StoredTotals, UserRatingWrite};
+use counting::{EventKind, Granularity, RangeRead, RatedEvent, RowKey, RowWrite, StoredRow, write_timestamp};
 use futures::TryStreamExt;
 use platform::cassandra::{applied, prepare};
 use scylla::client::session::Session;
@@ -25,6 +28,12 @@ pub struct RollupStore {
     create_state: PreparedStatement,
     bump_epoch: PreparedStatement,
     mark_attempted: PreparedStatement,
+    write_copy: PreparedStatement,
+    read_totals: PreparedStatement,
+    read_user_ratings: PreparedStatement,
+    write_user_rating: PreparedStatement,
+    write_rating_by_user: PreparedStatement,
+    write_totals: PreparedStatement,
     retention: Retention,
 }
 
@@ -85,9 +94,69 @@ impl RollupStore {
             false,
         )
         .await?;
+        // The same absolute values, keyed by bucket, for trending (migration 005).
+        let write_copy = prepare(
+            s,
+            format!(
+                "INSERT INTO {ks}.rollups_by_bucket (event_type, granularity, bucket, video_id, value) \
+                 VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            ),
+            true,
+        )
+        .await?;
+        // Ratings (migration 004): totals are static columns of the video's partition.
+        let read_totals = prepare(
+            s,
+            format!("SELECT rating_sum, rating_count, totals_offset FROM {ks}.video_ratings WHERE videoid = ? LIMIT 1"),
+            true,
+        )
+        .await?;
+        let read_user_ratings = prepare(
+            s,
+            format!(
+                "SELECT userid, rating, prev_rating, last_offset, created_at FROM {ks}.video_ratings \
+                 WHERE videoid = ? AND userid IN ?"
+            ),
+            true,
+        )
+        .await?;
+        let write_user_rating = prepare(
+            s,
+            format!(
+                "INSERT INTO {ks}.video_ratings \
+                 (videoid, userid, rating, prev_rating, last_offset, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ),
+            true,
+        )
+        .await?;
+        let write_rating_by_user = prepare(
+            s,
+            format!(
+                "INSERT INTO {ks}.ratings_by_user (userid, videoid, rating, updated_at) \
+                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+            ),
+            true,
+        )
+        .await?;
+        let write_totals = prepare(
+            s,
+            format!(
+                "UPDATE {ks}.video_ratings USING TIMESTAMP ? \
+                 SET rating_sum = ?, rating_count = ?, totals_offset = ? WHERE videoid = ?"
+            ),
+            true,
+        )
+        .await?;
         Ok(Self {
             session,
             read_from,
+            write_copy,
+            read_totals,
+            read_user_ratings,
+            write_user_rating,
+            write_rating_by_user,
+            write_totals,
             read_between,
             write_row,
             read_state,
@@ -144,6 +213,102 @@ impl RollupStore {
             ));
         }
         self.session.batch(&batch, values).await?;
+        Ok(())
+    }
+
+    /// Writes copies of hour and day rows keyed by bucket (all of one
+    /// `rollups_by_bucket` partition): `(key, value, last_offset)`.
+    pub async fn write_copies(&self, rows: &[(RowKey, i64, i64)], epoch: i64) -> anyhow::Result<()> {
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values = Vec::with_capacity(rows.len());
+        for (key, value, last_offset) in rows {
+            batch.append_statement(self.write_copy.clone());
+            values.push((
+                key.kind.as_str(),
+                key.granularity.as_str(),
+                CqlTimestamp(key.bucket_ms),
+                key.video_id,
+                *value,
+                self.retention.ttl_secs(key.granularity),
+                write_timestamp(epoch, *last_offset),
+            ));
+        }
+        self.session.batch(&batch, values).await?;
+        Ok(())
+    }
+
+    /// A video's rating totals and the rows of `users` (those that exist).
+    pub async fn read_ratings(
+        &self,
+        video: Uuid,
+        users: &[Uuid],
+    ) -> anyhow::Result<(StoredTotals, HashMap<Uuid, StoredRating>)> {
+        let res = self.session.execute_unpaged(&self.read_totals, (video,)).await?.into_rows_result()?;
+        let totals = match res.maybe_first_row::<(Option<i64>, Option<i64>, Option<i64>)>()? {
+            Some((sum, count, offset)) => {
+                StoredTotals { sum: sum.unwrap_or(0), count: count.unwrap_or(0), offset: offset.unwrap_or(-1) }
+            }
+            None => StoredTotals { sum: 0, count: 0, offset: -1 },
+        };
+        let res = self.session.execute_unpaged(&self.read_user_ratings, (video, users)).await?.into_rows_result()?;
+        type Row = (Uuid, Option<i32>, Option<i32>, Option<i64>, Option<CqlTimestamp>);
+        let mut rows = HashMap::new();
+        for row in res.rows::<Row>()? {
+            let (user, rating, prev_rating, last_offset, created_at) = row?;
+            // A row without a rating is only the static columns' placeholder.
+            let Some(rating) = rating else { continue };
+            let stored = StoredRating {
+                rating,
+                prev_rating,
+                last_offset: last_offset.unwrap_or(-1),
+                created_at_ms: created_at.map_or(0, |t| t.0),
+            };
+            rows.insert(user, stored);
+        }
+        Ok((totals, rows))
+    }
+
+    /// Writes user rating rows (and their by-user copies) of one video in one batch.
+    pub async fn write_user_ratings(
+        &self,
+        video: Uuid,
+        users: &[UserRatingWrite],
+        last_offset: i64,
+        epoch: i64,
+    ) -> anyhow::Result<()> {
+        let ts = write_timestamp(epoch, last_offset);
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values = Vec::with_capacity(users.len());
+        for u in users {
+            batch.append_statement(self.write_user_rating.clone());
+            values.push((
+                video,
+                u.user_id,
+                u.rating,
+                u.prev_rating,
+                last_offset,
+                CqlTimestamp(u.created_at_ms),
+                CqlTimestamp(u.updated_at_ms),
+                ts,
+            ));
+        }
+        self.session.batch(&batch, values).await?;
+        // The by-user copies live in other partitions: a separate request each, all
+        // before the totals are written (the totals mark the flush as landed).
+        futures::future::try_join_all(users.iter().map(|u| {
+            let values = (u.user_id, video, u.rating, CqlTimestamp(u.updated_at_ms), ts);
+            self.session.execute_unpaged(&self.write_rating_by_user, values)
+        }))
+        .await?;
+        Ok(())
+    }
+
+    /// Writes a video's totals: last, once every user row of the flush landed.
+    pub async fn write_totals(&self, video: Uuid, t: StoredTotals, epoch: i64) -> anyhow::Result<()> {
+        let values = (write_timestamp(epoch, t.offset), t.sum, t.count, t.offset, video);
+        self.session.execute_unpaged(&self.write_totals, values).await?;
         Ok(())
     }
 
@@ -209,6 +374,22 @@ pub struct Decoded {
     pub client_id: Option<[u8; 16]>,
 }
 
+/// Decodes a message of the ratings topic, or says why it cannot be used.
+pub fn decode_rating(payload: Option<&[u8]>) -> Result<RatedEvent, String> {
+    use prost::Message;
+    let payload = payload.ok_or("empty payload")?;
+    let r = schemas::events::Rating::decode(payload).map_err(|err| format!("not a protobuf Rating: {err}"))?;
+    let video_id = Uuid::from_slice(&r.video_id).map_err(|_| "video_id is not 16 bytes".to_owned())?;
+    let user_id = Uuid::from_slice(&r.user_id).map_err(|_| "user_id is not 16 bytes".to_owned())?;
+    if !(1..=5).contains(&r.rating) {
+        return Err(format!("rating {} is not 1 to 5", r.rating));
+    }
+    if r.occurred_at_ms <= 0 {
+        return Err("occurred_at_ms is missing".to_owned());
+    }
+    Ok(RatedEvent { video_id, user_id, rating: r.rating, occurred_at_ms: r.occurred_at_ms })
+}
+
 /// Decodes a Kafka message into a counted event, or says why it cannot be counted.
 pub fn decode(payload: Option<&[u8]>) -> Result<Decoded, String> {
     use prost::Message;
@@ -271,6 +452,25 @@ mod tests {
         bad = good.clone();
         bad.event_type = 99;
         assert!(decode(Some(&bad.encode_to_vec())).unwrap_err().contains("event type"));
+    }
+
+    #[test]
+    fn decode_rating_checks_every_field() {
+        use schemas::events::Rating;
+        let good =
+            Rating { event_id: vec![0; 16], video_id: vec![7; 16], user_id: vec![8; 16], rating: 4, occurred_at_ms: 5 };
+        let r = decode_rating(Some(&good.encode_to_vec())).unwrap();
+        assert_eq!((r.video_id, r.user_id, r.rating), (Uuid::from_bytes([7; 16]), Uuid::from_bytes([8; 16]), 4));
+        for (bad, why) in [
+            (Rating { rating: 6, ..good.clone() }, "1 to 5"),
+            (Rating { rating: 0, ..good.clone() }, "1 to 5"),
+            (Rating { user_id: vec![], ..good.clone() }, "user_id"),
+            (Rating { video_id: vec![1], ..good.clone() }, "video_id"),
+            (Rating { occurred_at_ms: 0, ..good.clone() }, "occurred_at_ms"),
+        ] {
+            assert!(decode_rating(Some(&bad.encode_to_vec())).unwrap_err().contains(why), "{why}");
+        }
+        assert!(decode_rating(Some(b"\xff\xff")).unwrap_err().contains("protobuf"));
     }
 
     #[test]

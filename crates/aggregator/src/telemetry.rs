@@ -6,7 +6,8 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// The `op` label values of `aggregator_cassandra_errors_total` (see `pipeline::retry`).
-pub const CASSANDRA_OPS: [&str; 4] = ["claim", "mark_attempted", "read", "write"];
+pub const CASSANDRA_OPS: [&str; 8] =
+    ["claim", "mark_attempted", "read", "write", "write_copy", "read_ratings", "write_ratings", "write_totals"];
 
 pub fn describe() {
     let _ = platform::telemetry::metrics_handle();
@@ -21,6 +22,11 @@ pub fn describe() {
         "Range reads of a rollup partition before writing to it (what the owner's cache did not know)"
     );
     describe_counter!("aggregator_write_requests_total", n, "Write requests (single-partition batches of rows)");
+    describe_counter!(
+        "aggregator_rated_videos_total",
+        n,
+        "Videos whose rating totals a flush wrote (after their users' rows)"
+    );
     describe_counter!(
         "aggregator_dead_letters_total",
         n,
@@ -41,12 +47,16 @@ pub fn describe() {
         "Repeats of a client eventId dropped within the window"
     );
     describe_counter!("aggregator_dedup_priming_errors_total", n, "Failed re-reads of the dedup window on assignment");
-    describe_gauge!("aggregator_buffered_keys", n, "(video, type, minute) keys buffered, not yet flushed");
-    describe_gauge!("aggregator_assigned_partitions", n, "Partitions this member owns");
+    describe_gauge!(
+        "aggregator_buffered_keys",
+        n,
+        "(video, type, minute) and (video, user) keys buffered, not yet flushed, by topic"
+    );
+    describe_gauge!("aggregator_assigned_partitions", n, "Partitions this member owns, by topic");
     describe_gauge!(
         "aggregator_consumer_lag_messages",
         n,
-        "Messages between the committed offset and the end of the log, by partition (librdkafka statistics, every 5 s)"
+        "Messages between the committed offset and the end of the log, by topic and partition (librdkafka statistics, every 5 s)"
     );
     describe_histogram!(
         "aggregator_cassandra_request_duration_seconds",
@@ -70,6 +80,4 @@ pub fn describe() {
     for op in CASSANDRA_OPS {
         metrics::counter!("aggregator_cassandra_errors_total", "op" => op).increment(0);
     }
-    metrics::gauge!("aggregator_buffered_keys").set(0.0);
-    metrics::gauge!("aggregator_assigned_partitions").set(0.0);
 }

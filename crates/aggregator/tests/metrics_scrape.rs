@@ -118,7 +118,7 @@ async fn golden_metrics_after_real_traffic() {
     let agg = loop {
         let m = scrape(&env, &agg_url).await;
         let lag: Vec<(String, f64)> = m
-            .samples("aggregator_consumer_lag_messages", &[])
+            .samples("aggregator_consumer_lag_messages", &[("topic", &topic)])
             .map(|s| (s.labels["partition"].clone(), s.value))
             .collect();
         let drained = lag.len() == partitions as usize && lag.iter().all(|(_, v)| *v == 0.0);
@@ -128,11 +128,19 @@ async fn golden_metrics_after_real_traffic() {
         assert!(Instant::now() < deadline, "aggregator lag never drained on all {partitions} partitions: {lag:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let partitions_seen: BTreeSet<String> =
-        agg.samples("aggregator_consumer_lag_messages", &[]).map(|s| s.labels["partition"].clone()).collect();
+    let partitions_seen: BTreeSet<String> = agg
+        .samples("aggregator_consumer_lag_messages", &[("topic", &topic)])
+        .map(|s| s.labels["partition"].clone())
+        .collect();
     let expected: BTreeSet<String> = (0..partitions).map(|p| p.to_string()).collect();
     assert_eq!(partitions_seen, expected, "one lag gauge per assigned partition");
-    assert_eq!(agg.value("aggregator_assigned_partitions", &[]), Some(partitions as f64));
+    assert_eq!(agg.value("aggregator_assigned_partitions", &[("topic", &topic)]), Some(partitions as f64));
+    let ratings_topic = format!("{}video-ratings", env.topic_prefix);
+    assert_eq!(
+        agg.value("aggregator_assigned_partitions", &[("topic", &ratings_topic)]),
+        Some(partitions as f64),
+        "the ratings consumer owns the ratings topic's partitions"
+    );
     let messages = agg.value("aggregator_messages_total", &[]).unwrap();
     assert!(messages >= events + 1.0, "messages {messages} < {events} events + 1 poison");
     let flushed = agg.value("aggregator_events_flushed_total", &[]).unwrap();

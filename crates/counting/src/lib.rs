@@ -10,6 +10,7 @@ pub mod cache;
 pub mod dedup;
 pub mod kind;
 pub mod range;
+pub mod ratings;
 pub mod rollup;
 pub mod time;
 
@@ -17,6 +18,7 @@ pub use cache::{PartKey, RangeRead, RowCache};
 pub use dedup::DedupWindow;
 pub use kind::EventKind;
 pub use range::{Span, plan_range};
+pub use ratings::{RatedEvent, RatingChange};
 pub use rollup::{
     CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite, StoredRow, write_timestamp,
 };

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::kind::EventKind;
+use crate::ratings::{RatedEvent, RatingChange};
 use crate::time::Granularity;
 
 /// One decoded event, as far as counting cares.
@@ -75,6 +76,8 @@ pub fn write_timestamp(epoch: i64, offset: i64) -> i64 {
 #[derive(Debug, Default)]
 pub struct PartitionBuffer {
     minutes: HashMap<(Uuid, EventKind, i64), i64>,
+    /// Latest (rating, occurred_at_ms) per (video, user).
+    ratings: HashMap<(Uuid, Uuid), (i32, i64)>,
     first_offset: Option<i64>,
     last_offset: Option<i64>,
     events: u64,
@@ -92,6 +95,26 @@ impl PartitionBuffer {
     /// Folds the message at `offset`. `event` is `None` for a message that counts
     /// nothing (dead-lettered) but whose offset is still consumed.
     pub fn fold(&mut self, offset: i64, event: Option<&CountedEvent>) -> Folded {
+        self.fold_with(offset, |buf| {
+            let e = event?;
+            let minute = Granularity::Minute.bucket(e.occurred_at_ms);
+            *buf.minutes.entry((e.video_id, e.kind, minute)).or_insert(0) += e.value;
+            Some(())
+        })
+    }
+
+    /// Folds the rating at `offset`: a later rating by the same user of the same
+    /// video replaces an earlier one (see [`crate::ratings`]).
+    pub fn fold_rating(&mut self, offset: i64, rating: Option<&RatedEvent>) -> Folded {
+        self.fold_with(offset, |buf| {
+            let r = rating?;
+            buf.ratings.insert((r.video_id, r.user_id), (r.rating, r.occurred_at_ms));
+            Some(())
+        })
+    }
+
+    /// The offset bookkeeping and the fence, shared by every kind of message.
+    fn fold_with(&mut self, offset: i64, record: impl FnOnce(&mut Self) -> Option<()>) -> Folded {
         if let Some(w) = self.fence.filter(|&w| offset > w) {
             // The fence's own message is gone (compacted, say): what is buffered
             // ends before it, which rows at the fence hold entirely. Flush that first.
@@ -103,9 +126,7 @@ impl PartitionBuffer {
         }
         self.first_offset.get_or_insert(offset);
         self.last_offset = Some(offset);
-        if let Some(e) = event {
-            let minute = Granularity::Minute.bucket(e.occurred_at_ms);
-            *self.minutes.entry((e.video_id, e.kind, minute)).or_insert(0) += e.value;
+        if record(self).is_some() {
             self.events += 1;
         }
         if self.fence == Some(offset) {
@@ -121,9 +142,10 @@ impl PartitionBuffer {
         self.fence.is_some()
     }
 
-    /// Distinct (video, kind, minute) keys held: the buffer's memory, roughly.
+    /// Distinct (video, kind, minute) and (video, user) keys held: the buffer's
+    /// memory, roughly.
     pub fn buffered_keys(&self) -> usize {
-        self.minutes.len()
+        self.minutes.len() + self.ratings.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -153,7 +175,17 @@ impl PartitionBuffer {
         }
         let mut deltas: Vec<(RowKey, i64)> = rows.into_iter().collect();
         deltas.sort_unstable_by_key(|(k, _)| *k);
-        Some(FlushPlan { first_offset, through_offset, events, deltas })
+        let mut ratings: Vec<RatingChange> = std::mem::take(&mut self.ratings)
+            .into_iter()
+            .map(|((video_id, user_id), (rating, occurred_at_ms))| RatingChange {
+                video_id,
+                user_id,
+                rating,
+                occurred_at_ms,
+            })
+            .collect();
+        ratings.sort_unstable_by_key(|c| (c.video_id, c.user_id));
+        Some(FlushPlan { first_offset, through_offset, events, deltas, ratings })
     }
 }
 
@@ -175,10 +207,12 @@ pub enum Folded {
 pub struct FlushPlan {
     pub first_offset: i64,
     pub through_offset: i64,
-    /// Messages folded that counted something.
+    /// Messages folded that counted or rated something.
     pub events: u64,
     /// Sorted by key, so rows of one Cassandra partition are adjacent.
     pub deltas: Vec<(RowKey, i64)>,
+    /// Each user's latest rating per video, sorted by (video, user).
+    pub ratings: Vec<RatingChange>,
 }
 
 /// A stored row already holds some but not all of a flush's offsets: only possible

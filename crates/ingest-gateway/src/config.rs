@@ -1,3 +1,4 @@
+use platform::auth::AuthConfig;
 use platform::kafka::KafkaConfig;
 use platform::telemetry::LogConfig;
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,8 @@ pub struct GatewayConfig {
     pub kafka: KafkaConfig,
     pub producer: ProducerConfig,
     pub events: EventRules,
+    /// The query service's token secret: ratings need a signed-in user.
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 

@@ -1,11 +1,12 @@
 //! The ingest gateway: a thin HTTP service that validates view and other counting
 //! events, stamps them, encodes them as protobuf and produces them to Kafka keyed
-//! by video id. A 2xx means the event is durable in Kafka; it never touches
-//! Cassandra.
+//! by video id, and signed-in users' ratings onto the ratings topic. A 2xx means
+//! the event is durable in Kafka; it never touches Cassandra.
 
 pub mod config;
 pub mod events;
 pub mod producer;
+pub mod ratings;
 pub mod routes;
 pub mod telemetry;
 
@@ -53,7 +54,8 @@ impl Application {
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
         let limit = config.http.max_body_bytes;
-        let state = Arc::new(AppState { config, producer: producer.clone() });
+        let tokens = platform::auth::Tokens::new(&config.auth)?;
+        let state = Arc::new(AppState { config, producer: producer.clone(), tokens });
         let router = service_router(routes::api(state), Arc::new(KafkaReady(producer.clone())))
             .layer(DefaultBodyLimit::max(limit));
         Ok(Self { listener, router, producer })

@@ -10,7 +10,7 @@ use platform::kafka::KafkaConfig;
 use prost::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use schemas::events::Event;
+use schemas::events::{Event, Rating};
 
 use crate::config::{ProducerConfig, Sink};
 
@@ -19,6 +19,7 @@ pub struct EventProducer {
     /// `None`: the null sink (`producer.sink = "null"`), which discards events.
     producer: Option<FutureProducer>,
     topic: String,
+    ratings_topic: String,
     enqueue_timeout: Duration,
 }
 
@@ -27,7 +28,8 @@ impl EventProducer {
         let enqueue_timeout = Duration::from_millis(cfg.enqueue_timeout_ms);
         if cfg.sink == Sink::Null {
             tracing::warn!("null sink: events are discarded (producer.sink = \"null\"; for benchmarks only)");
-            return Ok(Self { producer: None, topic: kafka.events_topic(), enqueue_timeout });
+            let (topic, ratings_topic) = (kafka.events_topic(), kafka.ratings_topic());
+            return Ok(Self { producer: None, topic, ratings_topic, enqueue_timeout });
         }
         let producer: FutureProducer = kafka
             .client_config()
@@ -41,22 +43,33 @@ impl EventProducer {
             .set("partitioner", "murmur2_random")
             .create()
             .context("creating kafka producer")?;
-        Ok(Self { producer: Some(producer), topic: kafka.events_topic(), enqueue_timeout })
+        let (topic, ratings_topic) = (kafka.events_topic(), kafka.ratings_topic());
+        Ok(Self { producer: Some(producer), topic, ratings_topic, enqueue_timeout })
     }
 
     /// Produces every event, keyed by its video id, and waits until all are durable.
     /// Fails with 503 (and `Retry-After`) if any one is not: the client retries the
     /// request, and the event ids make that safe to count once downstream.
     pub async fn send_all(&self, events: &[Event]) -> Result<(), Problem> {
-        let payloads: Vec<Vec<u8>> = events.iter().map(Message::encode_to_vec).collect();
+        let keyed: Vec<(&[u8], Vec<u8>)> = events.iter().map(|e| (e.video_id.as_slice(), e.encode_to_vec())).collect();
+        self.produce(&self.topic, &keyed).await
+    }
+
+    /// Produces one rating onto the ratings topic, keyed by its video id, and waits
+    /// until it is durable.
+    pub async fn send_rating(&self, rating: &Rating) -> Result<(), Problem> {
+        self.produce(&self.ratings_topic, &[(rating.video_id.as_slice(), rating.encode_to_vec())]).await
+    }
+
+    async fn produce(&self, topic: &str, keyed: &[(&[u8], Vec<u8>)]) -> Result<(), Problem> {
         let Some(producer) = &self.producer else {
             // Encoded like every other event, so the null sink costs what the HTTP side costs.
-            std::hint::black_box(&payloads);
-            metrics::counter!("gateway_events_discarded_total").increment(events.len() as u64);
+            std::hint::black_box(keyed);
+            metrics::counter!("gateway_events_discarded_total").increment(keyed.len() as u64);
             return Ok(());
         };
-        let sends = events.iter().zip(&payloads).map(|(e, payload)| {
-            let record = FutureRecord::to(&self.topic).key(e.video_id.as_slice()).payload(payload.as_slice());
+        let sends = keyed.iter().map(|(key, payload)| {
+            let record = FutureRecord::to(topic).key(*key).payload(payload.as_slice());
             producer.send(record, self.enqueue_timeout)
         });
         let mut failed = None;
@@ -68,7 +81,7 @@ impl EventProducer {
         self.sample_queue();
         match failed {
             None => {
-                metrics::counter!("gateway_events_produced_total").increment(events.len() as u64);
+                metrics::counter!("gateway_events_produced_total").increment(keyed.len() as u64);
                 Ok(())
             }
             Some(err) => {

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use platform::auth::Tokens;
 use platform::http::{Problem, parse_json as json, parse_uuid, read_body as body};
 use prost::Message;
 use schemas::events::EventBatch;
@@ -17,10 +18,13 @@ use serde::Serialize;
 use crate::config::GatewayConfig;
 use crate::events::EventIn;
 use crate::producer::EventProducer;
+use crate::ratings;
 
 pub struct AppState {
     pub config: GatewayConfig,
     pub producer: EventProducer,
+    /// Checks the sign-in tokens the query service issues (ratings need one).
+    pub tokens: Tokens,
 }
 
 type St = State<Arc<AppState>>;
@@ -30,6 +34,8 @@ pub fn api(state: Arc<AppState>) -> Router {
         .route("/api/v1/videos/id/{video_id}/view", post(record_view))
         .route("/api/v1/events", post(post_event))
         .route("/api/v1/events:batch", post(post_batch))
+        .route("/api/v1/videos/{video_id}/ratings", post(ratings::post_rating))
+        .route("/api/v1/videos/id/{video_id}/rating", post(ratings::post_rating_legacy))
         .with_state(state)
 }
 

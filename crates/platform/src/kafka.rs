@@ -17,7 +17,7 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Prepended to every topic name (tests use a prefix each).
     pub topic_prefix: String,
-    /// Partitions of the events topic when it is created. Fixed for the topic's
+    /// Partitions of the events and ratings topics when they are created. Fixed for the topic's
     /// life: the aggregator's `last_offset` rule is per partition.
     pub partitions: i32,
     pub replication_factor: i32,
@@ -42,6 +42,11 @@ impl KafkaConfig {
         format!("{}video-events", self.topic_prefix)
     }
 
+    /// Ratings, keyed by video id like events, with the same partition count.
+    pub fn ratings_topic(&self) -> String {
+        format!("{}video-ratings", self.topic_prefix)
+    }
+
     pub fn dead_letter_topic(&self) -> String {
         format!("{}video-events.dlq", self.topic_prefix)
     }
@@ -54,7 +59,7 @@ impl KafkaConfig {
     }
 }
 
-/// Creates the events topic and its dead-letter topic if missing. An existing
+/// Creates the events and ratings topics and the dead-letter topic if missing. An existing
 /// topic is left as it is (its partition count is never changed here).
 pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
@@ -62,12 +67,15 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
     let min_isr = cfg.replication_factor.min(2).to_string();
     let events = cfg.events_topic();
     let dlq = cfg.dead_letter_topic();
+    let ratings = cfg.ratings_topic();
     let topics = [
         // Broker append time never decreases along a partition: the aggregator's
         // duplicate rule depends on that to decide the same way on every replay.
         NewTopic::new(&events, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
             .set("min.insync.replicas", &min_isr)
             .set("message.timestamp.type", "LogAppendTime"),
+        NewTopic::new(&ratings, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
+            .set("min.insync.replicas", &min_isr),
         NewTopic::new(&dlq, 1, TopicReplication::Fixed(cfg.replication_factor))
             .set("min.insync.replicas", &min_isr)
             .set("retention.ms", "2592000000"),

@@ -2,6 +2,7 @@
 //! telemetry, HTTP plumbing (problem+json, health and metrics routes, graceful
 //! shutdown), and the Kafka and Cassandra clients with their setup.
 
+pub mod auth;
 pub mod cassandra;
 pub mod cli;
 pub mod config;

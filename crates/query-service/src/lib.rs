@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod counts;
+pub mod paging;
+pub mod ratings;
 pub mod routes;
 pub mod users;
 pub mod videos;
@@ -43,11 +45,15 @@ impl Application {
         let session = Arc::new(session);
         let counts = counts::CountStore::new(session.clone(), &config.cassandra.keyspace).await?;
         let users = users::Users::new(session.clone(), &config.cassandra.keyspace, &config.auth).await?;
-        let videos = videos::Videos::new(session, &config.cassandra.keyspace).await?;
+        let videos = videos::Videos::new(session.clone(), &config.cassandra.keyspace).await?;
+        let ratings = ratings::Ratings::new(session, &config.cassandra.keyspace).await?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        let state = Arc::new(AppState { config, counts, users, videos });
-        let api = routes::api(state.clone()).merge(users::api(state.clone())).merge(videos::api(state.clone()));
+        let state = Arc::new(AppState { config, counts, users, videos, ratings });
+        let api = routes::api(state.clone())
+            .merge(users::api(state.clone()))
+            .merge(videos::api(state.clone()))
+            .merge(ratings::api(state.clone()));
         let router = service_router(api, Arc::new(Ready(state)));
         Ok(Self { listener, router })
     }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::config::QueryConfig;
 use crate::counts::{CountStore, ViewsCount, resolve_range};
+use crate::ratings::Ratings;
 use crate::users::{HasUsers, Users};
 use crate::videos::Videos;
 
@@ -22,6 +23,7 @@ pub struct AppState {
     pub counts: CountStore,
     pub users: Users,
     pub videos: Videos,
+    pub ratings: Ratings,
 }
 
 impl HasUsers for AppState {

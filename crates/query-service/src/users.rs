@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use platform::auth::{AuthConfig, Claims, Tokens};
 use platform::cassandra::prepare;
 use platform::http::{Problem, parse_json, parse_uuid, read_body};
 use rand::RngCore;
@@ -23,8 +23,6 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-use crate::config::AuthConfig;
 
 pub struct Users {
     session: Arc<Session>,
@@ -35,22 +33,7 @@ pub struct Users {
     read_user: PreparedStatement,
     update_names: PreparedStatement,
     touch_login: PreparedStatement,
-    keys: Keys,
-    token_ttl_secs: u64,
-}
-
-struct Keys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-}
-
-/// What a token says.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: Uuid,
-    pub roles: Vec<String>,
-    pub exp: u64,
-    pub iat: u64,
+    tokens: Tokens,
 }
 
 /// KillrVideo's User.
@@ -118,8 +101,7 @@ impl Users {
             read_user: prep(format!("SELECT {columns} FROM {ks}.users WHERE userid = ?")).await?,
             update_names: prep(format!("UPDATE {ks}.users SET firstname = ?, lastname = ? WHERE userid = ?")).await?,
             touch_login: prep(format!("UPDATE {ks}.users SET last_login_date = ? WHERE userid = ?")).await?,
-            keys: keys(auth)?,
-            token_ttl_secs: auth.token_ttl_secs,
+            tokens: Tokens::new(auth)?,
             session,
         })
     }
@@ -131,36 +113,12 @@ impl Users {
     }
 
     fn token(&self, user: &User) -> Result<String, Problem> {
-        let iat = Utc::now().timestamp() as u64;
-        let claims = Claims { sub: user.user_id, roles: user.roles.clone(), iat, exp: iat + self.token_ttl_secs };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.keys.encoding).map_err(|e| {
-            tracing::error!(error = %e, "signing a token failed");
-            Problem::internal()
-        })
+        self.tokens.issue(user.user_id, user.roles.clone())
     }
 
-    /// The claims of a valid, unexpired token.
-    pub fn verify(&self, token: &str) -> Option<Claims> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &validation).ok().map(|t| t.claims)
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
-}
-
-fn keys(auth: &AuthConfig) -> anyhow::Result<Keys> {
-    let secret = if auth.jwt_secret.is_empty() {
-        tracing::warn!(
-            "auth.jwt_secret is not set: using a random secret for this process only; \
-             tokens end with the process and are not accepted by other instances"
-        );
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        bytes.to_vec()
-    } else {
-        anyhow::ensure!(auth.jwt_secret.len() >= 32, "auth.jwt_secret must be at least 32 bytes");
-        auth.jwt_secret.as_bytes().to_vec()
-    };
-    Ok(Keys { encoding: EncodingKey::from_secret(&secret), decoding: DecodingKey::from_secret(&secret) })
 }
 
 fn store_error(e: impl std::fmt::Display) -> Problem {
@@ -169,7 +127,7 @@ fn store_error(e: impl std::fmt::Display) -> Problem {
 }
 
 fn unauthorized(detail: &str) -> Problem {
-    Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+    Problem::unauthorized(detail)
 }
 
 /// The signed-in user, from `Authorization: Bearer <JWT>`; 401 otherwise.
@@ -183,14 +141,18 @@ impl<S: HasUsers + Send + Sync> FromRequestParts<Arc<S>> for SignedIn {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Problem> {
-        let header =
-            parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| unauthorized("sign in first"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
-        state.users().verify(token.trim()).map(SignedIn).ok_or_else(|| unauthorized("the token is invalid or expired"))
+        state.users().tokens.required(&parts.headers).map(SignedIn)
+    }
+}
+
+/// The signed-in user if the request carries a token; a bad token is still a 401.
+pub struct MaybeSignedIn(pub Option<Claims>);
+
+impl<S: HasUsers + Send + Sync> FromRequestParts<Arc<S>> for MaybeSignedIn {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Problem> {
+        state.users().tokens.optional(&parts.headers).map(MaybeSignedIn)
     }
 }
 

@@ -21,6 +21,8 @@ pub mod cql {
         Migration { version: 1, name: "rollups", source: include_str!("../cql/001_rollups.cql") },
         Migration { version: 2, name: "users", source: include_str!("../cql/002_users.cql") },
         Migration { version: 3, name: "videos", source: include_str!("../cql/003_videos.cql") },
+        Migration { version: 4, name: "ratings", source: include_str!("../cql/004_ratings.cql") },
+        Migration { version: 5, name: "trending", source: include_str!("../cql/005_trending.cql") },
     ];
 
     impl Migration {

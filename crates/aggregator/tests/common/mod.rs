@@ -37,6 +37,15 @@ pub fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The sign-in secret the test's gateway and query service share.
+pub const JWT_SECRET: &str = "the test environment's secret, 32+ bytes";
+
+/// A token for `user`, as the query service would issue at login.
+pub fn token_for(user: Uuid) -> String {
+    let cfg = platform::auth::AuthConfig { jwt_secret: JWT_SECRET.into(), token_ttl_secs: 3600 };
+    platform::auth::Tokens::new(&cfg).unwrap().issue(user, vec![]).unwrap()
+}
+
 /// One test's private corner of the shared servers.
 pub struct TestEnv {
     pub name: String,
@@ -66,6 +75,7 @@ impl TestEnv {
         gw.kafka.brokers = brokers();
         gw.kafka.topic_prefix = topic_prefix.clone();
         gw.kafka.partitions = partitions;
+        gw.auth.jwt_secret = JWT_SECRET.into();
         let gateway = ingest_gateway::Application::build(gw).await.expect("gateway starts (is Kafka up?)");
         let gateway_addr = gateway.local_addr();
         tokio::spawn(gateway.run(stop.clone()));
@@ -74,6 +84,7 @@ impl TestEnv {
         q.http.listen = "127.0.0.1:0".into();
         q.cassandra.nodes = cassandra_nodes();
         q.cassandra.keyspace = keyspace.clone();
+        q.auth.jwt_secret = JWT_SECRET.into();
         let query = query_service::Application::build(q).await.expect("query service starts (is Cassandra up?)");
         let query_addr = query.local_addr();
         tokio::spawn(query.run(stop.clone()));
