@@ -197,7 +197,7 @@ impl Owner {
             let topic = self.topic.clone();
             let claim = self.rt.block_on(retry(&self.cfg, &self.shutdown, "claim", || store.claim(&topic, p)));
             let Some(claim) = claim else { return };
-            tracing::info!(partition = p, epoch = claim.epoch, attempted = ?claim.attempted, "claimed partition");
+            tracing::info!(topic = %self.topic, partition = p, epoch = claim.epoch, attempted = ?claim.attempted, "claimed partition");
             // An incomplete window could decide a replayed repeat differently from the
             // owner that first wrote it: retry until the window is whole.
             let mut attempt = 0;
