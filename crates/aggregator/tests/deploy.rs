@@ -334,8 +334,26 @@ fn compose_has_the_topology_and_every_service_accepts_its_environment() {
             (addr.rsplit_once(':').unwrap().0.to_owned(), port_of(addr))
         })
         .collect();
+    let mut servers = servers;
+    let query_server = servers.remove("query").expect("haproxy's web frontend has the query service as a server");
     assert_eq!(servers, gateway_ports, "haproxy servers vs gateways");
+    assert_eq!(query_server, 18081, "haproxy's query server port");
     assert!(haproxy.contains("GET /readyz"), "haproxy does not check the gateways' readiness");
+    // The one-origin frontend sends exactly the gateway's routes to the gateways.
+    for route in query_service::forward::GATEWAY_ROUTES {
+        let mut regex = String::from("^");
+        for (i, part) in route.split('/').enumerate() {
+            if i > 0 {
+                regex.push('/');
+            }
+            regex.push_str(if part.starts_with('{') { "[^/]+" } else { part });
+        }
+        let acl = format!("acl gateway_path path_reg {regex}$");
+        assert!(haproxy.contains(&acl), "haproxy.cfg lacks `{acl}`");
+    }
+    let acls = haproxy.lines().filter(|l| l.trim().starts_with("acl gateway_path")).count();
+    assert_eq!(acls, query_service::forward::GATEWAY_ROUTES.len(), "haproxy routes more paths to the gateways");
+    assert!(strings(&svc("lb")["ports"]).contains(&"8000:8000".to_owned()), "the one origin's port is published");
 
     // Prometheus (compose) scrapes every service container on its port.
     // ...and the local file scrapes the ports of scripts/dev (deploy/vcount.env).

@@ -24,11 +24,19 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Most events in one batch request (422 above).
     pub max_batch_events: usize,
+    /// Allowed browser origins: empty (no CORS headers), `*`, or a comma-separated
+    /// list of exact origins.
+    pub cors_origins: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:18080".into(), max_body_bytes: 1 << 20, max_batch_events: 1000 }
+        Self {
+            listen: "127.0.0.1:18080".into(),
+            max_body_bytes: 1 << 20,
+            max_batch_events: 1000,
+            cors_origins: String::new(),
+        }
     }
 }
 

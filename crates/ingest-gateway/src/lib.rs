@@ -56,8 +56,12 @@ impl Application {
         let limit = config.http.max_body_bytes;
         let tokens = platform::auth::Tokens::new(&config.auth)?;
         let state = Arc::new(AppState { config, producer: producer.clone(), tokens });
-        let router = service_router(routes::api(state), Arc::new(KafkaReady(producer.clone())))
+        let cors = platform::http::cors(&state.config.http.cors_origins)?;
+        let mut router = service_router(routes::api(state), Arc::new(KafkaReady(producer.clone())))
             .layer(DefaultBodyLimit::max(limit));
+        if let Some(cors) = cors {
+            router = router.layer(cors);
+        }
         Ok(Self { listener, router, producer })
     }
 

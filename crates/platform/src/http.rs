@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -34,6 +34,39 @@ impl ListenConfig {
     pub fn on(addr: &str) -> Self {
         Self { listen: addr.to_owned() }
     }
+}
+
+/// CORS for browsers on another origin. `origins`: empty (the default) adds no
+/// CORS headers, so only same-origin pages can call; `*` allows any origin (tokens
+/// travel in the Authorization header, never in cookies, so no credentials mode);
+/// otherwise a comma-separated list of exact origins such as
+/// `https://app.example.org,http://localhost:3000`.
+pub fn cors(origins: &str) -> anyhow::Result<Option<tower_http::cors::CorsLayer>> {
+    use axum::http::Method;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins = origins.trim();
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins == "*" {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .split(',')
+            .map(|o| {
+                HeaderValue::from_str(o.trim()).map_err(|_| anyhow::anyhow!("cors origin {o:?} is not a header value"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(list)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .expose_headers([header::RETRY_AFTER, header::LOCATION])
+            .max_age(Duration::from_secs(600)),
+    ))
 }
 
 /// A path or body UUID in its canonical hyphenated form, or a 422 naming `field`.

@@ -11,6 +11,7 @@ pub struct QueryConfig {
     pub cassandra: CassandraConfig,
     pub retention: Retention,
     pub auth: AuthConfig,
+    pub web: WebConfig,
     pub log: LogConfig,
 }
 
@@ -21,6 +22,7 @@ impl Default for QueryConfig {
             cassandra: Default::default(),
             retention: Default::default(),
             auth: Default::default(),
+            web: Default::default(),
             log: Default::default(),
         }
     }
@@ -38,4 +40,16 @@ impl Default for Retention {
     fn default() -> Self {
         Self { minute_secs: 8 * 24 * 3600 }
     }
+}
+
+/// What browsers need: CORS, and one origin for the whole API.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Allowed browser origins: empty (no CORS headers), `*`, or a comma-separated
+    /// list of exact origins.
+    pub cors_origins: String,
+    /// The ingest gateway's base URL (`http://127.0.0.1:18080`). When set, this
+    /// service also forwards the gateway's routes there, so browsers need one origin.
+    pub gateway_url: String,
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod counts;
+pub mod forward;
 pub mod paging;
 pub mod ratings;
 pub mod routes;
@@ -49,12 +50,17 @@ impl Application {
         let ratings = ratings::Ratings::new(session, &config.cassandra.keyspace).await?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
+        let (config_gateway, cors_origins) = (config.web.gateway_url.clone(), config.web.cors_origins.clone());
         let state = Arc::new(AppState { config, counts, users, videos, ratings });
         let api = routes::api(state.clone())
             .merge(users::api(state.clone()))
             .merge(videos::api(state.clone()))
             .merge(ratings::api(state.clone()));
-        let router = service_router(api, Arc::new(Ready(state)));
+        let api = if config_gateway.is_empty() { api } else { api.merge(forward::api(&config_gateway)?) };
+        let mut router = service_router(api, Arc::new(Ready(state)));
+        if let Some(cors) = platform::http::cors(&cors_origins)? {
+            router = router.layer(cors);
+        }
         Ok(Self { listener, router })
     }
 
