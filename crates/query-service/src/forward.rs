@@ -66,10 +66,8 @@ async fn forward(
             let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut headers = HeaderMap::new();
             for name in PASSED_BACK {
-                if let Some(v) = res.headers().get(name.as_str()).and_then(|v| v.to_str().ok()) {
-                    if let Ok(v) = v.parse() {
-                        headers.insert(name, v);
-                    }
+                if let Some(Ok(v)) = res.headers().get(name.as_str()).and_then(|v| v.to_str().ok()).map(str::parse) {
+                    headers.insert(name, v);
                 }
             }
             let body = res.bytes().await.unwrap_or_default();
