@@ -2,6 +2,7 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(["proto/events.proto"], ["proto"]).expect("proto/events.proto compiles");
-    prost_build::Config::new().compile_fds(fds).expect("prost generates Rust for the event schema");
+    let fds =
+        protox::compile(["proto/events.proto", "proto/catalog.proto"], ["proto"]).expect("the .proto files compile");
+    prost_build::Config::new().compile_fds(fds).expect("prost generates Rust for the schemas");
 }

@@ -47,6 +47,11 @@ impl KafkaConfig {
         format!("{}video-ratings", self.topic_prefix)
     }
 
+    /// Catalog changes (users, videos, comments), keyed by the entity's id.
+    pub fn catalog_topic(&self) -> String {
+        format!("{}catalog-events", self.topic_prefix)
+    }
+
     pub fn dead_letter_topic(&self) -> String {
         format!("{}video-events.dlq", self.topic_prefix)
     }
@@ -59,7 +64,7 @@ impl KafkaConfig {
     }
 }
 
-/// Creates the events and ratings topics and the dead-letter topic if missing. An existing
+/// Creates the events, ratings and catalog topics and the dead-letter topic if missing. An existing
 /// topic is left as it is (its partition count is never changed here).
 pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
@@ -68,6 +73,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
     let events = cfg.events_topic();
     let dlq = cfg.dead_letter_topic();
     let ratings = cfg.ratings_topic();
+    let catalog = cfg.catalog_topic();
     let topics = [
         // Broker append time never decreases along a partition: the aggregator's
         // duplicate rule depends on that to decide the same way on every replay.
@@ -75,6 +81,8 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
             .set("min.insync.replicas", &min_isr)
             .set("message.timestamp.type", "LogAppendTime"),
         NewTopic::new(&ratings, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
+            .set("min.insync.replicas", &min_isr),
+        NewTopic::new(&catalog, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
             .set("min.insync.replicas", &min_isr),
         NewTopic::new(&dlq, 1, TopicReplication::Fixed(cfg.replication_factor))
             .set("min.insync.replicas", &min_isr)

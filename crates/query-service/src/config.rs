@@ -1,6 +1,7 @@
 use platform::auth::AuthConfig;
 use platform::cassandra::CassandraConfig;
 use platform::http::ListenConfig;
+use platform::kafka::KafkaConfig;
 use platform::telemetry::LogConfig;
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct QueryConfig {
     pub http: ListenConfig,
     pub cassandra: CassandraConfig,
+    /// Where catalog events go (the catalog topic; created at start-up if missing).
+    pub kafka: KafkaConfig,
+    pub catalog_events: CatalogEventsConfig,
     pub retention: Retention,
     pub auth: AuthConfig,
     pub web: WebConfig,
@@ -20,6 +24,8 @@ impl Default for QueryConfig {
         Self {
             http: ListenConfig::on("127.0.0.1:18081"),
             cassandra: Default::default(),
+            kafka: Default::default(),
+            catalog_events: Default::default(),
             retention: Default::default(),
             auth: Default::default(),
             web: Default::default(),
@@ -52,4 +58,17 @@ pub struct WebConfig {
     /// The ingest gateway's base URL (`http://127.0.0.1:18080`). When set, this
     /// service also forwards the gateway's routes there, so browsers need one origin.
     pub gateway_url: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogEventsConfig {
+    /// How long the producer keeps retrying an event before it is counted as failed.
+    pub delivery_timeout_ms: u64,
+}
+
+impl Default for CatalogEventsConfig {
+    fn default() -> Self {
+        Self { delivery_timeout_ms: 30_000 }
+    }
 }

@@ -1,6 +1,7 @@
 //! The query service: time-ranged counts stitched from day, hour and minute
 //! rollups, and the KillrVideo catalog API (so far: users and videos).
 
+pub mod catalog_events;
 pub mod config;
 pub mod counts;
 pub mod forward;
@@ -43,6 +44,15 @@ impl Application {
         if config.cassandra.create_schema {
             platform::cassandra::migrate(&session, &config.cassandra).await?;
         }
+        // Reads must not depend on Kafka: if it is down now, start anyway; catalog
+        // events are then retried by the producer (and counted if they fail).
+        if config.kafka.create_topics
+            && let Err(e) = platform::kafka::ensure_topics(&config.kafka).await
+        {
+            tracing::warn!(error = %e, "could not create the Kafka topics; catalog events may fail until Kafka is up");
+        }
+        let catalog_events =
+            catalog_events::CatalogEvents::new(&config.kafka, config.catalog_events.delivery_timeout_ms)?;
         let session = Arc::new(session);
         let counts = counts::CountStore::new(session.clone(), &config.cassandra.keyspace).await?;
         let users = users::Users::new(session.clone(), &config.cassandra.keyspace, &config.auth).await?;
@@ -51,7 +61,7 @@ impl Application {
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
         let (config_gateway, cors_origins) = (config.web.gateway_url.clone(), config.web.cors_origins.clone());
-        let state = Arc::new(AppState { config, counts, users, videos, ratings });
+        let state = Arc::new(AppState { config, counts, users, videos, ratings, catalog_events });
         let api = routes::api(state.clone())
             .merge(users::api(state.clone()))
             .merge(videos::api(state.clone()))

@@ -12,6 +12,7 @@ use platform::http::{Problem, parse_uuid};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::catalog_events::CatalogEvents;
 use crate::config::QueryConfig;
 use crate::counts::{CountStore, ViewsCount, resolve_range};
 use crate::ratings::Ratings;
@@ -24,11 +25,16 @@ pub struct AppState {
     pub users: Users,
     pub videos: Videos,
     pub ratings: Ratings,
+    pub catalog_events: CatalogEvents,
 }
 
 impl HasUsers for AppState {
     fn users(&self) -> &Users {
         &self.users
+    }
+
+    fn catalog_events(&self) -> &CatalogEvents {
+        &self.catalog_events
     }
 }
 

@@ -18,11 +18,15 @@ use platform::auth::{AuthConfig, Claims, Tokens};
 use platform::cassandra::prepare;
 use platform::http::{Problem, parse_json, parse_uuid, read_body};
 use rand::RngCore;
+use schemas::catalog::UserCreated;
+use schemas::catalog::catalog_event::Change;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::catalog_events::{CatalogEvents, id_bytes};
 
 pub struct Users {
     session: Arc<Session>,
@@ -135,6 +139,7 @@ pub struct SignedIn(pub Claims);
 
 pub trait HasUsers {
     fn users(&self) -> &Users;
+    fn catalog_events(&self) -> &CatalogEvents;
 }
 
 impl<S: HasUsers + Send + Sync> FromRequestParts<Arc<S>> for SignedIn {
@@ -257,6 +262,8 @@ async fn register<S: HasUsers>(State(st): State<Arc<S>>, bytes: Result<Bytes, By
             let _ = users.session.execute_unpaged(&users.delete_user, (id,)).await;
             return Err(Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", "this email is already registered"));
         }
+        let created = UserCreated { user_id: id_bytes(id), first_name: first.clone(), last_name: last.clone() };
+        st.catalog_events().publish(id, Change::UserCreated(created));
         Ok(Registered { first_name: first, last_name: last, email, user_id: id })
     };
     respond(StatusCode::CREATED, result.await)

@@ -15,12 +15,15 @@ use chrono::{DateTime, Utc};
 use counting::EventKind;
 use platform::cassandra::prepare;
 use platform::http::{Problem, parse_json, parse_uuid, read_body};
+use schemas::catalog::VideoAdded;
+use schemas::catalog::catalog_event::Change;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::catalog_events::id_bytes;
 use crate::ratings::Totals;
 use crate::routes::AppState;
 use crate::users::{SignedIn, respond, time};
@@ -255,6 +258,14 @@ async fn submit(State(st): St, SignedIn(claims): SignedIn, bytes: Result<Bytes, 
         v.session.execute_unpaged(&v.insert, row).await.map_err(store_error)?;
         // Processing needs no network here: everything is derived from the URL. It
         // runs after the answer, as KillrVideo's does, and marks the video READY.
+        let added = VideoAdded {
+            video_id: id_bytes(id),
+            user_id: id_bytes(claims.sub),
+            title: title.clone(),
+            tags: tags.iter().cloned().collect(),
+            youtube_video_id: yt.clone(),
+        };
+        st.catalog_events.publish(id, Change::VideoAdded(added));
         let st2 = st.clone();
         tokio::spawn(async move {
             let v = &st2.videos;

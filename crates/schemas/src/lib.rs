@@ -6,6 +6,11 @@ pub mod events {
     include!(concat!(env!("OUT_DIR"), "/vcount.events.v1.rs"));
 }
 
+/// Generated from `proto/catalog.proto`: catalog changes on the catalog topic.
+pub mod catalog {
+    include!(concat!(env!("OUT_DIR"), "/vcount.catalog.v1.rs"));
+}
+
 /// The CQL schema, as ordered migrations. Each statement is idempotent
 /// (`IF NOT EXISTS`), so applying all of them on start-up is safe.
 pub mod cql {
