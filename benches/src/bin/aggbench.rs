@@ -130,6 +130,7 @@ fn generate(load: &Load) -> anyhow::Result<(Vec<Event>, HashMap<Uuid, u64>)> {
                 value: 1,
                 user_id: vec![],
                 client_event_id: false,
+                user_verified: false,
             }
         })
         .collect();

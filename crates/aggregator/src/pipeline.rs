@@ -25,6 +25,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::config::FlushConfig;
 use crate::store::{RollupStore, backoff, decode, decode_rating};
@@ -56,7 +57,8 @@ pub enum Family {
 
 /// One decoded message.
 enum Item {
-    Count(counting::CountedEvent),
+    /// A counted event, and the verified viewer (user, event id) of a signed-in view.
+    Count(counting::CountedEvent, Option<(Uuid, Uuid)>),
     Rate(RatedEvent),
     /// Dead-lettered or a dropped duplicate: consumes its offset, changes nothing.
     Nothing,
@@ -331,7 +333,7 @@ impl Owner {
                         self.duplicates.increment(1);
                         Item::Nothing
                     }
-                    _ => Item::Count(d.event),
+                    _ => Item::Count(d.event, d.viewer),
                 },
                 Err(reason) => {
                     self.dead_letter(msg, &reason);
@@ -350,7 +352,13 @@ impl Owner {
         loop {
             let Some(slot) = self.slots.get_mut(&p).filter(|s| !s.halted) else { return };
             let folded = match &item {
-                Item::Count(e) => slot.buffer.fold(offset, Some(e)),
+                Item::Count(e, viewer) => {
+                    let folded = slot.buffer.fold(offset, Some(e));
+                    if let (Some((user, event_id)), Folded::Folded | Folded::FlushNow) = (viewer, folded) {
+                        slot.buffer.note_viewer(*user, e.video_id, e.occurred_at_ms, *event_id);
+                    }
+                    folded
+                }
                 Item::Rate(r) => slot.buffer.fold_rating(offset, Some(r)),
                 Item::Nothing => slot.buffer.fold(offset, None),
             };

@@ -367,11 +367,13 @@ pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
     initial.saturating_mul(1u32 << attempt.min(16)).min(max)
 }
 
-/// A decoded message: what it counts, and its id if the client chose it.
+/// A decoded message: what it counts, its id if the client chose it, and the
+/// verified viewer of a signed-in view (user id, event id).
 #[derive(Debug)]
 pub struct Decoded {
     pub event: counting::CountedEvent,
     pub client_id: Option<[u8; 16]>,
+    pub viewer: Option<(Uuid, Uuid)>,
 }
 
 /// Decodes a message of the ratings topic, or says why it cannot be used.
@@ -387,7 +389,8 @@ pub fn decode_rating(payload: Option<&[u8]>) -> Result<RatedEvent, String> {
     if r.occurred_at_ms <= 0 {
         return Err("occurred_at_ms is missing".to_owned());
     }
-    Ok(RatedEvent { video_id, user_id, rating: r.rating, occurred_at_ms: r.occurred_at_ms })
+    let event_id = Uuid::from_slice(&r.event_id).map_err(|_| "event_id is not 16 bytes".to_owned())?;
+    Ok(RatedEvent { video_id, user_id, rating: r.rating, occurred_at_ms: r.occurred_at_ms, event_id })
 }
 
 /// Decodes a Kafka message into a counted event, or says why it cannot be counted.
@@ -416,8 +419,13 @@ pub fn decode(payload: Option<&[u8]>) -> Result<Decoded, String> {
         (true, Ok(id)) => Some(id),
         (true, Err(_)) => return Err("client event_id is not 16 bytes".to_owned()),
     };
+    // Only a token-verified user is an activity; a client's word is not.
+    let viewer = match (e.user_verified && kind == EventKind::View, Uuid::from_slice(&e.user_id)) {
+        (true, Ok(user)) => Some((user, Uuid::from_slice(&e.event_id).unwrap_or_default())),
+        _ => None,
+    };
     let event = counting::CountedEvent { video_id, kind, occurred_at_ms: e.occurred_at_ms, value: e.value };
-    Ok(Decoded { event, client_id })
+    Ok(Decoded { event, client_id, viewer })
 }
 
 #[cfg(test)]
@@ -437,10 +445,16 @@ mod tests {
             value: 3,
             user_id: vec![],
             client_event_id: false,
+            user_verified: false,
         };
         let d = decode(Some(&good.encode_to_vec())).unwrap();
         let e = d.event;
-        assert_eq!((e.kind, e.value, e.occurred_at_ms, d.client_id), (EventKind::Like, 3, 5, None));
+        assert_eq!((e.kind, e.value, e.occurred_at_ms, d.client_id, d.viewer), (EventKind::Like, 3, 5, None, None));
+        let viewed = Event { event_type: EventType::View as i32, user_id: vec![9; 16], ..good.clone() };
+        assert_eq!(decode(Some(&viewed.encode_to_vec())).unwrap().viewer, None, "the client's word is no viewer");
+        let verified = Event { user_verified: true, ..viewed.clone() };
+        let viewer = decode(Some(&verified.encode_to_vec())).unwrap().viewer;
+        assert_eq!(viewer, Some((Uuid::from_bytes([9; 16]), Uuid::from_bytes([0; 16]))));
         let mut chosen = good.clone();
         chosen.client_event_id = true;
         assert_eq!(decode(Some(&chosen.encode_to_vec())).unwrap().client_id, Some([0; 16]));

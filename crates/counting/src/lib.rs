@@ -20,6 +20,7 @@ pub use kind::EventKind;
 pub use range::{Span, plan_range};
 pub use ratings::{RatedEvent, RatingChange};
 pub use rollup::{
-    CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite, StoredRow, write_timestamp,
+    Activity, ActivityKind, CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite,
+    StoredRow, write_timestamp,
 };
 pub use time::Granularity;

@@ -26,6 +26,8 @@ pub struct RatedEvent {
     /// 1..=5.
     pub rating: i32,
     pub occurred_at_ms: i64,
+    /// The gateway's UUIDv7 for this rating (the activity feed's row key).
+    pub event_id: Uuid,
 }
 
 /// The latest rating of one user for one video within a flush.
@@ -35,6 +37,7 @@ pub struct RatingChange {
     pub user_id: Uuid,
     pub rating: i32,
     pub occurred_at_ms: i64,
+    pub event_id: Uuid,
 }
 
 /// A user's row as the store holds it.
@@ -144,7 +147,7 @@ mod tests {
     }
 
     fn rate(v: u8, u: u8, rating: i32, at: i64) -> RatedEvent {
-        RatedEvent { video_id: id(v), user_id: id(u), rating, occurred_at_ms: at }
+        RatedEvent { video_id: id(v), user_id: id(u), rating, occurred_at_ms: at, event_id: Uuid::nil() }
     }
 
     #[test]
@@ -168,8 +171,8 @@ mod tests {
             stored.insert(u.user_id, row);
         }
         let changes = [
-            RatingChange { video_id: id(1), user_id: id(1), rating: 4, occurred_at_ms: 20 },
-            RatingChange { video_id: id(1), user_id: id(3), rating: 1, occurred_at_ms: 21 },
+            RatingChange { video_id: id(1), user_id: id(1), rating: 4, occurred_at_ms: 20, event_id: Uuid::nil() },
+            RatingChange { video_id: id(1), user_id: id(3), rating: 1, occurred_at_ms: 21, event_id: Uuid::nil() },
         ];
         let w2 = resolve_video(3, 9, &changes, w.totals, &stored).unwrap().unwrap();
         assert_eq!(w2.totals, StoredTotals { sum: 8, count: 3, offset: 9 });

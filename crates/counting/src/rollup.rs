@@ -76,8 +76,11 @@ pub fn write_timestamp(epoch: i64, offset: i64) -> i64 {
 #[derive(Debug, Default)]
 pub struct PartitionBuffer {
     minutes: HashMap<(Uuid, EventKind, i64), i64>,
-    /// Latest (rating, occurred_at_ms) per (video, user).
-    ratings: HashMap<(Uuid, Uuid), (i32, i64)>,
+    /// Latest (rating, occurred_at_ms, event id) per (video, user).
+    ratings: HashMap<(Uuid, Uuid), (i32, i64, Uuid)>,
+    /// Signed-in views for the activity feed: the first event id per (user, video,
+    /// minute), so a burst of views is one entry.
+    viewers: HashMap<(Uuid, Uuid, i64), Uuid>,
     first_offset: Option<i64>,
     last_offset: Option<i64>,
     events: u64,
@@ -108,9 +111,17 @@ impl PartitionBuffer {
     pub fn fold_rating(&mut self, offset: i64, rating: Option<&RatedEvent>) -> Folded {
         self.fold_with(offset, |buf| {
             let r = rating?;
-            buf.ratings.insert((r.video_id, r.user_id), (r.rating, r.occurred_at_ms));
+            buf.ratings.insert((r.video_id, r.user_id), (r.rating, r.occurred_at_ms, r.event_id));
             Some(())
         })
+    }
+
+    /// Records that signed-in `user` viewed `video` (event `event_id`), for the
+    /// activity feed. Call it after the view's [`fold`](Self::fold) returned
+    /// `Folded` or `FlushNow` (before flushing), so it joins that view's flush.
+    pub fn note_viewer(&mut self, user: Uuid, video: Uuid, occurred_at_ms: i64, event_id: Uuid) {
+        let minute = Granularity::Minute.bucket(occurred_at_ms);
+        self.viewers.entry((user, video, minute)).or_insert(event_id);
     }
 
     /// The offset bookkeeping and the fence, shared by every kind of message.
@@ -142,10 +153,10 @@ impl PartitionBuffer {
         self.fence.is_some()
     }
 
-    /// Distinct (video, kind, minute) and (video, user) keys held: the buffer's
-    /// memory, roughly.
+    /// Distinct (video, kind, minute), (video, user) and viewer keys held: the
+    /// buffer's memory, roughly.
     pub fn buffered_keys(&self) -> usize {
-        self.minutes.len() + self.ratings.len()
+        self.minutes.len() + self.ratings.len() + self.viewers.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -177,15 +188,32 @@ impl PartitionBuffer {
         deltas.sort_unstable_by_key(|(k, _)| *k);
         let mut ratings: Vec<RatingChange> = std::mem::take(&mut self.ratings)
             .into_iter()
-            .map(|((video_id, user_id), (rating, occurred_at_ms))| RatingChange {
+            .map(|((video_id, user_id), (rating, occurred_at_ms, event_id))| RatingChange {
                 video_id,
                 user_id,
                 rating,
                 occurred_at_ms,
+                event_id,
             })
             .collect();
         ratings.sort_unstable_by_key(|c| (c.video_id, c.user_id));
-        Some(FlushPlan { first_offset, through_offset, events, deltas, ratings })
+        let mut activities: Vec<Activity> = std::mem::take(&mut self.viewers)
+            .into_iter()
+            .map(|((user_id, video_id, _), event_id)| Activity {
+                user_id,
+                activity_ts: event_id,
+                kind: ActivityKind::View,
+                activity_id: video_id,
+            })
+            .chain(ratings.iter().map(|c| Activity {
+                user_id: c.user_id,
+                activity_ts: c.event_id,
+                kind: ActivityKind::Rate,
+                activity_id: c.video_id,
+            }))
+            .collect();
+        activities.sort_unstable_by_key(|a| (a.user_id, a.activity_ts));
+        Some(FlushPlan { first_offset, through_offset, events, deltas, ratings, activities })
     }
 }
 
@@ -213,6 +241,35 @@ pub struct FlushPlan {
     pub deltas: Vec<(RowKey, i64)>,
     /// Each user's latest rating per video, sorted by (video, user).
     pub ratings: Vec<RatingChange>,
+    /// Entries for users' activity feeds (signed-in views, ratings), sorted by user.
+    pub activities: Vec<Activity>,
+}
+
+/// One entry of a user's activity feed, keyed by a UUIDv7 from the event itself,
+/// so a replayed flush writes the same row again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Activity {
+    pub user_id: Uuid,
+    /// The event's UUIDv7: orders the feed and carries the time.
+    pub activity_ts: Uuid,
+    pub kind: ActivityKind,
+    /// The video viewed or rated.
+    pub activity_id: Uuid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ActivityKind {
+    View,
+    Rate,
+}
+
+impl ActivityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::View => "view",
+            ActivityKind::Rate => "rate",
+        }
+    }
 }
 
 /// A stored row already holds some but not all of a flush's offsets: only possible

@@ -53,7 +53,8 @@ impl EventRules {
     }
 
     /// A view of `video_id` happening now: the body-less `/view` endpoint.
-    pub fn view_now(&self, video_id: Uuid, now_ms: i64) -> Event {
+    /// KillrVideo's view; `viewer` is the signed-in user, from a verified token.
+    pub fn view_now(&self, video_id: Uuid, viewer: Option<Uuid>, now_ms: i64) -> Event {
         Event {
             event_id: Uuid::now_v7().as_bytes().to_vec(),
             video_id: video_id.as_bytes().to_vec(),
@@ -61,8 +62,9 @@ impl EventRules {
             occurred_at_ms: now_ms,
             received_at_ms: now_ms,
             value: 1,
-            user_id: Vec::new(),
+            user_id: viewer.map(|u| u.as_bytes().to_vec()).unwrap_or_default(),
             client_event_id: false,
+            user_verified: viewer.is_some(),
         }
     }
 
@@ -106,6 +108,8 @@ impl EventRules {
             value,
             user_id,
             client_event_id,
+            // A client's userId is its word, never a verified viewer.
+            user_verified: false,
         })
     }
 
@@ -128,6 +132,8 @@ impl EventRules {
             return Err(Problem::invalid(f("userId"), "must be empty or 16 bytes"));
         }
         e.client_event_id = !e.event_id.is_empty();
+        // Only the gateway's signed-in view route may vouch for a user.
+        e.user_verified = false;
         if e.event_id.is_empty() {
             e.event_id = Uuid::now_v7().as_bytes().to_vec();
         } else if e.event_id.len() != 16 {
@@ -164,6 +170,26 @@ mod tests {
         assert_eq!(e.event_type, EventType::Play as i32);
         assert_eq!((e.value, e.occurred_at_ms, e.received_at_ms), (2, NOW - 3_600_000, NOW));
         assert_eq!((e.video_id.len(), e.user_id.len(), e.event_id.len()), (16, 16, 16));
+        assert!(!e.user_verified, "a client's userId is never a verified viewer");
+    }
+
+    #[test]
+    fn only_the_gateway_vouches_for_a_viewer() {
+        let rules = EventRules::default();
+        let forged = Event {
+            video_id: vec![1; 16],
+            event_type: EventType::View as i32,
+            occurred_at_ms: NOW,
+            user_id: vec![2; 16],
+            user_verified: true,
+            ..Default::default()
+        };
+        assert!(!rules.validate_proto(forged, "", NOW).unwrap().user_verified);
+        let user = Uuid::from_bytes([3; 16]);
+        let signed_in = rules.view_now(Uuid::from_bytes([1; 16]), Some(user), NOW);
+        assert!(signed_in.user_verified && signed_in.user_id == user.as_bytes().to_vec());
+        let anonymous = rules.view_now(Uuid::from_bytes([1; 16]), None, NOW);
+        assert!(!anonymous.user_verified && anonymous.user_id.is_empty());
     }
 
     #[test]

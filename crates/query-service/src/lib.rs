@@ -5,6 +5,7 @@ pub mod catalog_events;
 pub mod config;
 pub mod counts;
 pub mod forward;
+pub mod openapi;
 pub mod paging;
 pub mod ratings;
 pub mod routes;
@@ -65,7 +66,8 @@ impl Application {
         let api = routes::api(state.clone())
             .merge(users::api(state.clone()))
             .merge(videos::api(state.clone()))
-            .merge(ratings::api(state.clone()));
+            .merge(ratings::api(state.clone()))
+            .merge(openapi::api());
         let api = if config_gateway.is_empty() { api } else { api.merge(forward::api(&config_gateway)?) };
         let mut router = service_router(api, Arc::new(Ready(state)));
         if let Some(cors) = platform::http::cors(&cors_origins)? {

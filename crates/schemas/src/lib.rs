@@ -104,6 +104,7 @@ mod tests {
             value: 1,
             user_id: vec![],
             client_event_id: true,
+            user_verified: false,
         };
         let bytes = e.encode_to_vec();
         assert_eq!(Event::decode(bytes.as_slice()).unwrap(), e);

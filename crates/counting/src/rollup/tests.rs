@@ -41,6 +41,31 @@ fn a_flush_plans_minute_hour_day_and_total_rows() {
 }
 
 #[test]
+fn signed_in_views_become_one_activity_per_user_video_and_minute() {
+    let (user, other) = (video(100), video(101));
+    let id = |i: u8| Uuid::from_bytes([200 + i; 16]);
+    let mut buf = PartitionBuffer::new(None);
+    for (offset, (u, at, eid)) in
+        [(user, T0, id(1)), (user, T0 + 1_000, id(2)), (user, T0 + MINUTE_MS, id(3)), (other, T0, id(4))]
+            .into_iter()
+            .enumerate()
+    {
+        assert_eq!(buf.fold(offset as i64, Some(&ev(1, at, 1))), Folded::Folded);
+        buf.note_viewer(u, video(1), at, eid);
+    }
+    let plan = buf.take().unwrap();
+    let mut got: Vec<(Uuid, Uuid, ActivityKind)> =
+        plan.activities.iter().map(|a| (a.user_id, a.activity_ts, a.kind)).collect();
+    got.sort();
+    let mut want =
+        vec![(user, id(1), ActivityKind::View), (user, id(3), ActivityKind::View), (other, id(4), ActivityKind::View)];
+    want.sort();
+    assert_eq!(got, want, "the second view in the same minute is not a new entry; the first keeps its id");
+    assert!(plan.activities.iter().all(|a| a.activity_id == video(1)));
+    assert_eq!(plan.events, 4, "every view still counts");
+}
+
+#[test]
 fn the_last_offset_rule_adds_skips_or_refuses() {
     let mut buf = PartitionBuffer::new(None);
     let _ = buf.fold(100, Some(&ev(1, T0, 1)));
