@@ -1,6 +1,8 @@
 //! The query service: time-ranged counts stitched from day, hour and minute
-//! rollups, and the KillrVideo catalog API (so far: users and videos).
+//! rollups, and the KillrVideo catalog API: users, videos, ratings, the catalog's
+//! lists, search, recommendations, trending and playback statistics.
 
+pub mod catalog;
 pub mod catalog_events;
 pub mod config;
 pub mod counts;
@@ -8,7 +10,10 @@ pub mod forward;
 pub mod openapi;
 pub mod paging;
 pub mod ratings;
+pub mod recommend;
 pub mod routes;
+pub mod search;
+pub mod trending;
 pub mod users;
 pub mod videos;
 pub mod youtube;
@@ -58,15 +63,21 @@ impl Application {
         let counts = counts::CountStore::new(session.clone(), &config.cassandra.keyspace).await?;
         let users = users::Users::new(session.clone(), &config.cassandra.keyspace, &config.auth).await?;
         let videos = videos::Videos::new(session.clone(), &config.cassandra.keyspace).await?;
-        let ratings = ratings::Ratings::new(session, &config.cassandra.keyspace).await?;
+        let ratings = ratings::Ratings::new(session.clone(), &config.cassandra.keyspace).await?;
+        let catalog = catalog::Catalog::new(session.clone(), &config.cassandra.keyspace).await?;
+        let trending = trending::Trending::new(session, &config.cassandra.keyspace).await?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
         let (config_gateway, cors_origins) = (config.web.gateway_url.clone(), config.web.cors_origins.clone());
-        let state = Arc::new(AppState { config, counts, users, videos, ratings, catalog_events });
+        let state = Arc::new(AppState { config, counts, users, videos, ratings, catalog_events, catalog, trending });
         let api = routes::api(state.clone())
             .merge(users::api(state.clone()))
             .merge(videos::api(state.clone()))
             .merge(ratings::api(state.clone()))
+            .merge(catalog::api(state.clone()))
+            .merge(search::api(state.clone()))
+            .merge(recommend::api(state.clone()))
+            .merge(trending::api(state.clone()))
             .merge(openapi::api());
         let api = if config_gateway.is_empty() { api } else { api.merge(forward::api(&config_gateway)?) };
         let mut router = service_router(api, Arc::new(Ready(state)));

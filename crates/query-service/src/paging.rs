@@ -43,7 +43,7 @@ impl PageRequest {
     }
 }
 
-fn number(q: &HashMap<String, String>, field: &str, min: u32, max: u32) -> Result<Option<u32>, Problem> {
+pub(crate) fn number(q: &HashMap<String, String>, field: &str, min: u32, max: u32) -> Result<Option<u32>, Problem> {
     let Some(raw) = q.get(field) else { return Ok(None) };
     match raw.trim().parse::<u32>() {
         Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),

@@ -13,9 +13,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::catalog_events::CatalogEvents;
+use crate::catalog::Catalog;
 use crate::config::QueryConfig;
 use crate::counts::{CountStore, ViewsCount, resolve_range};
 use crate::ratings::Ratings;
+use crate::trending::Trending;
 use crate::users::{HasUsers, Users};
 use crate::videos::Videos;
 
@@ -26,6 +28,8 @@ pub struct AppState {
     pub videos: Videos,
     pub ratings: Ratings,
     pub catalog_events: CatalogEvents,
+    pub catalog: Catalog,
+    pub trending: Trending,
 }
 
 impl HasUsers for AppState {
@@ -49,7 +53,7 @@ pub fn api(state: Arc<AppState>) -> Router {
 
 /// Rejects query parameters the route does not know: a misspelt `form=` must not
 /// silently turn a ranged query into an all-time one.
-fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Problem> {
+pub(crate) fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Problem> {
     match q.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(Problem::invalid(k.clone(), format!("unknown query parameter; expected {allowed:?}"))),
         None => Ok(()),

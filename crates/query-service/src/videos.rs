@@ -23,6 +23,7 @@ use scylla::value::CqlTimestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::catalog;
 use crate::catalog_events::id_bytes;
 use crate::ratings::Totals;
 use crate::routes::AppState;
@@ -123,7 +124,6 @@ pub struct VideoSummary {
 
 /// Summaries of `ids`, in that order, with views and average rating from the
 /// counting pipeline. Ids with no video row are left out. Reads run concurrently.
-#[allow(dead_code)] // used by the catalog lists, landing next
 pub(crate) async fn summaries(st: &AppState, ids: &[Uuid]) -> Result<Vec<VideoSummary>, Problem> {
     let found = futures::future::try_join_all(ids.iter().map(|&id| async move {
         let Some(row) = st.videos.row(id).await? else { return Ok(None) };
@@ -254,8 +254,18 @@ async fn submit(State(st): St, SignedIn(claims): SignedIn, bytes: Result<Bytes, 
         let now = CqlTimestamp(Utc::now().timestamp_millis());
         let thumb = youtube::thumbnail_url(&yt);
         let row = (id, claims.sub, &title, &description, &tags, now, now, &yt, &thumb, "PENDING");
+        let entry = catalog::Entry {
+            id,
+            user: Some(claims.sub),
+            submitted_ms: now.0,
+            title: &title,
+            description: &description,
+            tags: &tags,
+        };
+        catalog::on_video_added(&st, &entry).await?;
         let v = &st.videos;
         v.session.execute_unpaged(&v.insert, row).await.map_err(store_error)?;
+        catalog::on_video_stored(id);
         // Processing needs no network here: everything is derived from the URL. It
         // runs after the answer, as KillrVideo's does, and marks the video READY.
         let added = VideoAdded {
@@ -323,6 +333,17 @@ async fn edit(
         let title = text("title", e.title, 100)?.or(row.2.clone()).unwrap_or_default();
         let description = text("description", e.description, 2000)?.or(row.3.clone()).unwrap_or_default();
         let tags = tags(e.tags)?.or(row.4.clone()).unwrap_or_default();
+        let no_tags = BTreeSet::new();
+        let before = catalog::Entry {
+            id: row.0,
+            user: row.1,
+            submitted_ms: row.5.map_or(0, |t| t.0),
+            title: row.2.as_deref().unwrap_or_default(),
+            description: row.3.as_deref().unwrap_or_default(),
+            tags: row.4.as_ref().unwrap_or(&no_tags),
+        };
+        let after = catalog::Entry { title: &title, description: &description, tags: &tags, ..before };
+        catalog::on_video_edited(&st, &before, &after).await?;
         let now = CqlTimestamp(Utc::now().timestamp_millis());
         let v = &st.videos;
         v.session.execute_unpaged(&v.update, (&title, &description, &tags, now, row.0)).await.map_err(store_error)?;

@@ -28,6 +28,7 @@ pub mod cql {
         Migration { version: 3, name: "videos", source: include_str!("../cql/003_videos.cql") },
         Migration { version: 4, name: "ratings", source: include_str!("../cql/004_ratings.cql") },
         Migration { version: 5, name: "trending", source: include_str!("../cql/005_trending.cql") },
+        Migration { version: 6, name: "catalog", source: include_str!("../cql/006_catalog.cql") },
     ];
 
     impl Migration {

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Service {
     base: String,
+    pub keyspace: String,
     http: reqwest::Client,
     stop: CancellationToken,
 }
@@ -17,12 +18,13 @@ impl Service {
         let mut cfg = query_service::QueryConfig::default();
         cfg.http.listen = "127.0.0.1:0".into();
         cfg.cassandra.keyspace = format!("t_users_{}", &tag[..8]);
+        let keyspace = cfg.cassandra.keyspace.clone();
         cfg.auth.jwt_secret = secret.into();
         let app = query_service::Application::build(cfg).await.expect("query service starts (is Cassandra up?)");
         let base = format!("http://{}", app.local_addr());
         let stop = CancellationToken::new();
         tokio::spawn(app.run(stop.clone()));
-        Self { base, http: reqwest::Client::new(), stop }
+        Self { base, keyspace, http: reqwest::Client::new(), stop }
     }
 
     pub async fn send(
@@ -48,6 +50,17 @@ impl Service {
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(reqwest::Method::POST, path, None, Some(body)).await
     }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None, None).await
+    }
+
+    /// A CQL session, for fixture rows that other components write (the
+    /// aggregator's rollups and ratings). Table names need `self.keyspace`.
+    pub async fn cql(&self) -> scylla::client::session::Session {
+        let cfg = platform::cassandra::CassandraConfig::default();
+        platform::cassandra::connect(&cfg, std::time::Duration::from_secs(10)).await.expect("cassandra")
+    }
 }
 
 impl Drop for Service {
@@ -67,4 +80,33 @@ pub async fn signed_in(s: &Service, first: &str) -> (String, String) {
     let (status, login) = s.post("/users/login", json!({"email": email, "password": "password123"})).await;
     assert_eq!(status, StatusCode::OK, "{login}");
     (reg["userId"].as_str().unwrap().to_owned(), login["token"].as_str().unwrap().to_owned())
+}
+
+/// Submits a video as the holder of `token` (an empty description is left out): its id.
+pub async fn submit(s: &Service, token: &str, title: &str, description: &str, tags: &[&str]) -> String {
+    let mut body = json!({"youtubeUrl": "https://youtu.be/dQw4w9WgXcQ", "title": title, "tags": tags});
+    if !description.is_empty() {
+        body["description"] = json!(description);
+    }
+    let (status, v) = s.send(reqwest::Method::POST, "/videos", Some(token), Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    v["videoId"].as_str().unwrap().to_owned()
+}
+
+/// The `videoId`s of a list answer's `data` (or of a plain array).
+pub fn ids(v: &Value) -> Vec<String> {
+    let items = v.get("data").unwrap_or(v).as_array().unwrap_or_else(|| panic!("not a list: {v}"));
+    items.iter().map(|i| i["videoId"].as_str().unwrap().to_owned()).collect()
+}
+
+/// `[currentPage, pageSize, totalItems, totalPages]` of a paged answer.
+pub fn pagination(v: &Value) -> [i64; 4] {
+    let p = &v["pagination"];
+    ["currentPage", "pageSize", "totalItems", "totalPages"].map(|k| p[k].as_i64().unwrap_or_else(|| panic!("{k}: {v}")))
+}
+
+/// The field a 422 names.
+pub fn invalid_field((status, p): &(StatusCode, Value)) -> Option<&str> {
+    assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    p["field"].as_str()
 }
