@@ -11,6 +11,7 @@ pub struct QueryConfig {
     pub cassandra: CassandraConfig,
     pub retention: Retention,
     pub auth: AuthConfig,
+    pub moderation: ModerationConfig,
     pub log: LogConfig,
 }
 
@@ -21,6 +22,7 @@ impl Default for QueryConfig {
             cassandra: Default::default(),
             retention: Default::default(),
             auth: Default::default(),
+            moderation: Default::default(),
             log: Default::default(),
         }
     }
@@ -38,4 +40,14 @@ impl Default for Retention {
     fn default() -> Self {
         Self { minute_secs: 8 * 24 * 3600 }
     }
+}
+
+/// How the first moderator comes to be: accounts with these emails get the
+/// `moderator` role when they register or log in (`QUERY__MODERATION__MODERATORS=
+/// '["ann@example.org"]'`). Moderators can then assign the role to others. Removing
+/// an email here does not revoke the role it already granted (use the revoke route).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModerationConfig {
+    pub moderators: Vec<String>,
 }

@@ -1,8 +1,12 @@
 //! The query service: time-ranged counts stitched from day, hour and minute
-//! rollups, and the KillrVideo catalog API (so far: users and videos).
+//! rollups, and the KillrVideo catalog API (so far: users, videos, ratings,
+//! comments and the activity feed, flags and moderation).
 
+pub mod comments;
 pub mod config;
 pub mod counts;
+mod listing;
+pub mod moderation;
 pub mod paging;
 pub mod ratings;
 pub mod routes;
@@ -44,16 +48,22 @@ impl Application {
         }
         let session = Arc::new(session);
         let counts = counts::CountStore::new(session.clone(), &config.cassandra.keyspace).await?;
-        let users = users::Users::new(session.clone(), &config.cassandra.keyspace, &config.auth).await?;
+        let users = users::Users::new(session.clone(), &config.cassandra.keyspace, &config.auth)
+            .await?
+            .with_moderators(&config.moderation.moderators);
         let videos = videos::Videos::new(session.clone(), &config.cassandra.keyspace).await?;
-        let ratings = ratings::Ratings::new(session, &config.cassandra.keyspace).await?;
+        let ratings = ratings::Ratings::new(session.clone(), &config.cassandra.keyspace).await?;
+        let comments = comments::Comments::new(session.clone(), &config.cassandra.keyspace).await?;
+        let moderation = moderation::Moderation::new(session, &config.cassandra.keyspace).await?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        let state = Arc::new(AppState { config, counts, users, videos, ratings });
+        let state = Arc::new(AppState { config, counts, users, videos, ratings, comments, moderation });
         let api = routes::api(state.clone())
             .merge(users::api(state.clone()))
             .merge(videos::api(state.clone()))
-            .merge(ratings::api(state.clone()));
+            .merge(ratings::api(state.clone()))
+            .merge(comments::api(state.clone()))
+            .merge(moderation::api(state.clone()));
         let router = service_router(api, Arc::new(Ready(state)));
         Ok(Self { listener, router })
     }

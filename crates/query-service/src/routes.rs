@@ -12,8 +12,10 @@ use platform::http::{Problem, parse_uuid};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::comments::Comments;
 use crate::config::QueryConfig;
 use crate::counts::{CountStore, ViewsCount, resolve_range};
+use crate::moderation::Moderation;
 use crate::ratings::Ratings;
 use crate::users::{HasUsers, Users};
 use crate::videos::Videos;
@@ -24,6 +26,8 @@ pub struct AppState {
     pub users: Users,
     pub videos: Videos,
     pub ratings: Ratings,
+    pub comments: Comments,
+    pub moderation: Moderation,
 }
 
 impl HasUsers for AppState {
