@@ -16,6 +16,7 @@ pub struct QueryConfig {
     pub retention: Retention,
     pub auth: AuthConfig,
     pub web: WebConfig,
+    pub moderation: ModerationConfig,
     pub log: LogConfig,
 }
 
@@ -29,6 +30,7 @@ impl Default for QueryConfig {
             retention: Default::default(),
             auth: Default::default(),
             web: Default::default(),
+            moderation: Default::default(),
             log: Default::default(),
         }
     }
@@ -71,4 +73,14 @@ impl Default for CatalogEventsConfig {
     fn default() -> Self {
         Self { delivery_timeout_ms: 30_000 }
     }
+}
+
+/// How the first moderator comes to be: accounts with these emails get the
+/// `moderator` role when they register or log in (`QUERY__MODERATION__MODERATORS=
+/// '["ann@example.org"]'`). Moderators can then assign the role to others. Removing
+/// an email here does not revoke the role it already granted (use the revoke route).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModerationConfig {
+    pub moderators: Vec<String>,
 }

@@ -1,12 +1,16 @@
 //! The query service: time-ranged counts stitched from day, hour and minute
-//! rollups, and the KillrVideo catalog API: users, videos, ratings, the catalog's
-//! lists, search, recommendations, trending and playback statistics.
+//! rollups, and the KillrVideo catalog API: users, videos, ratings, comments and
+//! the activity feed, flags and moderation, the catalog's lists, search,
+//! recommendations, trending and playback statistics.
 
 pub mod catalog;
 pub mod catalog_events;
+pub mod comments;
 pub mod config;
 pub mod counts;
 pub mod forward;
+mod listing;
+pub mod moderation;
 pub mod openapi;
 pub mod paging;
 pub mod ratings;
@@ -61,15 +65,30 @@ impl Application {
             catalog_events::CatalogEvents::new(&config.kafka, config.catalog_events.delivery_timeout_ms)?;
         let session = Arc::new(session);
         let counts = counts::CountStore::new(session.clone(), &config.cassandra.keyspace).await?;
-        let users = users::Users::new(session.clone(), &config.cassandra.keyspace, &config.auth).await?;
+        let users = users::Users::new(session.clone(), &config.cassandra.keyspace, &config.auth)
+            .await?
+            .with_moderators(&config.moderation.moderators);
         let videos = videos::Videos::new(session.clone(), &config.cassandra.keyspace).await?;
         let ratings = ratings::Ratings::new(session.clone(), &config.cassandra.keyspace).await?;
         let catalog = catalog::Catalog::new(session.clone(), &config.cassandra.keyspace).await?;
-        let trending = trending::Trending::new(session, &config.cassandra.keyspace).await?;
+        let trending = trending::Trending::new(session.clone(), &config.cassandra.keyspace).await?;
+        let comments = comments::Comments::new(session.clone(), &config.cassandra.keyspace).await?;
+        let moderation = moderation::Moderation::new(session, &config.cassandra.keyspace).await?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
         let (config_gateway, cors_origins) = (config.web.gateway_url.clone(), config.web.cors_origins.clone());
-        let state = Arc::new(AppState { config, counts, users, videos, ratings, catalog_events, catalog, trending });
+        let state = Arc::new(AppState {
+            config,
+            counts,
+            users,
+            videos,
+            ratings,
+            catalog_events,
+            catalog,
+            trending,
+            comments,
+            moderation,
+        });
         let api = routes::api(state.clone())
             .merge(users::api(state.clone()))
             .merge(videos::api(state.clone()))
@@ -78,6 +97,8 @@ impl Application {
             .merge(search::api(state.clone()))
             .merge(recommend::api(state.clone()))
             .merge(trending::api(state.clone()))
+            .merge(comments::api(state.clone()))
+            .merge(moderation::api(state.clone()))
             .merge(openapi::api());
         let api = if config_gateway.is_empty() { api } else { api.merge(forward::api(&config_gateway)?) };
         let mut router = service_router(api, Arc::new(Ready(state)));

@@ -14,8 +14,10 @@ use uuid::Uuid;
 
 use crate::catalog_events::CatalogEvents;
 use crate::catalog::Catalog;
+use crate::comments::Comments;
 use crate::config::QueryConfig;
 use crate::counts::{CountStore, ViewsCount, resolve_range};
+use crate::moderation::Moderation;
 use crate::ratings::Ratings;
 use crate::trending::Trending;
 use crate::users::{HasUsers, Users};
@@ -30,6 +32,8 @@ pub struct AppState {
     pub catalog_events: CatalogEvents,
     pub catalog: Catalog,
     pub trending: Trending,
+    pub comments: Comments,
+    pub moderation: Moderation,
 }
 
 impl HasUsers for AppState {

@@ -1,6 +1,7 @@
 //! KillrVideo users: register, log in, the signed-in user's profile, public
 //! profiles. Passwords are argon2id hashes; sessions are HS256 JWTs.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use argon2::Argon2;
@@ -37,21 +38,29 @@ pub struct Users {
     read_user: PreparedStatement,
     update_names: PreparedStatement,
     touch_login: PreparedStatement,
+    grant_role: PreparedStatement,
+    revoke_role: PreparedStatement,
+    scan: PreparedStatement,
     tokens: Tokens,
+    /// Emails (lower-cased) that get the moderator role at registration and login.
+    moderators: HashSet<String>,
 }
+
+/// The role that opens the moderation routes.
+pub const MODERATOR: &str = "moderator";
 
 /// KillrVideo's User.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    user_id: Uuid,
-    first_name: String,
-    last_name: String,
-    email: String,
+    pub(crate) user_id: Uuid,
+    pub(crate) first_name: String,
+    pub(crate) last_name: String,
+    pub(crate) email: String,
     created_date: Option<DateTime<Utc>>,
     account_status: String,
     last_login_date: Option<DateTime<Utc>>,
-    roles: Vec<String>,
+    pub(crate) roles: Vec<String>,
 }
 
 type UserRow = (
@@ -105,15 +114,64 @@ impl Users {
             read_user: prep(format!("SELECT {columns} FROM {ks}.users WHERE userid = ?")).await?,
             update_names: prep(format!("UPDATE {ks}.users SET firstname = ?, lastname = ? WHERE userid = ?")).await?,
             touch_login: prep(format!("UPDATE {ks}.users SET last_login_date = ? WHERE userid = ?")).await?,
+            grant_role: prep(format!("UPDATE {ks}.users SET roles = roles + ? WHERE userid = ?")).await?,
+            revoke_role: prep(format!("UPDATE {ks}.users SET roles = roles - ? WHERE userid = ?")).await?,
+            scan: prep(format!("SELECT {columns} FROM {ks}.users")).await?,
             tokens: Tokens::new(auth)?,
+            moderators: HashSet::new(),
             session,
         })
     }
 
-    async fn user(&self, id: Uuid) -> Result<Option<User>, Problem> {
+    /// Grants the moderator role to these emails when they register or log in.
+    pub fn with_moderators(mut self, emails: &[String]) -> Self {
+        self.moderators = emails.iter().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()).collect();
+        self
+    }
+
+    pub(crate) async fn user(&self, id: Uuid) -> Result<Option<User>, Problem> {
         let rows = self.session.execute_unpaged(&self.read_user, (id,)).await.map_err(store_error)?;
         let rows = rows.into_rows_result().map_err(store_error)?;
         Ok(rows.maybe_first_row::<UserRow>().map_err(store_error)?.map(User::from))
+    }
+
+    /// Adds (`on`) or removes `role` in an existing user's roles. The caller checks
+    /// that the user exists: an UPDATE of a missing key would create a row.
+    pub(crate) async fn set_role(&self, id: Uuid, role: &str, on: bool) -> Result<(), Problem> {
+        let stmt = if on { &self.grant_role } else { &self.revoke_role };
+        let roles: HashSet<&str> = [role].into();
+        self.session.execute_unpaged(stmt, (roles, id)).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Users whose email or name contains `needle` (lower-case), at most `limit`,
+    /// sorted by email. A full scan of `users`, stopped after `max_scanned` rows:
+    /// fine for a moderator's occasional search over a small user base; a large one
+    /// would want a search index.
+    pub(crate) async fn search(&self, needle: &str, limit: usize, max_scanned: usize) -> Result<Vec<User>, Problem> {
+        use futures::TryStreamExt;
+        let mut rows = self
+            .session
+            .execute_iter(self.scan.clone(), ())
+            .await
+            .map_err(store_error)?
+            .rows_stream::<UserRow>()
+            .map_err(store_error)?;
+        let (mut found, mut scanned) = (Vec::new(), 0);
+        while let Some(row) = rows.try_next().await.map_err(store_error)? {
+            let u = User::from(row);
+            let full = format!("{} {}", u.first_name, u.last_name).to_lowercase();
+            if u.email.contains(needle) || full.contains(needle) {
+                found.push(u);
+            }
+            scanned += 1;
+            if scanned >= max_scanned {
+                break;
+            }
+        }
+        found.sort_by(|a, b| a.email.cmp(&b.email));
+        found.truncate(limit);
+        Ok(found)
     }
 
     fn token(&self, user: &User) -> Result<String, Problem> {
@@ -252,7 +310,11 @@ async fn register<S: HasUsers>(State(st): State<Arc<S>>, bytes: Result<Bytes, By
         let id = Uuid::now_v7();
         let hashed = hash(r.password).await?;
         let now = CqlTimestamp(Utc::now().timestamp_millis());
-        let row = (id, &first, &last, &email, now, "active", None::<CqlTimestamp>, vec!["USER"]);
+        let mut roles = vec!["USER"];
+        if users.moderators.contains(&email) {
+            roles.push(MODERATOR);
+        }
+        let row = (id, &first, &last, &email, now, "active", None::<CqlTimestamp>, roles);
         users.session.execute_unpaged(&users.insert_user, row).await.map_err(store_error)?;
         // The email is claimed last, with a lightweight transaction: of two sign-ups
         // with one email exactly one wins; the loser's profile row is removed.
@@ -305,6 +367,13 @@ async fn login<S: HasUsers>(State(st): State<Arc<S>>, bytes: Result<Bytes, Bytes
             .map_err(store_error)?;
         let mut user = users.user(id).await?.ok_or_else(denied)?;
         user.last_login_date = Some(now);
+        // Configured moderators get the role here too, so that an account that
+        // existed before it was listed becomes a moderator at its next login.
+        if users.moderators.contains(&email) && !user.roles.iter().any(|r| r == MODERATOR) {
+            users.set_role(id, MODERATOR, true).await?;
+            user.roles.push(MODERATOR.to_owned());
+            user.roles.sort();
+        }
         Ok(Session_ { token: users.token(&user)?, user })
     };
     respond(StatusCode::OK, result.await)

@@ -171,7 +171,7 @@ impl Videos {
         })
     }
 
-    async fn row(&self, id: Uuid) -> Result<Option<VideoRow>, Problem> {
+    pub(crate) async fn row(&self, id: Uuid) -> Result<Option<VideoRow>, Problem> {
         let res = self.session.execute_unpaged(&self.read, (id,)).await.map_err(store_error)?;
         let rows = res.into_rows_result().map_err(store_error)?;
         rows.maybe_first_row::<VideoRow>().map_err(store_error)
@@ -304,6 +304,10 @@ async fn submit(State(st): St, SignedIn(claims): SignedIn, bytes: Result<Bytes, 
 async fn detail(State(st): St, Path(id): Path<String>) -> Response {
     let result = async {
         let row = found(&st, &id).await?;
+        // A video hidden by a moderator is gone for readers (until restored).
+        if crate::moderation::hidden(&st, crate::moderation::ContentType::Video, row.0).await? {
+            return Err(Problem::not_found("no such video"));
+        }
         with_views(&st, row).await
     };
     respond(StatusCode::OK, result.await)

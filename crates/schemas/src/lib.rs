@@ -29,6 +29,8 @@ pub mod cql {
         Migration { version: 4, name: "ratings", source: include_str!("../cql/004_ratings.cql") },
         Migration { version: 5, name: "trending", source: include_str!("../cql/005_trending.cql") },
         Migration { version: 6, name: "catalog", source: include_str!("../cql/006_catalog.cql") },
+        Migration { version: 7, name: "comments", source: include_str!("../cql/007_comments.cql") },
+        Migration { version: 8, name: "flags", source: include_str!("../cql/008_flags.cql") },
     ];
 
     impl Migration {

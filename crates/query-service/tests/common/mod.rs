@@ -6,20 +6,27 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 pub struct Service {
-    base: String,
+    /// The keyspace this service was given (for fixture rows written directly).
     pub keyspace: String,
+    base: String,
     http: reqwest::Client,
     stop: CancellationToken,
 }
 
 impl Service {
     pub async fn start(secret: &str) -> Self {
+        Self::start_with(secret, |_| {}).await
+    }
+
+    /// Like [`start`](Self::start), with the config adjusted by `adjust` first.
+    pub async fn start_with(secret: &str, adjust: impl FnOnce(&mut query_service::QueryConfig)) -> Self {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let mut cfg = query_service::QueryConfig::default();
         cfg.http.listen = "127.0.0.1:0".into();
         cfg.cassandra.keyspace = format!("t_users_{}", &tag[..8]);
-        let keyspace = cfg.cassandra.keyspace.clone();
         cfg.auth.jwt_secret = secret.into();
+        adjust(&mut cfg);
+        let keyspace = cfg.cassandra.keyspace.clone();
         let app = query_service::Application::build(cfg).await.expect("query service starts (is Cassandra up?)");
         let base = format!("http://{}", app.local_addr());
         let stop = CancellationToken::new();
@@ -55,6 +62,11 @@ impl Service {
         self.send(reqwest::Method::GET, path, None, None).await
     }
 
+    /// GET with a token (or none).
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+
     /// A CQL session, for fixture rows that other components write (the
     /// aggregator's rollups and ratings). Table names need `self.keyspace`.
     pub async fn cql(&self) -> scylla::client::session::Session {
@@ -80,6 +92,30 @@ pub async fn signed_in(s: &Service, first: &str) -> (String, String) {
     let (status, login) = s.post("/users/login", json!({"email": email, "password": "password123"})).await;
     assert_eq!(status, StatusCode::OK, "{login}");
     (reg["userId"].as_str().unwrap().to_owned(), login["token"].as_str().unwrap().to_owned())
+}
+
+/// Registers a user with this email and logs in: (userId, token, the login's user).
+pub async fn register_and_login(s: &Service, first: &str, email: &str) -> (String, String, Value) {
+    let body = json!({"firstName": first, "lastName": "Test", "email": email, "password": "password123"});
+    let (status, reg) = s.post("/users/register", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{reg}");
+    let (token, user) = login(s, email).await;
+    (reg["userId"].as_str().unwrap().to_owned(), token, user)
+}
+
+/// Logs in with the test password: (token, user).
+pub async fn login(s: &Service, email: &str) -> (String, Value) {
+    let (status, login) = s.post("/users/login", json!({"email": email, "password": "password123"})).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    (login["token"].as_str().unwrap().to_owned(), login["user"].clone())
+}
+
+/// Submits a video as the holder of `token`: its id.
+pub async fn video(s: &Service, token: &str, title: &str) -> String {
+    let body = json!({"youtubeUrl": "https://youtu.be/dQw4w9WgXcQ", "title": title});
+    let (status, v) = s.send(reqwest::Method::POST, "/videos", Some(token), Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    v["videoId"].as_str().unwrap().to_owned()
 }
 
 /// Submits a video as the holder of `token` (an empty description is left out): its id.
