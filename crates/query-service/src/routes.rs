@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::catalog::Catalog;
 use crate::config::QueryConfig;
-use crate::counts::{CountStore, ViewsCount, resolve_range};
+use crate::counts::{CountStore, ViewsCount, resolve_range, store_error};
 use crate::ratings::Ratings;
 use crate::trending::Trending;
 use crate::users::{HasUsers, Users};
@@ -69,10 +69,7 @@ async fn count_of(
         now,
         st.config.retention.minute_secs,
     )?;
-    let (views, spans) = st.counts.count(video, kind, range).await.map_err(|e| {
-        tracing::error!(error = %e, "count query failed");
-        Problem::unavailable("the count store is not answering; retry later", 1)
-    })?;
+    let (views, spans) = st.counts.count(video, kind, range).await.map_err(store_error)?;
     Ok(ViewsCount::new(video, range, views, &spans))
 }
 

@@ -106,7 +106,7 @@ impl Users {
         })
     }
 
-    async fn user(&self, id: Uuid) -> Result<Option<User>, Problem> {
+    pub(crate) async fn user(&self, id: Uuid) -> Result<Option<User>, Problem> {
         let rows = self.session.execute_unpaged(&self.read_user, (id,)).await.map_err(store_error)?;
         let rows = rows.into_rows_result().map_err(store_error)?;
         Ok(rows.maybe_first_row::<UserRow>().map_err(store_error)?.map(User::from))

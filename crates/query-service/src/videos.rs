@@ -144,8 +144,7 @@ pub(crate) async fn summaries(st: &AppState, ids: &[Uuid]) -> Result<Vec<VideoSu
 
 /// All-time views and the rating totals of a video, read concurrently.
 async fn counters(st: &AppState, id: Uuid) -> Result<(i64, Totals), Problem> {
-    let views = async { st.counts.count(id, EventKind::View, None).await.map(|(v, _)| v).map_err(store_error) };
-    futures::try_join!(views, st.ratings.totals(id))
+    futures::try_join!(st.counts.total(id, EventKind::View), st.ratings.totals(id))
 }
 
 impl Videos {
@@ -168,7 +167,7 @@ impl Videos {
         })
     }
 
-    async fn row(&self, id: Uuid) -> Result<Option<VideoRow>, Problem> {
+    pub(crate) async fn row(&self, id: Uuid) -> Result<Option<VideoRow>, Problem> {
         let res = self.session.execute_unpaged(&self.read, (id,)).await.map_err(store_error)?;
         let rows = res.into_rows_result().map_err(store_error)?;
         rows.maybe_first_row::<VideoRow>().map_err(store_error)
