@@ -28,12 +28,6 @@ fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().cloned().collect()
 }
 
-async fn ok(s: &Service, path: &str) -> Value {
-    let (status, v) = s.get(path).await;
-    assert_eq!(status, StatusCode::OK, "{path}: {v}");
-    v
-}
-
 async fn edit(s: &Service, token: &str, id: &str, body: Value) {
     let (status, v) = s.send(Method::PUT, &format!("/videos/id/{id}"), Some(token), Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -245,18 +239,9 @@ async fn related_videos_and_recommendations_share_tags() {
     let r4 = submit(&s, &token, "Four", "", &["b"]).await;
     let r5 = submit(&s, &token, "Five", "", &["z"]).await;
     let r6 = submit(&s, &token, "Six", "", &["c"]).await;
-    // r3 has views (the aggregator's all-time row): it wins the tie at score 1.
+    // r3 has views: it wins the tie at score 1.
     let cql = s.cql().await;
-    let ks = &s.keyspace;
-    cql.query_unpaged(
-        format!(
-            "INSERT INTO {ks}.rollups (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
-             VALUES (?, 'view', 'total', 0, 5, 0, 0)"
-        ),
-        (Uuid::parse_str(&r3).unwrap(),),
-    )
-    .await
-    .unwrap();
+    all_time_views(&s, &cql, &r3, 5).await;
 
     let v = ok(&s, &format!("/videos/id/{r0}/related")).await;
     assert_eq!(ids(&v), [r1.as_str(), r2.as_str(), r3.as_str(), r6.as_str(), r4.as_str()]);
@@ -300,7 +285,8 @@ async fn related_videos_and_recommendations_share_tags() {
     for (video, rating) in [(&r1, 5), (&r5, 1)] {
         cql.query_unpaged(
             format!(
-                "INSERT INTO {ks}.ratings_by_user (userid, videoid, rating, updated_at) VALUES (?, ?, ?, toTimestamp(now()))"
+                "INSERT INTO {}.ratings_by_user (userid, videoid, rating, updated_at) VALUES (?, ?, ?, toTimestamp(now()))",
+                s.keyspace
             ),
             (Uuid::parse_str(&viewer).unwrap(), Uuid::parse_str(video).unwrap(), rating),
         )

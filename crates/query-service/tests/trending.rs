@@ -30,12 +30,6 @@ fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-async fn ok(s: &Service, path: &str) -> Value {
-    let (status, v) = s.get(path).await;
-    assert_eq!(status, StatusCode::OK, "{path}: {v}");
-    v
-}
-
 fn items(v: &Value) -> Vec<(String, i64)> {
     v["items"]
         .as_array()
@@ -169,18 +163,8 @@ async fn playback_stats_are_all_time_views() {
     let (_, token) = signed_in(&s, "Pat").await;
     let a = submit(&s, &token, "A", "", &[]).await;
     let b = submit(&s, &token, "B", "", &[]).await;
-    let cql = s.cql().await;
-    let ks = &s.keyspace;
-    // The aggregator's all-time row for `a`; `b` was never viewed.
-    cql.query_unpaged(
-        format!(
-            "INSERT INTO {ks}.rollups (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
-             VALUES (?, 'view', 'total', 0, 42, 7, 0)"
-        ),
-        (Uuid::parse_str(&a).unwrap(),),
-    )
-    .await
-    .unwrap();
+    // `b` was never viewed.
+    all_time_views(&s, &s.cql().await, &a, 42).await;
 
     assert_eq!(ok(&s, &format!("/videos/{a}/playback-stats")).await, json!({"videoId": a, "views": 42}));
     assert_eq!(ok(&s, &format!("/videos/{b}/playback-stats")).await, json!({"videoId": b, "views": 0}));
