@@ -82,6 +82,25 @@ pub async fn signed_in(s: &Service, first: &str) -> (String, String) {
     (reg["userId"].as_str().unwrap().to_owned(), login["token"].as_str().unwrap().to_owned())
 }
 
+/// A KillrVideo VideoSummary: exactly these members.
+pub fn assert_summary(v: &Value) {
+    let fields = [
+        "averageRating",
+        "category",
+        "content_rating",
+        "submittedAt",
+        "thumbnailUrl",
+        "title",
+        "userId",
+        "videoId",
+        "views",
+    ];
+    let mut keys: Vec<&str> =
+        v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, fields, "{v}");
+}
+
 /// A GET that must answer 200: its body.
 pub async fn ok(s: &Service, path: &str) -> Value {
     let (status, v) = s.get(path).await;
