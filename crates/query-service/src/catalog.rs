@@ -57,8 +57,6 @@ pub struct Catalog {
     tag_head: PreparedStatement,
     word: PreparedStatement,
     prefix_slice: PreparedStatement,
-    video: PreparedStatement,
-    user: PreparedStatement,
     rated_by: PreparedStatement,
 }
 
@@ -112,8 +110,6 @@ impl Catalog {
             word: prep(format!("SELECT videoid, hits FROM {ks}.videos_by_word WHERE word = ?")).await?,
             prefix_slice: prep(format!("SELECT tag FROM {ks}.tags_by_prefix WHERE prefix = ? AND tag >= ? LIMIT ?"))
                 .await?,
-            video: prep(format!("SELECT userid, tags FROM {ks}.videos WHERE videoid = ?")).await?,
-            user: prep(format!("SELECT userid FROM {ks}.users WHERE userid = ?")).await?,
             rated_by: prep(format!("SELECT videoid, rating, updated_at FROM {ks}.ratings_by_user WHERE userid = ?"))
                 .await?,
             session,
@@ -211,16 +207,6 @@ impl Catalog {
         // Tags that start with `prefix` sort together from `prefix` on, so the first
         // one that does not ends the match.
         Ok(rows.into_iter().map(|(t,)| t).take_while(|t| t.starts_with(prefix)).collect())
-    }
-
-    /// The uploader and tags of a video; `None` when there is no such video.
-    pub(crate) async fn video(&self, id: Uuid) -> Result<Option<(Option<Uuid>, BTreeSet<String>)>, Problem> {
-        let rows: Vec<(Option<Uuid>, Option<BTreeSet<String>>)> = self.rows(&self.video, (id,)).await?;
-        Ok(rows.into_iter().next().map(|(user, tags)| (user, tags.unwrap_or_default())))
-    }
-
-    pub(crate) async fn user_exists(&self, id: Uuid) -> Result<bool, Problem> {
-        Ok(!self.ids(&self.user, (id,)).await?.is_empty())
     }
 
     /// Recounts a day of `latest_videos` into `latest_video_days`. The count is also
@@ -362,6 +348,11 @@ fn changed<'a>(old: &BTreeMap<String, i32>, new: &'a BTreeMap<String, i32>) -> V
     new.iter().filter(|(w, h)| old.get(*w) != Some(h)).map(|(w, h)| (w.as_str(), *h)).collect()
 }
 
+/// A video's tags; `None` when there is no such video.
+pub(crate) async fn tags_of(st: &AppState, id: Uuid) -> Result<Option<BTreeSet<String>>, Problem> {
+    Ok(st.videos.row(id).await?.map(|row| row.4.unwrap_or_default()))
+}
+
 /// Summaries of the first `n` of `ranked` that still have a video row (an index may
 /// name a video whose submit failed), read a chunk of `n` at a time.
 pub(crate) async fn first_summaries(st: &AppState, ranked: &[Uuid], n: usize) -> Result<Vec<VideoSummary>, Problem> {
@@ -434,8 +425,8 @@ async fn by_uploader(State(st): St, Path(user): Path<String>, Query(q): Params) 
     let result = async {
         let req = page_request(&q)?;
         let user = parse_uuid("userId", &user)?;
-        let (exists, page) = futures::try_join!(st.catalog.user_exists(user), st.catalog.by_user(user, req))?;
-        if !exists {
+        let (found, page) = futures::try_join!(st.users.user(user), st.catalog.by_user(user, req))?;
+        if found.is_none() {
             return Err(Problem::not_found("no such user"));
         }
         summary_page(&st, req, page).await

@@ -83,6 +83,11 @@ impl CountStore {
         Ok(sum)
     }
 
+    /// All-time count of `kind` for `video` (its total row).
+    pub async fn total(&self, video: Uuid, kind: EventKind) -> Result<i64, Problem> {
+        self.count(video, kind, None).await.map(|(n, _)| n).map_err(store_error)
+    }
+
     /// Count of `kind` for `video` in `[from, to)` (minute resolution), or all time.
     pub async fn count(
         &self,
@@ -113,6 +118,12 @@ fn describe_metrics() {
     );
     // Registered at zero: a counter that first appears at 1 hides that increment from `increase()`.
     metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(0);
+}
+
+/// The answer when rollups cannot be read; the cause stays in the log.
+pub fn store_error(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "count query failed");
+    Problem::unavailable("the count store is not answering; retry later", 1)
 }
 
 pub fn rfc3339(ms: i64) -> String {

@@ -20,16 +20,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
+use counting::EventKind;
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
 use platform::http::{Problem, parse_uuid};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::catalog::{first_summaries, summary_page};
+use crate::catalog::{first_summaries, summary_page, tags_of};
 use crate::paging::{PageRequest, number};
 use crate::routes::{AppState, only_params};
-use crate::trending::all_time_views;
 use crate::users::{SignedIn, respond};
 
 /// Candidates read per tag: the tag's newest videos.
@@ -101,21 +101,20 @@ async fn related(State(st): St, Path(id): Path<String>, Query(q): Params) -> Res
         only_params(&q, &["limit"])?;
         let limit = number(&q, "limit", 1, MAX_RELATED)?.unwrap_or(DEFAULT_RELATED) as usize;
         let id = parse_uuid("videoId", &id)?;
-        let (_, tags) = st.catalog.video(id).await?.ok_or_else(|| Problem::not_found("no such video"))?;
+        let tags = tags_of(&st, id).await?.ok_or_else(|| Problem::not_found("no such video"))?;
         let heads = try_join_all(tags.iter().map(|t| st.catalog.tag_head(t, PER_TAG))).await?;
         let scores = score(&heads, &vec![1; heads.len()], &HashSet::from([id]));
-        let ranked = by_score(&scores);
+        let mut ranked = by_score(&scores);
         // Views only matter among the candidates that can still make the cut: those
         // scoring at least as much as the last one on the list.
         let cut = ranked.get(limit - 1).map_or(0, |(_, s)| *s);
         let contenders = ranked.iter().take_while(|(_, s)| *s >= cut).map(|(id, _)| *id).collect::<Vec<_>>();
         let st = &st;
         let views: HashMap<Uuid, i64> = futures::stream::iter(contenders)
-            .map(|id| async move { Ok::<_, Problem>((id, all_time_views(st, id).await?)) })
+            .map(|id| async move { Ok::<_, Problem>((id, st.counts.total(id, EventKind::View).await?)) })
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect()
             .await?;
-        let mut ranked = ranked;
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(views.get(&b.0).cmp(&views.get(&a.0))).then(b.0.cmp(&a.0)));
         let ids: Vec<Uuid> = ranked.iter().map(|(id, _)| *id).collect();
         let found = first_summaries(st, &ids, limit).await?;
@@ -137,13 +136,14 @@ async fn for_you(State(st): St, SignedIn(claims): SignedIn, Query(q): Params) ->
     let result = async {
         only_params(&q, &["page", "pageSize"])?;
         let req = PageRequest::from_query(&q)?;
+        let st: &AppState = &st;
         let c = &st.catalog;
         let (uploads, mut rated) = futures::try_join!(c.uploads(claims.sub), c.rated_by(claims.sub))?;
         rated.sort_unstable_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(b.video.cmp(&a.video)));
         let liked = rated.iter().filter(|r| r.rating >= LIKED).map(|r| r.video).take(MAX_SOURCES);
         let sources: Vec<Uuid> = uploads.iter().copied().take(MAX_SOURCES).chain(liked).collect();
         let tag_sets: Vec<BTreeSet<String>> = futures::stream::iter(sources)
-            .map(|id| async move { Ok::<_, Problem>(c.video(id).await?.map(|(_, tags)| tags).unwrap_or_default()) })
+            .map(|id| async move { Ok::<_, Problem>(tags_of(st, id).await?.unwrap_or_default()) })
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect()
             .await?;
@@ -153,11 +153,11 @@ async fn for_you(State(st): St, SignedIn(claims): SignedIn, Query(q): Params) ->
         let excluded: HashSet<Uuid> = uploads.iter().copied().chain(rated.iter().map(|r| r.video)).collect();
         let ranked = by_score(&score(&heads, &weights, &excluded));
         if ranked.is_empty() {
-            return summary_page(&st, req, c.latest(req).await?).await;
+            return summary_page(st, req, c.latest(req).await?).await;
         }
         let total = ranked.len() as u64;
         let page = ranked.into_iter().skip(req.offset()).take(req.page_size as usize).map(|(id, _)| id).collect();
-        summary_page(&st, req, (page, total)).await
+        summary_page(st, req, (page, total)).await
     };
     respond(StatusCode::OK, result.await)
 }

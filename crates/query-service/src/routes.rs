@@ -16,7 +16,7 @@ use crate::catalog_events::CatalogEvents;
 use crate::catalog::Catalog;
 use crate::comments::Comments;
 use crate::config::QueryConfig;
-use crate::counts::{CountStore, ViewsCount, resolve_range};
+use crate::counts::{CountStore, ViewsCount, resolve_range, store_error};
 use crate::moderation::Moderation;
 use crate::ratings::Ratings;
 use crate::trending::Trending;
@@ -79,10 +79,7 @@ async fn count_of(
         now,
         st.config.retention.minute_secs,
     )?;
-    let (views, spans) = st.counts.count(video, kind, range).await.map_err(|e| {
-        tracing::error!(error = %e, "count query failed");
-        Problem::unavailable("the count store is not answering; retry later", 1)
-    })?;
+    let (views, spans) = st.counts.count(video, kind, range).await.map_err(store_error)?;
     Ok(ViewsCount::new(video, range, views, &spans))
 }
 

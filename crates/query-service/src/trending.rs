@@ -28,7 +28,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::catalog::first_summaries;
-use crate::counts::rfc3339;
+use crate::catalog::tags_of;
+use crate::counts::{rfc3339, store_error};
 use crate::paging::number;
 use crate::routes::{AppState, only_params};
 use crate::users::respond;
@@ -143,20 +144,9 @@ impl Trending {
         let (from, to) = window.bounds(now_ms);
         let width = g.width_ms().expect("hour and day buckets have a width");
         let buckets = (from..to).step_by(width as usize).map(|b| self.read_bucket(kind, g, b));
-        let rows = try_join_all(buckets).await.map_err(|e| {
-            tracing::error!(error = %e, "trending read failed");
-            Problem::unavailable("the count store is not answering; retry later", 1)
-        })?;
+        let rows = try_join_all(buckets).await.map_err(store_error)?;
         Ok(Top { from, to, granularity: g, ranked: rank(rows) })
     }
-}
-
-/// All-time views of a video, from its rollups' total row.
-pub(crate) async fn all_time_views(st: &AppState, id: Uuid) -> Result<i64, Problem> {
-    st.counts.count(id, EventKind::View, None).await.map(|(views, _)| views).map_err(|e| {
-        tracing::error!(error = %e, "count query failed");
-        Problem::unavailable("the count store is not answering; retry later", 1)
-    })
 }
 
 pub fn api(state: Arc<AppState>) -> Router {
@@ -262,7 +252,7 @@ struct PlaybackStats {
 async fn playback_stats(State(st): St, Path(id): Path<String>) -> Response {
     let result = async {
         let id = parse_uuid("videoId", &id)?;
-        match futures::try_join!(st.catalog.video(id), all_time_views(&st, id))? {
+        match futures::try_join!(tags_of(&st, id), st.counts.total(id, EventKind::View))? {
             (Some(_), views) => Ok(PlaybackStats { video_id: id, views }),
             (None, _) => Err(Problem::not_found("no such video")),
         }
@@ -298,7 +288,7 @@ async fn playback_stats_many(State(st): St, Query(q): Params) -> Response {
         let st = &st;
         let stats: Vec<Option<PlaybackStats>> = futures::stream::iter(ids)
             .map(|id| async move {
-                let (video, views) = futures::try_join!(st.catalog.video(id), all_time_views(st, id))?;
+                let (video, views) = futures::try_join!(tags_of(st, id), st.counts.total(id, EventKind::View))?;
                 Ok::<_, Problem>(video.map(|_| PlaybackStats { video_id: id, views }))
             })
             .buffered(READ_CONCURRENCY)

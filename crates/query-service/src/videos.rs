@@ -147,8 +147,7 @@ pub(crate) async fn summaries(st: &AppState, ids: &[Uuid]) -> Result<Vec<VideoSu
 
 /// All-time views and the rating totals of a video, read concurrently.
 async fn counters(st: &AppState, id: Uuid) -> Result<(i64, Totals), Problem> {
-    let views = async { st.counts.count(id, EventKind::View, None).await.map(|(v, _)| v).map_err(store_error) };
-    futures::try_join!(views, st.ratings.totals(id))
+    futures::try_join!(st.counts.total(id, EventKind::View), st.ratings.totals(id))
 }
 
 impl Videos {

@@ -30,12 +30,6 @@ fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-async fn ok(s: &Service, path: &str) -> Value {
-    let (status, v) = s.get(path).await;
-    assert_eq!(status, StatusCode::OK, "{path}: {v}");
-    v
-}
-
 fn items(v: &Value) -> Vec<(String, i64)> {
     v["items"]
         .as_array()
@@ -133,19 +127,7 @@ async fn trending_sums_the_buckets_of_the_window() {
     let v = ok(&s, "/videos/trending").await;
     assert_eq!(ids(&v), [t[1].as_str(), t[0].as_str(), t[4].as_str(), t[2].as_str()]);
     assert_eq!(v[0]["title"], "T2");
-    for key in [
-        "videoId",
-        "title",
-        "thumbnailUrl",
-        "userId",
-        "submittedAt",
-        "content_rating",
-        "category",
-        "views",
-        "averageRating",
-    ] {
-        assert!(v[0].get(key).is_some(), "VideoSummary lacks {key}: {v}");
-    }
+    assert_summary(&v[0]);
     assert_eq!(ids(&ok(&s, "/videos/trending?intervalDays=1&limit=2").await), [t[1].as_str(), t[0].as_str()]);
     assert_eq!(ids(&ok(&s, "/videos/trending?intervalDays=7").await), [t[3].as_str(), t[2].as_str(), t[0].as_str()]);
     assert_eq!(
@@ -169,18 +151,8 @@ async fn playback_stats_are_all_time_views() {
     let (_, token) = signed_in(&s, "Pat").await;
     let a = submit(&s, &token, "A", "", &[]).await;
     let b = submit(&s, &token, "B", "", &[]).await;
-    let cql = s.cql().await;
-    let ks = &s.keyspace;
-    // The aggregator's all-time row for `a`; `b` was never viewed.
-    cql.query_unpaged(
-        format!(
-            "INSERT INTO {ks}.rollups (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
-             VALUES (?, 'view', 'total', 0, 42, 7, 0)"
-        ),
-        (Uuid::parse_str(&a).unwrap(),),
-    )
-    .await
-    .unwrap();
+    // `b` was never viewed.
+    all_time_views(&s, &s.cql().await, &a, 42).await;
 
     assert_eq!(ok(&s, &format!("/videos/{a}/playback-stats")).await, json!({"videoId": a, "views": 42}));
     assert_eq!(ok(&s, &format!("/videos/{b}/playback-stats")).await, json!({"videoId": b, "views": 0}));

@@ -118,6 +118,46 @@ pub async fn video(s: &Service, token: &str, title: &str) -> String {
     v["videoId"].as_str().unwrap().to_owned()
 }
 
+/// A KillrVideo VideoSummary: exactly these members.
+pub fn assert_summary(v: &Value) {
+    let fields = [
+        "averageRating",
+        "category",
+        "content_rating",
+        "submittedAt",
+        "thumbnailUrl",
+        "title",
+        "userId",
+        "videoId",
+        "views",
+    ];
+    let mut keys: Vec<&str> =
+        v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, fields, "{v}");
+}
+
+/// A GET that must answer 200: its body.
+pub async fn ok(s: &Service, path: &str) -> Value {
+    let (status, v) = s.get(path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {v}");
+    v
+}
+
+/// Fixture: the aggregator's all-time row of `video`'s views, `n`.
+pub async fn all_time_views(s: &Service, cql: &scylla::client::session::Session, video: &str, n: i64) {
+    let ks = &s.keyspace;
+    cql.query_unpaged(
+        format!(
+            "INSERT INTO {ks}.rollups (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
+             VALUES (?, 'view', 'total', 0, ?, 0, 0)"
+        ),
+        (uuid::Uuid::parse_str(video).unwrap(), n),
+    )
+    .await
+    .unwrap();
+}
+
 /// Submits a video as the holder of `token` (an empty description is left out): its id.
 pub async fn submit(s: &Service, token: &str, title: &str, description: &str, tags: &[&str]) -> String {
     let mut body = json!({"youtubeUrl": "https://youtu.be/dQw4w9WgXcQ", "title": title, "tags": tags});
