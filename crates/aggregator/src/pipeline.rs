@@ -640,6 +640,11 @@ async fn write_job(
         Ok(None) => return Outcome::Abandoned,
         Err(e) => return Outcome::Overlap(e),
     };
+    // 8. Activity feed entries (signed-in views, ratings): keyed by their events, so
+    //    a replay rewrites the same rows.
+    if !write_activities(store, cfg, shutdown, permits, &job.plan, epoch).await {
+        return Outcome::Abandoned;
+    }
     Outcome::Written {
         commit: job.plan.commit_offset(),
         rows: resolved.writes.len() + rated,
@@ -665,6 +670,30 @@ async fn write_copies(
             let _permit = permits.acquire().await.expect("semaphore open");
             metrics::counter!("aggregator_write_requests_total").increment(1);
             retry(cfg, shutdown, "write_copy", || store.write_copies(rows, epoch)).await.is_some()
+        })
+        .buffer_unordered(cfg.concurrency.max(1))
+        .collect()
+        .await;
+    results.into_iter().all(|ok| ok)
+}
+
+/// Writes the flush's activity entries, a batch per user. `false`: abandoned.
+async fn write_activities(
+    store: &RollupStore,
+    cfg: &FlushConfig,
+    shutdown: &CancellationToken,
+    permits: &Semaphore,
+    plan: &FlushPlan,
+    epoch: i64,
+) -> bool {
+    let through = plan.through_offset;
+    let batches = plan.activities.chunk_by(|a, b| a.user_id == b.user_id).flat_map(|c| c.chunks(MAX_BATCH_ROWS));
+    let results: Vec<bool> = futures::stream::iter(batches)
+        .map(|rows| async move {
+            let _permit = permits.acquire().await.expect("semaphore open");
+            metrics::counter!("aggregator_write_requests_total").increment(1);
+            let write = || store.write_activities(rows, through, epoch);
+            retry(cfg, shutdown, "write_activity", write).await.is_some()
         })
         .buffer_unordered(cfg.concurrency.max(1))
         .collect()

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use std::collections::HashMap;
 
 use counting::ratings::{StoredRating, StoredTotals, UserRatingWrite};
-use counting::{EventKind, Granularity, RangeRead, RatedEvent, RowKey, RowWrite, StoredRow, write_timestamp};
+use counting::{Activity, EventKind, Granularity, RangeRead, RatedEvent, RowKey, RowWrite, StoredRow, write_timestamp};
 use futures::TryStreamExt;
 use platform::cassandra::{applied, prepare};
 use scylla::client::session::Session;
@@ -34,6 +34,7 @@ pub struct RollupStore {
     write_user_rating: PreparedStatement,
     write_rating_by_user: PreparedStatement,
     write_totals: PreparedStatement,
+    write_activity: PreparedStatement,
     retention: Retention,
 }
 
@@ -148,10 +149,21 @@ impl RollupStore {
             true,
         )
         .await?;
+        // Users' activity feeds (migration 007): rows keyed by the event's own UUIDv7.
+        let write_activity = prepare(
+            s,
+            format!(
+                "INSERT INTO {ks}.user_activity (userid, activity_ts, activity_type, activity_id) \
+                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+            ),
+            true,
+        )
+        .await?;
         Ok(Self {
             session,
             read_from,
             write_copy,
+            write_activity,
             read_totals,
             read_user_ratings,
             write_user_rating,
@@ -251,20 +263,23 @@ impl RollupStore {
             }
             None => StoredTotals { sum: 0, count: 0, offset: -1 },
         };
-        let res = self.session.execute_unpaged(&self.read_user_ratings, (video, users)).await?.into_rows_result()?;
         type Row = (Uuid, Option<i32>, Option<i32>, Option<i64>, Option<CqlTimestamp>);
         let mut rows = HashMap::new();
-        for row in res.rows::<Row>()? {
-            let (user, rating, prev_rating, last_offset, created_at) = row?;
-            // A row without a rating is only the static columns' placeholder.
-            let Some(rating) = rating else { continue };
-            let stored = StoredRating {
-                rating,
-                prev_rating,
-                last_offset: last_offset.unwrap_or(-1),
-                created_at_ms: created_at.map_or(0, |t| t.0),
-            };
-            rows.insert(user, stored);
+        // `IN` lists stay short: a popular video may get many raters in one flush.
+        for chunk in users.chunks(100) {
+            let res = self.session.execute_unpaged(&self.read_user_ratings, (video, chunk)).await?;
+            for row in res.into_rows_result()?.rows::<Row>()? {
+                let (user, rating, prev_rating, last_offset, created_at) = row?;
+                // A row without a rating is only the static columns' placeholder.
+                let Some(rating) = rating else { continue };
+                let stored = StoredRating {
+                    rating,
+                    prev_rating,
+                    last_offset: last_offset.unwrap_or(-1),
+                    created_at_ms: created_at.map_or(0, |t| t.0),
+                };
+                rows.insert(user, stored);
+            }
         }
         Ok((totals, rows))
     }
@@ -302,6 +317,22 @@ impl RollupStore {
             self.session.execute_unpaged(&self.write_rating_by_user, values)
         }))
         .await?;
+        Ok(())
+    }
+
+    /// Writes activity entries of one user (one Cassandra partition) in one batch.
+    /// Their keys come from the events, so writing them again changes nothing.
+    pub async fn write_activities(&self, rows: &[Activity], last_offset: i64, epoch: i64) -> anyhow::Result<()> {
+        debug_assert!(rows.windows(2).all(|w| w[0].user_id == w[1].user_id));
+        let ts = write_timestamp(epoch, last_offset);
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values = Vec::with_capacity(rows.len());
+        for a in rows {
+            batch.append_statement(self.write_activity.clone());
+            values.push((a.user_id, a.activity_ts, a.kind.as_str(), a.activity_id, ts));
+        }
+        self.session.batch(&batch, values).await?;
         Ok(())
     }
 

@@ -6,8 +6,17 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// The `op` label values of `aggregator_cassandra_errors_total` (see `pipeline::retry`).
-pub const CASSANDRA_OPS: [&str; 8] =
-    ["claim", "mark_attempted", "read", "write", "write_copy", "read_ratings", "write_ratings", "write_totals"];
+pub const CASSANDRA_OPS: [&str; 9] = [
+    "claim",
+    "mark_attempted",
+    "read",
+    "write",
+    "write_copy",
+    "read_ratings",
+    "write_ratings",
+    "write_totals",
+    "write_activity",
+];
 
 pub fn describe() {
     let _ = platform::telemetry::metrics_handle();

@@ -308,13 +308,6 @@ pub(crate) async fn on_video_added(st: &AppState, e: &Entry<'_>) -> Result<(), P
     run_all(writes).await
 }
 
-/// The hook for catalog events: called once a new video's row is stored. Catalog
-/// events to Kafka (a `VideoAdded` for the view endpoint's strict mode, say) are not
-/// built yet; they go out from here.
-pub(crate) fn on_video_stored(id: Uuid) {
-    tracing::debug!(video = %id, "video added to the catalog");
-}
-
 /// Moves a video's tag and word rows from `before` to `after`, before the row is
 /// updated. Removals go first: if the edit then fails, the row still says `before`,
 /// and the retry computes (and completes) the same changes.

@@ -22,12 +22,15 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use platform::cassandra::prepare;
 use platform::http::{Problem, parse_uuid, read_body};
+use schemas::catalog::CommentAdded;
+use schemas::catalog::catalog_event::Change;
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::catalog_events::id_bytes;
 use crate::listing::Listing;
 use crate::moderation::{parse_body, visible_video};
 use crate::paging::{Page, PageRequest};
@@ -156,10 +159,15 @@ pub(crate) fn id_time(id: Uuid) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs as i64, nanos)
 }
 
-/// Where a new comment becomes known. Catalog events (a comment was added) are to
-/// be published from here.
-fn on_comment_added(c: &Comment) {
-    tracing::debug!(comment = %c.id, video = %c.video, user = %c.user, "comment added");
+/// Publishes a `CommentAdded` catalog event once the comment is stored.
+fn on_comment_added(st: &AppState, c: &Comment) {
+    let added = CommentAdded {
+        comment_id: id_bytes(c.id),
+        video_id: id_bytes(c.video),
+        user_id: id_bytes(c.user),
+        text: c.text.clone(),
+    };
+    st.catalog_events.publish(c.id, Change::CommentAdded(added));
 }
 
 pub fn api(state: Arc<AppState>) -> Router {
@@ -248,7 +256,7 @@ async fn post_comment(
         let author = st.users.user(claims.sub).await?.ok_or_else(|| Problem::unauthorized("the account is gone"))?;
         let c = Comment { id: Uuid::now_v7(), video, user: claims.sub, text: text.to_owned() };
         st.comments.list(&c).await?;
-        on_comment_added(&c);
+        on_comment_added(&st, &c);
         Ok(CommentResponse::new(c, (author.first_name, author.last_name)))
     };
     respond(StatusCode::CREATED, result.await)

@@ -33,7 +33,6 @@ enum Auth {
     Public,
     Optional,
     Required,
-    #[expect(dead_code, reason = "the moderation routes landing next use it")]
     Moderator,
 }
 
@@ -41,7 +40,6 @@ fn r(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-#[expect(dead_code, reason = "the catalog lists landing next use it")]
 fn paged(item: &str) -> Value {
     json!({
         "type": "object",
@@ -74,7 +72,6 @@ fn nullable(v: Value) -> Value {
     json!({ "oneOf": [v, { "type": "null" }] })
 }
 
-#[expect(dead_code, reason = "the catalog lists landing next use it")]
 const PAGE: &[(&str, &str, bool)] =
     &[("page", "1-based page number (default 1)", false), ("pageSize", "1 to 100 (default 10)", false)];
 const RANGE: &[(&str, &str, bool)] =
@@ -149,6 +146,39 @@ fn schemas() -> Value {
             },
         },
         "Accepted": object(&["eventId"], json!({ "eventId": s(UUID) })),
+        "Related": object(&["videoId", "title", "thumbnailUrl", "score"], json!({
+            "videoId": s(UUID), "title": str_, "thumbnailUrl": nullable(str_.clone()),
+            "score": { "type": "integer", "description": "Tags shared with the video" },
+        })),
+        "TagSuggestion": object(&["tag"], json!({ "tag": str_ })),
+        "Comment": object(&["commentid", "videoid", "userid", "comment", "firstName", "lastName"], json!({
+            "commentid": s(UUID), "videoid": s(UUID), "userid": s(UUID), "comment": str_,
+            "firstName": str_, "lastName": str_, "createdAt": nullable(s(TIME)),
+        })),
+        "Activity": object(&["userId", "activityType", "activityId", "activityTimestamp"], json!({
+            "userId": s(UUID), "activityType": { "enum": ["view", "comment", "rate"] },
+            "activityId": nullable(s(UUID)), "activityTimestamp": nullable(s(TIME)),
+        })),
+        "FlagStatus": { "enum": ["open", "under_review", "approved", "rejected"] },
+        "Flag": object(&["flagId", "contentType", "contentId", "reasonCode", "status"], json!({
+            "flagId": s(UUID), "contentType": { "enum": ["video", "comment"] }, "contentId": nullable(s(UUID)),
+            "reasonCode": { "enum": ["spam", "inappropriate", "harassment", "copyright", "other"] },
+            "reasonText": nullable(str_.clone()), "userId": nullable(s(UUID)),
+            "createdAt": nullable(s(TIME)), "updatedAt": nullable(s(TIME)), "status": r("FlagStatus"),
+            "moderatorId": nullable(s(UUID)), "moderatorNotes": nullable(str_.clone()),
+            "resolvedAt": nullable(s(TIME)),
+        })),
+        "Restored": object(&["content_id", "content_type", "status_message"], json!({
+            "content_id": s(UUID), "content_type": { "enum": ["video", "comment"] }, "status_message": str_,
+        })),
+        "PlaybackStats": object(&["videoId", "views"], json!({ "videoId": s(UUID), "views": int })),
+        "Trending": object(&["window", "eventType", "granularity", "from", "to", "items"], json!({
+            "window": { "enum": ["1h", "24h", "7d"] }, "eventType": r("EventType"),
+            "granularity": { "enum": ["hour", "day"] },
+            "from": { "type": "string", "format": "date-time", "description": "Start of the first bucket read" },
+            "to": { "type": "string", "format": "date-time", "description": "End of the last bucket read" },
+            "items": array(object(&["videoId", "count"], json!({ "videoId": s(UUID), "count": int }))),
+        })),
         "BatchAccepted": object(&["accepted", "rejected"], json!({
             "accepted": int,
             "rejected": array(object(&["index", "detail"], json!({ "index": int, "field": nullable(str_.clone()), "detail": str_ }))),
@@ -157,7 +187,7 @@ fn schemas() -> Value {
 }
 
 fn ops() -> Vec<Op> {
-    use Auth::{Optional, Public, Required};
+    use Auth::{Moderator, Optional, Public, Required};
     let problem = || Some(r("Problem"));
     let err = |codes: &[u16]| codes.iter().map(|&c| (c, problem())).collect::<Vec<_>>();
     let with = |mut ok: Vec<(u16, Option<Value>)>, codes: &[u16]| {
@@ -383,6 +413,268 @@ fn ops() -> Vec<Op> {
             None,
             with(vec![(200, Some(r("Count")))], &[422, 503]),
         ),
+        // Catalog lists, search, recommendations
+        op(
+            "get",
+            "/api/v1/videos/latest",
+            "Newest videos first, across days",
+            "videos",
+            Public,
+            PAGE,
+            None,
+            with(vec![(200, Some(paged("VideoSummary")))], &[422]),
+        ),
+        op(
+            "get",
+            "/api/v1/videos/by-tag/{tag}",
+            "Videos with a tag, newest first",
+            "videos",
+            Public,
+            PAGE,
+            None,
+            with(vec![(200, Some(paged("VideoSummary")))], &[422]),
+        ),
+        op(
+            "get",
+            "/api/v1/videos/by-uploader/{userId}",
+            "A user's videos, newest first",
+            "videos",
+            Public,
+            PAGE,
+            None,
+            with(vec![(200, Some(paged("VideoSummary")))], &[422]),
+        ),
+        op(
+            "get",
+            "/api/v1/videos/id/{videoId}/related",
+            "Videos sharing tags, most shared first",
+            "videos",
+            Public,
+            &[("limit", "1 to 20 (default 5)", false)],
+            None,
+            with(vec![(200, Some(array(r("Related"))))], &[404, 422]),
+        ),
+        op(
+            "get",
+            "/api/v1/search/videos",
+            "Videos whose title, description or tags hold every word of the query",
+            "search",
+            Public,
+            &[
+                ("query", "words to find", true),
+                ("page", "1-based page number (default 1)", false),
+                ("pageSize", "1 to 100 (default 10)", false),
+            ],
+            None,
+            with(vec![(200, Some(paged("VideoSummary")))], &[422]),
+        ),
+        op(
+            "get",
+            "/api/v1/search/tags/suggest",
+            "Tags in use starting with the query",
+            "search",
+            Public,
+            &[("query", "a tag prefix", true), ("limit", "1 to 50 (default 10)", false)],
+            None,
+            with(vec![(200, Some(array(r("TagSuggestion"))))], &[422]),
+        ),
+        op(
+            "get",
+            "/api/v1/recommendations/foryou",
+            "Videos for the signed-in user, from the tags of what they rated and uploaded",
+            "videos",
+            Required,
+            PAGE,
+            None,
+            with(vec![(200, Some(paged("VideoSummary")))], &[401, 422]),
+        ),
+        op(
+            "get",
+            "/api/v1/videos/trending",
+            "Most viewed videos in the last 1, 7 or 30 days",
+            "videos",
+            Public,
+            &[("intervalDays", "1, 7 or 30 (default 1)", false), ("limit", "1 to 10 (default 10)", false)],
+            None,
+            with(vec![(200, Some(array(r("VideoSummary"))))], &[422, 503]),
+        ),
+        op(
+            "get",
+            "/api/v1/trending",
+            "Top videos by an event type over the hour or day buckets overlapping a window",
+            "counting",
+            Public,
+            &[
+                ("window", "1h, 24h or 7d (default 24h)", false),
+                ("eventType", "view, play, like, share or complete (default view)", false),
+                ("limit", "1 to 100 (default 10)", false),
+            ],
+            None,
+            with(vec![(200, Some(r("Trending")))], &[422, 503]),
+        ),
+        op(
+            "get",
+            "/api/v1/videos/{videoId}/playback-stats",
+            "All-time views of a video (seed 002 GetNumberOfPlays)",
+            "counting",
+            Public,
+            &[],
+            None,
+            with(vec![(200, Some(r("PlaybackStats")))], &[404, 422, 503]),
+        ),
+        op(
+            "get",
+            "/api/v1/videos/playback-stats",
+            "All-time views of many videos at once, in the order asked",
+            "counting",
+            Public,
+            &[("videoIds", "1 to 100 comma-separated video ids", true)],
+            None,
+            with(vec![(200, Some(array(r("PlaybackStats"))))], &[422, 503]),
+        ),
+        // Comments and activity
+        op(
+            "post",
+            "/api/v1/videos/{videoId}/comments",
+            "Comment on a video",
+            "comments",
+            Required,
+            &[],
+            Some(object(&["text"], json!({ "text": { "type": "string", "minLength": 1, "maxLength": 1000 } }))),
+            with(vec![(201, Some(r("Comment")))], &[401, 404, 422]),
+        ),
+        op(
+            "get",
+            "/api/v1/videos/{videoId}/comments",
+            "A video's comments, newest first",
+            "comments",
+            Public,
+            PAGE,
+            None,
+            with(vec![(200, Some(paged("Comment")))], &[404, 422]),
+        ),
+        op(
+            "get",
+            "/api/v1/users/{userId}/comments",
+            "A user's comments, newest first",
+            "comments",
+            Public,
+            PAGE,
+            None,
+            with(vec![(200, Some(paged("Comment")))], &[404, 422]),
+        ),
+        op(
+            "get",
+            "/api/v1/users/{userId}/activity",
+            "A user's views (signed in), ratings and comments, newest first",
+            "users",
+            Public,
+            PAGE,
+            None,
+            with(vec![(200, Some(paged("Activity")))], &[404, 422]),
+        ),
+        // Flags and moderation
+        op(
+            "post",
+            "/api/v1/flags",
+            "Flag a video or a comment",
+            "moderation",
+            Required,
+            &[],
+            Some(object(
+                &["contentType", "contentId", "reasonCode"],
+                json!({
+                    "contentType": { "enum": ["video", "comment"] }, "contentId": s(UUID),
+                    "reasonCode": { "enum": ["spam", "inappropriate", "harassment", "copyright", "other"] },
+                    "reasonText": str_,
+                }),
+            )),
+            with(vec![(201, Some(r("Flag")))], &[401, 404, 422]),
+        ),
+        op(
+            "get",
+            "/api/v1/moderation/flags",
+            "Flags, optionally by status",
+            "moderation",
+            Moderator,
+            &[
+                ("status", "open, under_review, approved or rejected (default: all)", false),
+                ("page", "1-based page number (default 1)", false),
+                ("pageSize", "1 to 100 (default 10)", false),
+            ],
+            None,
+            with(vec![(200, Some(paged("Flag")))], &[401, 403, 422]),
+        ),
+        op(
+            "get",
+            "/api/v1/moderation/flags/{flagId}",
+            "One flag",
+            "moderation",
+            Moderator,
+            &[],
+            None,
+            with(vec![(200, Some(r("Flag")))], &[401, 403, 404, 422]),
+        ),
+        op(
+            "post",
+            "/api/v1/moderation/flags/{flagId}/action",
+            "Act on a flag: approved hides the content, rejected leaves it",
+            "moderation",
+            Moderator,
+            &[],
+            Some(object(&["status"], json!({ "status": r("FlagStatus"), "moderatorNotes": str_ }))),
+            with(vec![(200, Some(r("Flag")))], &[401, 403, 404, 409, 422]),
+        ),
+        op(
+            "get",
+            "/api/v1/moderation/users",
+            "Users whose email or name contains q",
+            "moderation",
+            Moderator,
+            &[("q", "text to look for", false)],
+            None,
+            with(vec![(200, Some(array(r("User"))))], &[401, 403, 422]),
+        ),
+        op(
+            "post",
+            "/api/v1/moderation/users/{userId}/assign-moderator",
+            "Grant the moderator role",
+            "moderation",
+            Moderator,
+            &[],
+            None,
+            with(vec![(200, Some(r("User")))], &[401, 403, 404, 422]),
+        ),
+        op(
+            "post",
+            "/api/v1/moderation/users/{userId}/revoke-moderator",
+            "Take the moderator role away",
+            "moderation",
+            Moderator,
+            &[],
+            None,
+            with(vec![(200, Some(r("User")))], &[401, 403, 404, 422]),
+        ),
+        op(
+            "post",
+            "/api/v1/moderation/videos/{videoId}/restore",
+            "Undo the soft delete of a video",
+            "moderation",
+            Moderator,
+            &[],
+            None,
+            with(vec![(200, Some(r("Restored")))], &[401, 403, 404, 422]),
+        ),
+        op(
+            "post",
+            "/api/v1/moderation/comments/{commentId}/restore",
+            "Undo the soft delete of a comment",
+            "moderation",
+            Moderator,
+            &[],
+            None,
+            with(vec![(200, Some(r("Restored")))], &[401, 403, 404, 422]),
+        ),
         op(
             "get",
             "/api/v1/openapi.json",
@@ -427,7 +719,11 @@ fn build() -> Value {
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| {
-                let schema = if name == "eventType" { r("EventType") } else { s(UUID) };
+                let schema = match name {
+                    "eventType" => r("EventType"),
+                    "tag" => json!({ "type": "string" }),
+                    _ => s(UUID),
+                };
                 json!({ "name": name, "in": "path", "required": true, "schema": schema })
             })
             .collect();

@@ -12,8 +12,8 @@ use platform::http::{Problem, parse_uuid};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::catalog_events::CatalogEvents;
 use crate::catalog::Catalog;
+use crate::catalog_events::CatalogEvents;
 use crate::comments::Comments;
 use crate::config::QueryConfig;
 use crate::counts::{CountStore, ViewsCount, resolve_range, store_error};

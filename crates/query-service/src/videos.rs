@@ -264,7 +264,6 @@ async fn submit(State(st): St, SignedIn(claims): SignedIn, bytes: Result<Bytes, 
         catalog::on_video_added(&st, &entry).await?;
         let v = &st.videos;
         v.session.execute_unpaged(&v.insert, row).await.map_err(store_error)?;
-        catalog::on_video_stored(id);
         // Processing needs no network here: everything is derived from the URL. It
         // runs after the answer, as KillrVideo's does, and marks the video READY.
         let added = VideoAdded {

@@ -64,6 +64,15 @@ pub struct TestEnv {
 impl TestEnv {
     /// Starts a gateway and a query service for a fresh topic prefix and keyspace.
     pub async fn start(name: &str, partitions: i32) -> TestEnv {
+        Self::start_with(name, partitions, false).await
+    }
+
+    /// Same, with the query service also answering the gateway's routes (one origin).
+    pub async fn start_one_origin(name: &str, partitions: i32) -> TestEnv {
+        Self::start_with(name, partitions, true).await
+    }
+
+    async fn start_with(name: &str, partitions: i32, one_origin: bool) -> TestEnv {
         platform::telemetry::init_logging(&platform::telemetry::LogConfig { filter: "warn".into(), json: false });
         let tag: u32 = rand::rng().random();
         let topic_prefix = format!("t-{name}-{tag:08x}.");
@@ -85,6 +94,12 @@ impl TestEnv {
         q.cassandra.nodes = cassandra_nodes();
         q.cassandra.keyspace = keyspace.clone();
         q.auth.jwt_secret = JWT_SECRET.into();
+        q.kafka.brokers = brokers();
+        q.kafka.topic_prefix = topic_prefix.clone();
+        q.kafka.partitions = partitions;
+        if one_origin {
+            q.web.gateway_url = format!("http://{gateway_addr}");
+        }
         let query = query_service::Application::build(q).await.expect("query service starts (is Cassandra up?)");
         let query_addr = query.local_addr();
         tokio::spawn(query.run(stop.clone()));
