@@ -665,16 +665,7 @@ async fn write_copies(
     let part = |k: &RowKey| (k.kind, k.granularity, k.bucket_ms);
     copies.sort_unstable_by_key(|(k, _, _)| (part(k), k.video_id));
     let batches = copies.chunk_by(|a, b| part(&a.0) == part(&b.0)).flat_map(|c| c.chunks(MAX_BATCH_ROWS));
-    let results: Vec<bool> = futures::stream::iter(batches)
-        .map(|rows| async move {
-            let _permit = permits.acquire().await.expect("semaphore open");
-            metrics::counter!("aggregator_write_requests_total").increment(1);
-            retry(cfg, shutdown, "write_copy", || store.write_copies(rows, epoch)).await.is_some()
-        })
-        .buffer_unordered(cfg.concurrency.max(1))
-        .collect()
-        .await;
-    results.into_iter().all(|ok| ok)
+    send_batches(cfg, shutdown, permits, "write_copy", batches, |rows| store.write_copies(rows, epoch)).await
 }
 
 /// Writes the flush's activity entries, a batch per user. `false`: abandoned.
@@ -688,12 +679,29 @@ async fn write_activities(
 ) -> bool {
     let through = plan.through_offset;
     let batches = plan.activities.chunk_by(|a, b| a.user_id == b.user_id).flat_map(|c| c.chunks(MAX_BATCH_ROWS));
+    let write = |rows| store.write_activities(rows, through, epoch);
+    send_batches(cfg, shutdown, permits, "write_activity", batches, write).await
+}
+
+/// Sends `batches` concurrently (within the flush's permits), each retried until it
+/// lands. `false`: some batch was abandoned at shutdown.
+async fn send_batches<'a, T: 'a, F, Fut>(
+    cfg: &FlushConfig,
+    shutdown: &CancellationToken,
+    permits: &Semaphore,
+    op: &'static str,
+    batches: impl Iterator<Item = &'a [T]>,
+    write: F,
+) -> bool
+where
+    F: Fn(&'a [T]) -> Fut + Copy,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let results: Vec<bool> = futures::stream::iter(batches)
         .map(|rows| async move {
             let _permit = permits.acquire().await.expect("semaphore open");
             metrics::counter!("aggregator_write_requests_total").increment(1);
-            let write = || store.write_activities(rows, through, epoch);
-            retry(cfg, shutdown, "write_activity", write).await.is_some()
+            retry(cfg, shutdown, op, || write(rows)).await.is_some()
         })
         .buffer_unordered(cfg.concurrency.max(1))
         .collect()

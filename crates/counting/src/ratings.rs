@@ -31,14 +31,7 @@ pub struct RatedEvent {
 }
 
 /// The latest rating of one user for one video within a flush.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RatingChange {
-    pub video_id: Uuid,
-    pub user_id: Uuid,
-    pub rating: i32,
-    pub occurred_at_ms: i64,
-    pub event_id: Uuid,
-}
+pub type RatingChange = RatedEvent;
 
 /// A user's row as the store holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::catalog;
 use crate::catalog_events::id_bytes;
+use crate::moderation::{self, ContentType};
 use crate::ratings::Totals;
 use crate::routes::AppState;
 use crate::users::{SignedIn, respond, time};
@@ -123,10 +124,13 @@ pub struct VideoSummary {
 }
 
 /// Summaries of `ids`, in that order, with views and average rating from the
-/// counting pipeline. Ids with no video row are left out. Reads run concurrently.
+/// counting pipeline. Ids with no video row, and videos a moderator hid, are left
+/// out (a list's `totalItems` may still count a hidden video). Reads run concurrently.
 pub(crate) async fn summaries(st: &AppState, ids: &[Uuid]) -> Result<Vec<VideoSummary>, Problem> {
     let found = futures::future::try_join_all(ids.iter().map(|&id| async move {
-        let Some(row) = st.videos.row(id).await? else { return Ok(None) };
+        let hidden = moderation::hidden(st, ContentType::Video, id);
+        let (row, hidden) = futures::try_join!(st.videos.row(id), hidden)?;
+        let Some(row) = row.filter(|_| !hidden) else { return Ok(None) };
         let (views, ratings) = counters(st, id).await?;
         let (video_id, user_id, title, _, _, submitted, _, _, thumbnail_url, _) = row;
         Ok::<_, Problem>(Some(VideoSummary {

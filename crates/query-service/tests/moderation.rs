@@ -312,6 +312,9 @@ async fn flags_moderation_soft_delete_and_restore() {
     assert!(r["resolvedAt"].is_string());
     let (status, _) = s.get_as(&format!("/videos/id/{v1}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let listed = |v: &Value| v["data"].as_array().unwrap().iter().any(|i| i["videoId"] == json!(v1));
+    let (_, latest) = s.get_as("/videos/latest?pageSize=100", None).await;
+    assert!(!listed(&latest), "a hidden video leaves the lists: {latest}");
     let (status, _) = s.get_as(&format!("/videos/{v1}/comments"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) =
@@ -376,6 +379,8 @@ async fn flags_moderation_soft_delete_and_restore() {
     assert_eq!(r, json!({"content_id": v1, "content_type": "video", "status_message": "video restored"}));
     let (status, v) = s.get_as(&format!("/videos/id/{v1}"), None).await;
     assert_eq!((status, v["title"].as_str()), (StatusCode::OK, Some("Flagged")));
+    let (_, latest) = s.get_as("/videos/latest?pageSize=100", None).await;
+    assert!(listed(&latest), "a restored video is listed again: {latest}");
     // Restoring leaves the flag as it was.
     let (_, got) = s.get_as(&format!("/moderation/flags/{id1}"), Some(&mod_token)).await;
     assert_eq!(got["status"], "approved");
