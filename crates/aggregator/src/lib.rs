@@ -118,12 +118,16 @@ impl Application {
                 .with_graceful_shutdown(http_stop.clone().cancelled_owned())
                 .into_future(),
         );
+        // A loop ends only at shutdown or by panicking. Either way the other one is
+        // stopped too (flushing and committing what it holds): a half-running
+        // aggregator would keep partitions it does not serve.
         let mut panicked = None;
-        for looped in loops {
-            if let Err(e) = looped.await {
-                // One loop failing takes the process down: a half-running aggregator
-                // would hold partitions it does not serve.
-                shutdown.cancel();
+        let mut pending = loops;
+        while !pending.is_empty() {
+            let (ended, _, rest) = futures::future::select_all(pending).await;
+            pending = rest;
+            shutdown.cancel();
+            if let Err(e) = ended {
                 panicked.get_or_insert(e);
             }
         }
