@@ -12,6 +12,7 @@ pub mod kind;
 pub mod range;
 pub mod ratings;
 pub mod rollup;
+pub mod series;
 pub mod time;
 
 pub use cache::{PartKey, RangeRead, RowCache};

@@ -18,6 +18,7 @@ use uuid::Uuid;
 pub struct CountStore {
     session: Arc<Session>,
     range: PreparedStatement,
+    rows: PreparedStatement,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,7 +42,14 @@ impl CountStore {
             ))
             .await?;
         range.set_is_idempotent(true);
-        Ok(Self { session, range })
+        let mut rows = session
+            .prepare(format!(
+                "SELECT bucket, value FROM {keyspace}.rollups \
+                 WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ? AND bucket < ?"
+            ))
+            .await?;
+        rows.set_is_idempotent(true);
+        Ok(Self { session, range, rows })
     }
 
     pub fn session(&self) -> &Session {
@@ -81,6 +89,44 @@ impl CountStore {
             sum += v.unwrap_or(0);
         }
         Ok(sum)
+    }
+
+    /// The value of each bucket in `buckets` (ascending, one `step` apart) for
+    /// `video` and `kind`: one clustering-range read, zeros where no row exists.
+    pub async fn series(
+        &self,
+        video: Uuid,
+        kind: EventKind,
+        step: Granularity,
+        buckets: &[i64],
+    ) -> anyhow::Result<Vec<i64>> {
+        use futures::TryStreamExt;
+        let (Some(&first), Some(&last), Some(width)) = (buckets.first(), buckets.last(), step.width_ms()) else {
+            return Ok(Vec::new());
+        };
+        let started = Instant::now();
+        let values = (video, kind.as_str(), step.as_str(), CqlTimestamp(first), CqlTimestamp(last + width));
+        let read = async {
+            let mut pager = self
+                .session
+                .execute_iter(self.rows.clone(), values)
+                .await?
+                .rows_stream::<(CqlTimestamp, Option<i64>)>()?;
+            let mut out = vec![0i64; buckets.len()];
+            while let Some((bucket, value)) = pager.try_next().await? {
+                if let Ok(i) = buckets.binary_search(&bucket.0) {
+                    out[i] = value.unwrap_or(0);
+                }
+            }
+            anyhow::Ok(out)
+        };
+        let result = read.await;
+        metrics::histogram!("query_cassandra_read_duration_seconds", "granularity" => step.as_str())
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(1);
+        }
+        result
     }
 
     /// All-time count of `kind` for `video` (its total row).

@@ -133,6 +133,18 @@ fn schemas() -> Value {
         "Count": object(&["videoId", "eventType", "from", "to", "count", "granularity"], json!({
             "videoId": s(UUID), "eventType": r("EventType"), "from": nullable(s(TIME)), "to": nullable(s(TIME)),
             "count": int, "granularity": str_,
+            "step": { "enum": ["minute", "hour", "day"], "description": "With ?step= only" },
+            "series": {
+                "description": "With ?step= only: every bucket of the range, empty ones as 0",
+                "type": "array",
+                "items": object(&["start", "count"], json!({ "start": s(TIME), "count": int })),
+            },
+        })),
+        "Stats": object(&["videoId", "eventType", "function", "from", "to", "step", "buckets", "value"], json!({
+            "videoId": s(UUID), "eventType": r("EventType"),
+            "function": { "enum": ["count", "sum", "min", "max", "avg"] },
+            "from": s(TIME), "to": s(TIME), "step": { "enum": ["minute", "hour", "day"] },
+            "buckets": int, "value": num,
         })),
         "EventType": { "enum": ["view", "play", "like", "share", "complete"] },
         "EventIn": {
@@ -406,10 +418,14 @@ fn ops() -> Vec<Op> {
         op(
             "get",
             "/api/v1/videos/{videoId}/counts/{eventType}",
-            "getCount of one event type over a range",
+            "getCount of one event type over a range; with `step`, as a series of buckets",
             "counting",
             Public,
-            RANGE,
+            &[
+                ("from", "RFC 3339 start, inclusive (required with step)", false),
+                ("to", "RFC 3339 end, exclusive (required with step)", false),
+                ("step", "minute, hour or day: answer a series too (at most 1440 buckets)", false),
+            ],
             None,
             with(vec![(200, Some(r("Count")))], &[422, 503]),
         ),
@@ -674,6 +690,21 @@ fn ops() -> Vec<Op> {
             &[],
             None,
             with(vec![(200, Some(r("Restored")))], &[401, 403, 404, 422]),
+        ),
+        op(
+            "get",
+            "/api/v1/videos/{videoId}/stats/{eventType}",
+            "getStats: count (non-empty buckets), sum, min, max or avg over a range's buckets",
+            "counting",
+            Public,
+            &[
+                ("function", "count, sum, min, max or avg", true),
+                ("from", "RFC 3339 start, inclusive", true),
+                ("to", "RFC 3339 end, exclusive", true),
+                ("step", "minute, hour (default) or day", false),
+            ],
+            None,
+            with(vec![(200, Some(r("Stats")))], &[422, 503]),
         ),
         op(
             "get",
