@@ -602,18 +602,14 @@ async fn write_job(
     // 4. Write every row, retrying each batch until it lands. Writes are sorted by
     //    key, so the rows of one Cassandra partition are adjacent.
     let batches = resolved.writes.chunk_by(|a, b| a.key.part() == b.key.part()).flat_map(|c| c.chunks(MAX_BATCH_ROWS));
-    let results: Vec<bool> = futures::stream::iter(batches)
-        .map(|rows| async move {
-            let _permit = permits.acquire().await.expect("semaphore open");
-            let ok = retry(cfg, shutdown, "write", || store.write_batch(rows, p, epoch)).await.is_some();
-            metrics::counter!("aggregator_write_requests_total").increment(1);
-            maybe_abort(cfg, rows.len());
-            ok
-        })
-        .buffer_unordered(cfg.concurrency.max(1))
-        .collect()
-        .await;
-    if results.iter().any(|ok| !ok) {
+    //    Fault injection counts a batch once it landed.
+    let landed = send_batches(cfg, shutdown, permits, "write", batches, |rows| async move {
+        store.write_batch(rows, p, epoch).await?;
+        maybe_abort(cfg, rows.len());
+        Ok(())
+    })
+    .await;
+    if !landed {
         // Some rows may hold this flush and others not: forget them all.
         job.cache = RowCache::default();
         return Outcome::Abandoned;

@@ -188,10 +188,6 @@ fn store_error(e: impl std::fmt::Display) -> Problem {
     Problem::unavailable("the user store is not answering; retry later", 1)
 }
 
-fn unauthorized(detail: &str) -> Problem {
-    Problem::unauthorized(detail)
-}
-
 /// The signed-in user, from `Authorization: Bearer <JWT>`; 401 otherwise.
 pub struct SignedIn(pub Claims);
 
@@ -350,7 +346,7 @@ async fn login<S: HasUsers>(State(st): State<Arc<S>>, bytes: Result<Bytes, Bytes
     let result = async {
         let l: Login = parse_json(&read_body(bytes)?)?;
         let users = st.users();
-        let denied = || unauthorized("wrong email or password");
+        let denied = || Problem::unauthorized("wrong email or password");
         let email = email(&l.email).map_err(|_| denied())?;
         let rows = users.session.execute_unpaged(&users.read_credentials, (&email,)).await.map_err(store_error)?;
         let rows = rows.into_rows_result().map_err(store_error)?;
@@ -381,7 +377,8 @@ async fn login<S: HasUsers>(State(st): State<Arc<S>>, bytes: Result<Bytes, Bytes
 
 /// GET /api/v1/users/me
 async fn me<S: HasUsers>(State(st): State<Arc<S>>, SignedIn(claims): SignedIn) -> Response {
-    let result = st.users().user(claims.sub).await.and_then(|u| u.ok_or_else(|| unauthorized("the account is gone")));
+    let result =
+        st.users().user(claims.sub).await.and_then(|u| u.ok_or_else(|| Problem::unauthorized("the account is gone")));
     respond(StatusCode::OK, result)
 }
 
@@ -401,11 +398,11 @@ async fn update_me<S: HasUsers>(
     let result = async {
         let u: UpdateMe = parse_json(&read_body(bytes)?)?;
         let users = st.users();
-        let current = users.user(claims.sub).await?.ok_or_else(|| unauthorized("the account is gone"))?;
+        let current = users.user(claims.sub).await?.ok_or_else(|| Problem::unauthorized("the account is gone"))?;
         let first = u.first_name.as_deref().map(|v| name("firstName", v)).transpose()?.unwrap_or(current.first_name);
         let last = u.last_name.as_deref().map(|v| name("lastName", v)).transpose()?.unwrap_or(current.last_name);
         users.session.execute_unpaged(&users.update_names, (&first, &last, claims.sub)).await.map_err(store_error)?;
-        users.user(claims.sub).await?.ok_or_else(|| unauthorized("the account is gone"))
+        users.user(claims.sub).await?.ok_or_else(|| Problem::unauthorized("the account is gone"))
     };
     respond(StatusCode::OK, result.await)
 }
