@@ -10,8 +10,15 @@ FROM rust:1.95-bookworm AS build
 # has gcc, make, perl, python3 and zlib1g-dev.
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
-COPY crates crates
+COPY schemas schemas
+COPY counting counting
+COPY platform platform
+COPY ingest-gateway ingest-gateway
+COPY aggregator aggregator
+COPY query-service query-service
+COPY client client
 COPY benches benches
+COPY e2e e2e
 # Cache mounts keep the registry and the target directory between builds, so a
 # source change recompiles the workspace crates only, not librdkafka and the rest.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

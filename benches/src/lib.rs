@@ -21,6 +21,7 @@ mod drive;
 mod freshness;
 mod ledger;
 mod reads;
+pub mod record;
 mod report;
 mod workload;
 

@@ -2,11 +2,7 @@
 //! what was offered and achieved, latencies, the CPU seconds of each process of
 //! the system under test over the step's window, and the store writes it cost.
 //! Written by `benchstep` (load steps) and `aggbench` (the aggregator alone), read
-//! by `plot`. Not part of the library (another engineer owns `lib.rs`): the
-//! binaries include this file as a module.
-
-// Each binary uses a different part of it.
-#![allow(dead_code)]
+//! by `plot`.
 
 use std::collections::BTreeMap;
 

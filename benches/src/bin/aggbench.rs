@@ -14,15 +14,13 @@
 //!
 //! Both write a step record (see `record.rs`) for `plot`.
 
-#[path = "../record.rs"]
-mod record;
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use benches::record::{Exact, Record, metric_sum, proc_ticks};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use counting::{EventKind, Granularity, PartitionBuffer};
 use futures::StreamExt;
@@ -30,7 +28,6 @@ use prost::Message;
 use rand::Rng;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
-use record::{Exact, Record, metric_sum, proc_ticks};
 use schemas::events::{Event, EventType};
 use uuid::Uuid;
 

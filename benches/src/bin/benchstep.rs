@@ -14,16 +14,13 @@
 //!       --writes aggregator_rows_written_total --proc ingest-gateway=123 --proc kafka=45 \
 //!       -- --gateway http://127.0.0.1:28080 --rate 1000 --duration 20
 
-#[path = "../record.rs"]
-mod record;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use benches::record::{Exact, Percentiles, Record, metric_sum, proc_ticks};
 use clap::Parser;
-use record::{Exact, Percentiles, Record, metric_sum, proc_ticks};
 
 #[derive(Parser)]
 #[command(about = "Run loadgen as one benchmark step and measure CPU, store writes and exactness")]

@@ -7,17 +7,14 @@
 //! Text is drawn with a font compiled into the binary (DejaVu Sans Mono, in
 //! `benches/assets/`), so rendering needs no fontconfig or system fonts.
 
-#[path = "../record.rs"]
-mod record;
-
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use benches::record::{Percentiles, Record};
 use clap::Parser;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
-use record::{Percentiles, Record};
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
 

@@ -1,0 +1,204 @@
+//! The aggregator: a Kafka consumer group member that pre-aggregates events per
+//! (video, event type, minute) in memory, flushes minute, hour, day and all-time
+//! rollups to Cassandra as absolute values, and commits offsets only after the
+//! flush is durable. See `counting::rollup` for the exactly-once argument. It is
+//! also the single writer of ratings: each user's latest, and exact sums and counts
+//! (`counting::ratings`).
+
+pub mod config;
+pub mod pipeline;
+pub mod store;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use platform::http::{Readiness, service_router};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureProducer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::AggregatorConfig;
+
+/// The `aggregator` binary: parse flags and config, run until SIGTERM or SIGINT.
+/// A library function so the system tests (`e2e`) build the very same binary.
+pub fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let about = "Consumes events from Kafka and keeps exact minute/hour/day/all-time rollups in Cassandra";
+        let Some((config, shutdown)) =
+            platform::cli::start::<AggregatorConfig>("aggregator", "AGGREGATOR", about, |c| &c.log)?
+        else {
+            return Ok(());
+        };
+        let app = Application::build(config).await?;
+        // Tests read this first line to find /metrics.
+        println!("aggregator metrics on http://{}/metrics", app.local_addr());
+        app.run(shutdown).await
+    })
+}
+use pipeline::{Ctx, Family, Owner};
+use store::RollupStore;
+
+pub struct Application {
+    config: AggregatorConfig,
+    listener: TcpListener,
+    store: Arc<RollupStore>,
+    dlq: FutureProducer,
+}
+
+struct Ready {
+    store: Arc<RollupStore>,
+    /// One per consumer loop.
+    heartbeats: Vec<Arc<AtomicI64>>,
+}
+
+impl Readiness for Ready {
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            platform::cassandra::ping(self.store.session()).await?;
+            for heartbeat in &self.heartbeats {
+                let age = chrono::Utc::now().timestamp_millis() - heartbeat.load(Ordering::Relaxed);
+                if age > 30_000 {
+                    return Err(format!("a consumer loop has not turned for {age} ms"));
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Application {
+    /// Connects to Cassandra and Kafka, creating the schema and topics if the config
+    /// says so, and binds the operational HTTP port. Consuming starts in `run`.
+    pub async fn build(config: AggregatorConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(config.flush.interval_ms > 0, "flush.interval_ms must be positive");
+        let session = platform::cassandra::connect(&config.cassandra, Duration::from_secs(60)).await?;
+        if config.cassandra.create_schema {
+            platform::cassandra::migrate(&session, &config.cassandra).await?;
+        }
+        if config.kafka.create_topics {
+            platform::kafka::ensure_topics(&config.kafka).await?;
+        }
+        let store = Arc::new(RollupStore::new(session, &config.cassandra.keyspace, config.retention.clone()).await?);
+        let dlq: FutureProducer = config
+            .kafka
+            .client_config()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .create()
+            .context("creating dead-letter producer")?;
+        let listener =
+            TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
+        telemetry::describe();
+        Ok(Self { config, listener, store, dlq })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Consumes until `shutdown` is cancelled, then flushes, commits and leaves the
+    /// group before returning. Two consumers run side by side, each on a blocking
+    /// thread: one for the events topic (rollups) and one, in a group of its own,
+    /// for the ratings topic, so a flood of views never holds up a rating.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let cfg = &self.config;
+        let dedup_ms = (cfg.dedup.window_secs as i64).saturating_mul(1000);
+        let ratings_group = format!("{}-ratings", cfg.consumer.group_id);
+        let consumers = [
+            (Family::Counts, cfg.kafka.events_topic(), cfg.consumer.group_id.clone(), dedup_ms),
+            (Family::Ratings, cfg.kafka.ratings_topic(), ratings_group, 0),
+        ];
+        let mut heartbeats = Vec::new();
+        let mut loops = Vec::new();
+        for (family, topic, group, dedup_ms) in consumers {
+            let (consumer, heartbeat) = self.consumer(family, &topic, &group, dedup_ms, &shutdown)?;
+            heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+            heartbeats.push(heartbeat);
+            tracing::info!(%topic, %group, "aggregator consuming");
+            let interval = Duration::from_millis(cfg.flush.interval_ms);
+            let max_keys = cfg.flush.max_buffered_keys;
+            let stop = shutdown.clone();
+            loops.push(tokio::task::spawn_blocking(move || pipeline::run(consumer, stop, interval, max_keys)));
+        }
+
+        let ready = Arc::new(Ready { store: self.store.clone(), heartbeats });
+        let router = service_router(axum::Router::new(), ready);
+        let http_stop = CancellationToken::new();
+        let http = tokio::spawn(
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(http_stop.clone().cancelled_owned())
+                .into_future(),
+        );
+        // A loop ends only at shutdown or by panicking. Either way the other one is
+        // stopped too (flushing and committing what it holds): a half-running
+        // aggregator would keep partitions it does not serve.
+        let mut panicked = None;
+        let mut pending = loops;
+        while !pending.is_empty() {
+            let (ended, _, rest) = futures::future::select_all(pending).await;
+            pending = rest;
+            shutdown.cancel();
+            if let Err(e) = ended {
+                panicked.get_or_insert(e);
+            }
+        }
+        http_stop.cancel();
+        let _ = http.await;
+        if let Some(e) = panicked {
+            return Err(e).context("consumer loop panicked");
+        }
+        tracing::info!("aggregator stopped");
+        Ok(())
+    }
+
+    /// A consumer of `topic` in `group`, subscribed, with its owner of partitions.
+    fn consumer(
+        &self,
+        family: Family,
+        topic: &str,
+        group: &str,
+        dedup_ms: i64,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<(BaseConsumer<Ctx>, Arc<AtomicI64>)> {
+        let cfg = &self.config;
+        let owner = Owner::new(
+            family,
+            topic.to_owned(),
+            cfg.kafka.dead_letter_topic(),
+            self.store.clone(),
+            self.dlq.clone(),
+            cfg.flush.clone(),
+            dedup_ms,
+            cfg.kafka
+                .client_config()
+                .set("group.id", format!("{group}-dedup-primer"))
+                .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "true")
+                .clone(),
+            shutdown.clone(),
+        );
+        let heartbeat = owner.heartbeat.clone();
+        let consumer: BaseConsumer<Ctx> = cfg
+            .kafka
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", &cfg.consumer.auto_offset_reset)
+            .set("session.timeout.ms", cfg.consumer.session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", (cfg.consumer.session_timeout_ms / 4).max(100).to_string())
+            .set("max.poll.interval.ms", cfg.consumer.max_poll_interval_ms.to_string())
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(Ctx { owner: Arc::new(Mutex::new(owner)) })
+            .context("creating kafka consumer")?;
+        consumer.subscribe(&[topic]).context("subscribing")?;
+        Ok((consumer, heartbeat))
+    }
+}

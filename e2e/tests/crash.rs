@@ -1,0 +1,62 @@
+//! Aggregators that die mid-stream: counts still end exact.
+
+use std::time::Duration;
+
+use e2e::*;
+
+/// SIGKILL twice while events flow, each time once the victim owns partitions
+/// and is flushing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_stream_twice_still_exact() {
+    let mut env = TestEnv::start("crash", 6).await;
+    let first = env.spawn_aggregator();
+    let load = start_load(&env, uuids(30), 90, 120, Duration::from_millis(150));
+
+    env.wait_active(first).await;
+    load.wait_for(8).await;
+    env.kill_aggregator(first);
+
+    // The successor gets the partitions once the dead member's session times out.
+    let second = env.spawn_aggregator();
+    env.wait_active(second).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!load.handle.is_finished(), "the second kill must land while events still flow");
+    env.kill_aggregator(second);
+
+    let third = env.spawn_aggregator();
+    let ledger = load.handle.await.unwrap();
+    assert_eq!(ledger.total(), 90 * 120);
+    env.assert_converges(&ledger, &failure_ranges(now_ms()), Duration::from_secs(120)).await;
+    env.assert_minute_rows_exact(&ledger).await;
+    eprintln!(
+        "[crash] survivor: {} rows written, {} skipped as already written, {} fenced flushes",
+        env.aggregator_metric(third, "aggregator_rows_written_total").await,
+        env.aggregator_metric(third, "aggregator_rows_skipped_total").await,
+        env.aggregator_metric(third, "aggregator_fenced_flushes_total").await,
+    );
+}
+
+/// Dies exactly in the middle of a flush (fault injection: abort after N row
+/// writes), so some rows hold the in-doubt offsets and others do not. The
+/// successor must replay to the fence, skip the rows already written and
+/// complete the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dies_halfway_through_a_flush_and_the_successor_completes_it() {
+    let mut env = TestEnv::start("halfway", 6).await;
+    let videos = uuids(30);
+    let mut ledger = Ledger::default();
+    // Everything is in Kafka before the aggregator starts, so its first flush is
+    // big and the abort lands inside it.
+    send_views(&env, &mut ledger, &videos, 4_000, 2 * DAY).await;
+    let doomed = env.spawn_aggregator_with(&[("AGGREGATOR__FLUSH__FAIL_AFTER_WRITES", "300")]);
+    assert!(!env.wait_exit(doomed, Duration::from_secs(60)), "the doomed aggregator aborts");
+
+    let successor = env.spawn_aggregator();
+    env.assert_converges(&ledger, &interesting_ranges(now_ms()), Duration::from_secs(120)).await;
+    env.assert_minute_rows_exact(&ledger).await;
+    let skipped = env.aggregator_metric(successor, "aggregator_rows_skipped_total").await;
+    let fenced = env.aggregator_metric(successor, "aggregator_fenced_flushes_total").await;
+    eprintln!("[halfway] successor skipped {skipped} rows already written, {fenced} fenced flushes");
+    assert!(fenced >= 1.0, "the successor flushed at the in-doubt fence");
+    assert!(skipped >= 1.0, "rows written before the abort were recognised, not added twice");
+}
