@@ -292,6 +292,7 @@ const refresher = new Refresher(async (signal) => {
   if (!signal.aborted) {
     const status = $('refresh-status');
     status.dataset.updated = new Date().toISOString();
+    status.dataset.rounds = String(Number(status.dataset.rounds ?? 0) + 1);
     status.textContent = `updated ${new Date().toLocaleTimeString()}`;
   }
 }, document);

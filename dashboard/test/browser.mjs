@@ -177,12 +177,19 @@ try {
   report.hash = await page.evaluate(() => location.hash);
 
   // Auto-refresh every 5 s: rounds of one request per panel, none overlapping;
-  // nothing while the tab is hidden; a round at once when it shows again.
+  // nothing while the tab is hidden; a round at once when it shows again. The tab
+  // is hidden right after a round has finished, so no round straddles the switch.
   const mark = () => report.requests.length;
+  const rounds = () => page.$eval('#refresh-status', (e) => Number(e.dataset.rounds ?? 0));
   const refreshStart = mark();
   const started = Date.now() - t0;
+  const before = await rounds();
   await page.selectOption('#refresh-every', '5');
-  await page.waitForTimeout(11_000);
+  await page.waitForFunction(
+    (n) => Number(document.getElementById('refresh-status')?.dataset.rounds ?? 0) >= n,
+    before + 2,
+    { timeout: 30_000, polling: 20 },
+  );
   const hiddenStart = mark();
   const hiddenAt = Date.now() - t0;
   await page.evaluate(() => {

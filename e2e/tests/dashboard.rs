@@ -408,10 +408,10 @@ async fn the_page_shows_exactly_what_was_counted() {
     check_read(&s, &reads["pasted"], &e("pasted id", "like", "hour", 24));
     assert!(report["hash"].as_str().unwrap().contains(&format!("video={}", s.a)), "{}", report["hash"]);
 
-    // Auto-refresh every 5 s: whole rounds, one request per panel, at least 5 s apart.
+    // Auto-refresh every 5 s: two whole rounds, one request per panel, at least 5 s apart.
     let refresh = &report["refresh"];
     let visible = refresh_rounds(refresh["visible"].as_array().unwrap(), "like");
-    assert!((2..=3).contains(&visible.len()), "{} refreshes in 11 s at 5 s intervals: {visible:?}", visible.len());
+    assert_eq!(visible.len(), 2, "the browser hid the tab after the second refresh: {visible:?}");
     assert!(visible.windows(2).all(|w| w[1] - w[0] >= 4_900), "refreshes closer than the interval: {visible:?}");
     // Hidden for 7 s: nothing at all, and the page says it is paused.
     assert_eq!(refresh["hidden"], json!([]), "requests while the tab was hidden");
