@@ -11,7 +11,7 @@
 //! Debian's `/usr/bin/chromium`; `scripts/test` installs both). Without Node, the
 //! npm packages or Chromium these tests fail, never skip.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -85,6 +85,8 @@ fn step_ms(step: &str) -> i64 {
 struct Seeded {
     a: Uuid,
     b: Uuid,
+    /// Counted, but no video of the catalog.
+    unknown: Uuid,
     title_a: String,
     word: String,
     ledgers: BTreeMap<&'static str, Ledger>,
@@ -160,8 +162,11 @@ fn check_read(s: &Seeded, read: &Value, e: &Expect<'_>) {
 fn check_trending(s: &Seeded, read: &Value, n: &str) {
     let panel = &read["trendingPanel"];
     let (from, to) = (ms(&panel["from"]), ms(&panel["to"]));
-    let mut want: Vec<(Uuid, i64)> =
-        [s.a, s.b].iter().map(|v| (*v, s.ledgers["view"].count(*v, Some((from, to))))).filter(|x| x.1 > 0).collect();
+    let mut want: Vec<(Uuid, i64)> = [s.a, s.b, s.unknown]
+        .iter()
+        .map(|v| (*v, s.ledgers["view"].count(*v, Some((from, to)))))
+        .filter(|x| x.1 > 0)
+        .collect();
     want.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
     let got: Vec<(Uuid, i64)> = read["trending"]
         .as_array()
@@ -232,14 +237,14 @@ async fn seed(env: &TestEnv) -> Seeded {
         let v: Value = res.json().await.unwrap();
         ids.push(v["videoId"].as_str().unwrap().parse::<Uuid>().unwrap());
     }
-    let (a, b) = (ids[0], ids[1]);
+    let (a, b, unknown) = (ids[0], ids[1], Uuid::new_v4());
 
     // The ledger: every event type, over minutes, hours and days.
     let now = now_ms();
     let mut ledgers: BTreeMap<&'static str, Ledger> = TYPES.iter().map(|t| (*t, Ledger::default())).collect();
     // (video, type, how many, between these ages): the ages put events in every
     // range the browser reads, the custom one included.
-    let plan: [(Uuid, &str, usize, i64, i64); 12] = [
+    let plan: [(Uuid, &str, usize, i64, i64); 14] = [
         (a, "view", 45, 0, 55 * MINUTE),
         (a, "view", 12, 2 * HOUR + 10 * MINUTE, 4 * HOUR + 50 * MINUTE),
         (a, "view", 70, 0, 6 * DAY),
@@ -252,6 +257,8 @@ async fn seed(env: &TestEnv) -> Seeded {
         (b, "view", 25, 0, 5 * DAY),
         (b, "like", 3, 0, 20 * HOUR),
         (b, "complete", 2, 0, 30 * MINUTE),
+        (unknown, "view", 6, 0, 3 * DAY),
+        (unknown, "like", 4, 0, 20 * HOUR),
     ];
     let mut events = Vec::new();
     let mut sent = Vec::new();
@@ -287,7 +294,7 @@ async fn seed(env: &TestEnv) -> Seeded {
     loop {
         let mut behind = Vec::new();
         for (kind, ledger) in &ledgers {
-            for v in [a, b] {
+            for v in [a, b, unknown] {
                 let url = env.query_url(&format!("/api/v1/videos/{v}/counts/{kind}"));
                 let got = http.get(url).send().await.unwrap().json::<Value>().await.unwrap()["count"].as_i64();
                 if got != Some(ledger.count(v, None)) {
@@ -307,7 +314,15 @@ async fn seed(env: &TestEnv) -> Seeded {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     eprintln!("[dashboard] {} events and 4 ratings counted", ledgers.values().map(Ledger::total).sum::<usize>());
-    Seeded { a, b, title_a: format!("The {word} counter"), word, ledgers, rating: ("3.67".into(), "3 ratings".into()) }
+    Seeded {
+        a,
+        b,
+        unknown,
+        title_a: format!("The {word} counter"),
+        word,
+        ledgers,
+        rating: ("3.67".into(), "3 ratings".into()),
+    }
 }
 
 /// The page and its assets over HTTP: types, caching, the policy, a 304.
@@ -357,6 +372,7 @@ async fn the_page_shows_exactly_what_was_counted() {
         "origin": env.query_url(""),
         "search": s.word,
         "video": s.a,
+        "unknown": s.unknown,
         "custom": {"from": local(custom_from), "to": local(custom_to)},
         "screenshot": screenshot,
     });
@@ -405,6 +421,21 @@ async fn the_page_shows_exactly_what_was_counted() {
     check_read(&s, &reads["like24h"], &e("likes 24h", "like", "hour", 24));
     assert_eq!(reads["trending24h"]["trendingPanel"]["window"], "24h");
     check_read(&s, &reads["trending24h"], &e("trending 24h", "like", "hour", 24));
+    // A counted id the catalog does not know: its counts, and no rating or title.
+    let unknown = &reads["unknown"];
+    let (from, to) = (ms(&unknown["chart"]["from"]), ms(&unknown["chart"]["to"]));
+    assert_eq!(unknown["videoId"], s.unknown.to_string());
+    assert_eq!(unknown["title"], "Not in the catalog (counts only)");
+    assert_eq!((unknown["rating"].as_str(), unknown["ratingCount"].as_str()), (Some("–"), Some("not in the catalog")));
+    assert_eq!(int(&unknown["allTime"]), s.ledgers["view"].count(s.unknown, None));
+    assert_eq!(int(&unknown["inRange"]), s.ledgers["like"].count(s.unknown, Some((from, to))));
+    assert!(s.ledgers["like"].count(s.unknown, Some((from, to))) > 0);
+    assert_eq!(unknown["errors"], json!([]), "a video outside the catalog is no error");
+    let not_found: BTreeSet<String> =
+        report["notFound"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect();
+    let expected =
+        BTreeSet::from([format!("/api/v1/videos/id/{}", s.unknown), format!("/api/v1/videos/{}/ratings", s.unknown)]);
+    assert_eq!(not_found, expected, "404s other than the unknown video's title and rating");
     check_read(&s, &reads["pasted"], &e("pasted id", "like", "hour", 24));
     assert!(report["hash"].as_str().unwrap().contains(&format!("video={}", s.a)), "{}", report["hash"]);
 
