@@ -487,3 +487,70 @@ fn dashboard_reads_only_metrics_the_code_records() {
         assert_eq!(p["datasource"]["uid"], uid.as_str(), "panel {}", p["title"]);
     }
 }
+
+/// `rule_files` of a Prometheus config.
+fn rule_files(prom: &Value) -> Vec<String> {
+    strings(&prom["rule_files"])
+}
+
+#[test]
+fn prometheus_rules_are_loaded_by_both_configs_and_read_real_metrics() {
+    let root = workspace_root();
+    let compose = yaml(&root, "docker-compose.yml");
+    let local = rule_files(&yaml(&root, "deploy/prometheus/prometheus.local.yml"));
+    let prom = rule_files(&yaml(&root, "deploy/prometheus/prometheus.yml"));
+    assert!(!local.is_empty(), "prometheus.local.yml loads no rules");
+    assert_eq!(local, prom, "both Prometheus configs load the same rules");
+    // Relative to each config's directory: deploy/prometheus/ here, /etc/prometheus/ in compose.
+    let mounts: Vec<(String, String)> = strings(&compose["services"]["prometheus"]["volumes"])
+        .iter()
+        .map(|v| {
+            let mut parts = v.split(':');
+            (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned())
+        })
+        .collect();
+    let config_mount = mounts.iter().find(|(host, _)| host == "./deploy/prometheus/prometheus.yml").expect("config");
+    let config_dir = Path::new(&config_mount.1).parent().unwrap();
+    let source = source_metrics(&root);
+    let kind_of = |n: &str| source.get(n).and_then(|m| m.recorded.first().cloned());
+    for rel in &local {
+        assert!(!rel.contains('*'), "{rel}: name rule files exactly, so this test can check them");
+        let file = root.join("deploy/prometheus").join(rel);
+        assert!(file.exists(), "{rel}: no {}", file.display());
+        // The file is inside a directory compose mounts where the config looks.
+        let in_container = config_dir.join(rel);
+        let mounted = mounts.iter().any(|(host, target)| {
+            in_container.strip_prefix(target).is_ok_and(|rest| root.join(host).join(rest) == file)
+        });
+        assert!(mounted, "compose does not mount {rel} at {}", in_container.display());
+
+        // Every metric a rule reads is recorded by the code (names with `:` are the
+        // rules' own recordings).
+        let rules: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let mut recorded = BTreeSet::new();
+        let mut wrong = Vec::new();
+        let mut alerts = 0;
+        for group in rules["groups"].as_sequence().expect("groups") {
+            for rule in group["rules"].as_sequence().expect("rules") {
+                let name = rule["record"].as_str().or(rule["alert"].as_str()).expect("record or alert").to_owned();
+                if rule["record"].is_string() {
+                    recorded.insert(name.clone());
+                } else {
+                    alerts += 1;
+                }
+                let expr = str_of(&rule["expr"]);
+                for metric in promql_metric_names(&expr).unwrap_or_else(|e| panic!("{name}: {e}")) {
+                    if metric.contains(':') {
+                        if !recorded.contains(&metric) {
+                            wrong.push(format!("{name}: reads {metric}, not recorded above it"));
+                        }
+                    } else if let Err(e) = queried_family(&metric, kind_of) {
+                        wrong.push(format!("{name}: {e}"));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{rel}:\n{}", wrong.join("\n"));
+        assert!(recorded.len() >= 5 && alerts >= 5, "{rel}: {} recordings, {alerts} alerts", recorded.len());
+    }
+}

@@ -8,6 +8,7 @@ pub mod catalog_events;
 pub mod comments;
 pub mod config;
 pub mod counts;
+pub mod dashboard;
 pub mod forward;
 mod listing;
 pub mod moderation;
@@ -99,7 +100,8 @@ impl Application {
             .merge(trending::api(state.clone()))
             .merge(comments::api(state.clone()))
             .merge(moderation::api(state.clone()))
-            .merge(openapi::api());
+            .merge(openapi::api())
+            .merge(dashboard::routes());
         let api = if config_gateway.is_empty() { api } else { api.merge(forward::api(&config_gateway)?) };
         let mut router = service_router(api, Arc::new(Ready(state)));
         if let Some(cors) = platform::http::cors(&cors_origins)? {
