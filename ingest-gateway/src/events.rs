@@ -25,7 +25,7 @@ pub struct EventIn {
     #[schema(value_type = Option<EventTypeSchema>, nullable = false)]
     pub event_type: Option<String>,
     /// Amount added (default 1); at most `events.max_value` (1,000,000 by default).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "platform::http::some_whole_number")]
     #[schema(minimum = 1, maximum = 1000000, nullable = false)]
     pub value: Option<i64>,
     /// The client's word for who acted (never a verified viewer).
@@ -188,6 +188,10 @@ mod tests {
             let p = platform::http::parse_json::<EventIn>(body.as_bytes()).unwrap_err();
             assert_eq!(p.field.as_deref(), Some(member), "{body}");
         }
+        let whole = r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","value":5.0}"#;
+        assert_eq!(platform::http::parse_json::<EventIn>(whole.as_bytes()).unwrap().value, Some(5));
+        let half = r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","value":5.5}"#;
+        assert_eq!(platform::http::parse_json::<EventIn>(half.as_bytes()).unwrap_err().field.as_deref(), Some("value"));
         let absent = r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000"}"#;
         assert!(platform::http::parse_json::<EventIn>(absent.as_bytes()).is_ok());
     }

@@ -26,6 +26,7 @@ type St = State<Arc<AppState>>;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateIn {
+    #[serde(deserialize_with = "platform::http::whole_number")]
     #[schema(minimum = 1, maximum = 5)]
     rating: i64,
 }

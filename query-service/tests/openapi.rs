@@ -112,10 +112,8 @@ fn the_document_is_well_formed_openapi_3_1() {
             if op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some())) {
                 assert!(op["responses"]["401"].is_object(), "{method} {path} takes a token but documents no 401");
             }
-            if method == "post" || method == "put" {
-                if op["requestBody"].is_object() {
-                    assert!(op["responses"]["413"].is_object(), "{method} {path} reads a body but documents no 413");
-                }
+            if (method == "post" || method == "put") && op["requestBody"].is_object() {
+                assert!(op["responses"]["413"].is_object(), "{method} {path} reads a body but documents no 413");
             }
         }
     }

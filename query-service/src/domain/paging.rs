@@ -29,14 +29,11 @@ impl Default for PageRequest {
 impl PageRequest {
     /// Reads `page` and `pageSize` from a query string; a bad value is a 422 naming it.
     /// `page_size` is taken as an alias of `pageSize`: KillrVideo's React front end
-    /// sends it on `/videos/latest`. Both at once is a 422: which one was meant?
+    /// sends it on `/videos/latest`. Each is checked; with both, `pageSize` wins.
     pub fn from_query(q: &HashMap<String, String>) -> Result<Self, Problem> {
         let page = number(q, "page", 1, u32::MAX)?.unwrap_or(1);
-        if q.contains_key("pageSize") && q.contains_key("page_size") {
-            return Err(Problem::invalid("page_size", "give pageSize or page_size, not both"));
-        }
-        let size_field = if q.contains_key("page_size") { "page_size" } else { "pageSize" };
-        let page_size = number(q, size_field, 1, MAX_PAGE_SIZE)?.unwrap_or(DEFAULT_PAGE_SIZE);
+        let alias = number(q, "page_size", 1, MAX_PAGE_SIZE)?;
+        let page_size = number(q, "pageSize", 1, MAX_PAGE_SIZE)?.or(alias).unwrap_or(DEFAULT_PAGE_SIZE);
         Ok(Self { page, page_size })
     }
 
@@ -110,8 +107,8 @@ mod tests {
         assert_eq!((r.offset(), r.end()), (200, 300));
         let alias = PageRequest::from_query(&q(&[("page_size", "20")])).unwrap();
         assert_eq!(alias.page_size, 20);
-        let both = PageRequest::from_query(&q(&[("page_size", "20"), ("pageSize", "20")])).unwrap_err();
-        assert_eq!(both.field.as_deref(), Some("page_size"));
+        let both = PageRequest::from_query(&q(&[("page_size", "20"), ("pageSize", "30")])).unwrap();
+        assert_eq!(both.page_size, 30);
         assert_eq!(PageRequest::from_query(&q(&[("page_size", "0")])).unwrap_err().field.as_deref(), Some("page_size"));
         for (k, v) in [("page", "0"), ("pageSize", "0"), ("pageSize", "101"), ("page", "x"), ("pageSize", "-1")] {
             let p = PageRequest::from_query(&q(&[(k, v)])).unwrap_err();

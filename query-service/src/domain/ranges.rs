@@ -148,6 +148,22 @@ mod tests {
     }
 
     #[test]
+    fn series_are_counted_before_they_are_built() {
+        let year_1 = -62_135_596_800_000;
+        let year_9999 = 253_402_300_799_000;
+        let p = plan_series(year_1, year_9999, Granularity::Minute, NOW, 86_400).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("step"));
+        assert!(p.detail.contains("points"), "{}", p.detail);
+        let day = 86_400_000;
+        assert_eq!(plan_series(NOW - day, NOW, Granularity::Minute, NOW, 86_400).unwrap().len(), 1440);
+        assert_eq!(
+            plan_series(NOW - day - 1, NOW, Granularity::Minute, NOW, 86_400).unwrap_err().field.as_deref(),
+            Some("step")
+        );
+        assert_eq!(plan_series(NOW, NOW, Granularity::Hour, NOW, 86_400).unwrap_err().field.as_deref(), Some("to"));
+    }
+
+    #[test]
     fn answers_echo_the_effective_range() {
         let spans = plan_range(NOW - 90_000, NOW);
         let c = ViewsCount::new(Uuid::nil(), Some((NOW - 90_000, NOW + 5)), 3, &spans);
