@@ -101,15 +101,21 @@ pub fn plan_series(
     now_ms: i64,
     minute_retention_secs: u64,
 ) -> Result<Vec<i64>, Problem> {
-    let buckets = counting::series::buckets(from_ms, to_ms, step)
-        .ok_or_else(|| Problem::invalid("to", "must be after `from`"))?;
-    if buckets.len() > MAX_POINTS {
-        let n = buckets.len();
+    if to_ms <= from_ms {
+        return Err(Problem::invalid("to", "must be after `from`"));
+    }
+    // Counted before any bucket is made: a range from year 1 to 9999 in minutes is
+    // 5·10⁹ buckets, and building them first would take the service down.
+    let width = i128::from(step.width_ms().expect("a step has a width"));
+    let n = (i128::from(to_ms) + width - 1).div_euclid(width) - i128::from(from_ms).div_euclid(width);
+    if n > MAX_POINTS as i128 {
         return Err(Problem::invalid(
             "step",
             format!("{n} points; at most {MAX_POINTS}: use a coarser step or a shorter range"),
         ));
     }
+    let buckets = counting::series::buckets(from_ms, to_ms, step)
+        .ok_or_else(|| Problem::invalid("to", "must be after `from`"))?;
     let oldest_minute = now_ms - (minute_retention_secs as i64) * 1000;
     if step == Granularity::Minute && buckets[0] < counting::time::floor_to(oldest_minute, counting::time::MINUTE_MS) {
         return Err(Problem::invalid("from", "minute rows that old have expired; use step=hour"));
