@@ -4,27 +4,48 @@
 use chrono::{DateTime, Utc};
 use counting::EventKind;
 use platform::http::{Problem, parse_uuid};
+use platform::openapi::EventTypeSchema;
 use schemas::events::{Event, EventType};
 use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::config::EventRules;
 
-/// One event as clients post it to `/events` or inside a batch.
-#[derive(Debug, Deserialize)]
+/// One event as clients post it to `/events` or inside a batch. Optional members
+/// may be left out, but not sent as `null`: the document says each is a string
+/// (or an integer) when present, and a generated client must not be surprised.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EventIn {
+    #[schema(format = Uuid)]
     pub video_id: String,
-    #[serde(default)]
+    /// Default `view`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<EventTypeSchema>, nullable = false)]
     pub event_type: Option<String>,
-    #[serde(default)]
+    /// Amount added (default 1); at most `events.max_value` (1,000,000 by default).
+    #[serde(default, deserialize_with = "platform::http::some_whole_number")]
+    #[schema(minimum = 1, maximum = 1000000, nullable = false)]
     pub value: Option<i64>,
-    #[serde(default)]
+    /// The client's word for who acted (never a verified viewer).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(format = Uuid, nullable = false)]
     pub user_id: Option<String>,
-    #[serde(default)]
+    /// Client-chosen: a retry with the same id counts once.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(format = Uuid, nullable = false)]
     pub event_id: Option<String>,
-    #[serde(default)]
+    /// When it happened (default: when received); within [now − 7 days, now + 5
+    /// minutes] with the default `events.max_age_secs` and `events.max_future_secs`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(format = DateTime, nullable = false)]
     pub occurred_at: Option<String>,
+}
+
+/// An optional member that, when present, must not be `null`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 pub fn kind_to_proto(kind: EventKind) -> EventType {
@@ -158,6 +179,21 @@ mod tests {
     fn event(json: &str) -> Result<Event, Problem> {
         let e: EventIn = serde_json::from_str(json).unwrap();
         EventRules::default().validate(e, "", NOW)
+    }
+
+    #[test]
+    fn null_is_not_an_absent_member() {
+        for member in ["eventType", "value", "userId", "eventId", "occurredAt"] {
+            let body = format!(r#"{{"videoId":"550e8400-e29b-41d4-a716-446655440000","{member}":null}}"#);
+            let p = platform::http::parse_json::<EventIn>(body.as_bytes()).unwrap_err();
+            assert_eq!(p.field.as_deref(), Some(member), "{body}");
+        }
+        let whole = r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","value":5.0}"#;
+        assert_eq!(platform::http::parse_json::<EventIn>(whole.as_bytes()).unwrap().value, Some(5));
+        let half = r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000","value":5.5}"#;
+        assert_eq!(platform::http::parse_json::<EventIn>(half.as_bytes()).unwrap_err().field.as_deref(), Some("value"));
+        let absent = r#"{"videoId":"550e8400-e29b-41d4-a716-446655440000"}"#;
+        assert!(platform::http::parse_json::<EventIn>(absent.as_bytes()).is_ok());
     }
 
     #[test]

@@ -11,28 +11,32 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use platform::http::{Problem, parse_json, parse_uuid, read_body};
+use platform::openapi::{BadRequest, Invalid, TooLarge, Unauthorized, Unavailable};
 use schemas::events::Rating;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::routes::AppState;
 
 type St = State<Arc<AppState>>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RateIn {
+pub struct RateIn {
+    #[serde(deserialize_with = "platform::http::whole_number")]
+    #[schema(minimum = 1, maximum = 5)]
     rating: i64,
 }
 
 /// KillrVideo's answer to a rating. `created_at` is when this rating was accepted:
 /// the gateway does not read the user's earlier rating (the query service's GET
 /// has the stored state).
-#[derive(Serialize)]
-struct Rated {
+#[derive(Serialize, ToSchema)]
+pub struct Rated {
+    #[schema(minimum = 1, maximum = 5)]
     rating: i32,
     videoid: Uuid,
     userid: Uuid,
@@ -66,28 +70,48 @@ async fn rate(
     Ok(Rated { rating, videoid: video_id, userid: claims.sub, created_at: now, updated_at: now })
 }
 
-/// POST /api/v1/videos/{id}/ratings (signed in) {rating: 1..5} → 200 Rating.
+/// Rate a video 1 to 5 (signed in); re-rating replaces. Accepted for any
+/// well-formed video id (the gateway reads no database).
+#[utoipa::path(
+    post,
+    path = "/api/v1/videos/{video_id}/ratings",
+    tag = "ratings",
+    security(("bearer" = [])),
+    params(("video_id" = Uuid, Path, description = "The video")),
+    request_body = RateIn,
+    responses(
+        (status = 200, description = "Durable in Kafka", body = Rated),
+        BadRequest, Unauthorized, TooLarge, Invalid, Unavailable
+    )
+)]
 pub async fn post_rating(
     State(st): St,
     headers: HeaderMap,
     Path(video): Path<String>,
     bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    match rate(&st, &headers, &video, bytes).await {
-        Ok(r) => (StatusCode::OK, Json(r)).into_response(),
-        Err(p) => p.into_response(),
-    }
+) -> Result<Json<Rated>, Problem> {
+    Ok(Json(rate(&st, &headers, &video, bytes).await?))
 }
 
-/// POST /api/v1/videos/id/{id}/rating (signed in) {rating: 1..5} → 204: KillrVideo's older shape.
+/// Rate a video (KillrVideo's older shape): 204.
+#[utoipa::path(
+    post,
+    path = "/api/v1/videos/id/{video_id}/rating",
+    tag = "ratings",
+    security(("bearer" = [])),
+    params(("video_id" = Uuid, Path, description = "The video")),
+    request_body = RateIn,
+    responses(
+        (status = 204, description = "Durable in Kafka"),
+        BadRequest, Unauthorized, TooLarge, Invalid, Unavailable
+    )
+)]
 pub async fn post_rating_legacy(
     State(st): St,
     headers: HeaderMap,
     Path(video): Path<String>,
     bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    match rate(&st, &headers, &video, bytes).await {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(p) => p.into_response(),
-    }
+) -> Result<StatusCode, Problem> {
+    rate(&st, &headers, &video, bytes).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,19 +1,26 @@
 //! The gateway's HTTP routes: validate, stamp, produce, answer.
+//!
+//! Each handler is routed and documented by one `routes!` call ([`router`]), so
+//! the routes the gateway answers and its part of the one-origin OpenAPI document
+//! ([`openapi`]; the query service serves it) come from the same place.
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use platform::auth::Tokens;
 use platform::http::{Problem, parse_json as json, parse_uuid, read_body as body};
+use platform::openapi::{BadRequest, Invalid, TooLarge, Unauthorized, Unavailable};
 use prost::Message;
 use schemas::events::EventBatch;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::GatewayConfig;
 use crate::events::EventIn;
@@ -29,82 +36,158 @@ pub struct AppState {
 
 type St = State<Arc<AppState>>;
 
+/// Every route of the gateway, each with its documentation.
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(record_view))
+        .routes(routes!(post_event))
+        .routes(routes!(post_batch))
+        .routes(routes!(ratings::post_rating))
+        .routes(routes!(ratings::post_rating_legacy))
+}
+
 pub fn api(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/v1/videos/id/{video_id}/view", post(record_view))
-        .route("/api/v1/events", post(post_event))
-        .route("/api/v1/events:batch", post(post_batch))
-        .route("/api/v1/videos/{video_id}/ratings", post(ratings::post_rating))
-        .route("/api/v1/videos/id/{video_id}/rating", post(ratings::post_rating_legacy))
-        .with_state(state)
+    router().split_for_parts().0.with_state(state)
+}
+
+/// The gateway's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    router().split_for_parts().1
 }
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// POST /api/v1/videos/id/{video_id}/view — KillrVideo's body-less view: 204.
+/// Record a view: KillrVideo's body-less view, 204 once durable in Kafka.
+///
 /// Anonymous, or signed in (then the view carries the verified user id and shows
-/// in the user's activity feed). The token is checked locally: no database read.
-async fn record_view(
+/// in the user's activity feed; a token that is present but invalid is a 401).
+/// The token is checked locally: no database read. A body is refused (422).
+#[utoipa::path(
+    post,
+    path = "/api/v1/videos/id/{video_id}/view",
+    tag = "counting",
+    security((), ("bearer" = [])),
+    params(("video_id" = uuid::Uuid, Path, description = "The video (any well-formed id)")),
+    responses(
+        (status = 204, description = "Counted once durable in Kafka"),
+        BadRequest, Unauthorized, TooLarge, Invalid, Unavailable
+    )
+)]
+pub async fn record_view(
     State(st): St,
     headers: HeaderMap,
     Path(video_id): Path<String>,
     bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    let result = async {
-        let viewer = st.tokens.optional(&headers)?.map(|c| c.sub);
-        let video_id = parse_uuid("videoId", &video_id)?;
-        if !body(bytes)?.is_empty() {
-            return Err(Problem::invalid("body", "this endpoint takes no body"));
-        }
-        st.producer.send_all(&[st.config.events.view_now(video_id, viewer, now_ms())]).await
-    };
-    match result.await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(p) => p.into_response(),
+) -> Result<StatusCode, Problem> {
+    let viewer = st.tokens.optional(&headers)?.map(|c| c.sub);
+    let video_id = parse_uuid("videoId", &video_id)?;
+    if !body(bytes)?.is_empty() {
+        return Err(Problem::invalid("body", "this endpoint takes no body"));
     }
+    st.producer.send_all(&[st.config.events.view_now(video_id, viewer, now_ms())]).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Accepted {
+pub struct Accepted {
+    /// The event's id: the client's `eventId`, or a UUIDv7 stamped here.
+    #[schema(format = Uuid)]
     event_id: String,
 }
 
-/// POST /api/v1/events — one typed event: 202 once durable.
-async fn post_event(State(st): St, bytes: Result<Bytes, BytesRejection>) -> Response {
-    let result = async {
-        let event: EventIn = json(&body(bytes)?)?;
-        let event = st.config.events.validate(event, "", now_ms())?;
-        st.producer.send_all(std::slice::from_ref(&event)).await?;
-        let event_id = uuid::Uuid::from_slice(&event.event_id).expect("16 bytes").to_string();
-        Ok::<_, Problem>(Accepted { event_id })
-    };
-    match result.await {
-        Ok(a) => (StatusCode::ACCEPTED, axum::Json(a)).into_response(),
-        Err(p) => p.into_response(),
-    }
+/// One typed event: 202 once durable in Kafka.
+///
+/// `occurredAt` must lie within [now − `events.max_age_secs` (7 days), now +
+/// `events.max_future_secs` (5 minutes)]: outside it is a 422 naming the field
+/// (the window moves with the clock, so the schema cannot state it). An
+/// `eventId` makes a retry count once (within the aggregator's dedup window).
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "counting",
+    request_body = EventIn,
+    responses(
+        (status = 202, description = "Durable in Kafka", body = Accepted),
+        BadRequest, TooLarge, Invalid, Unavailable
+    )
+)]
+pub async fn post_event(
+    State(st): St,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Accepted>), Problem> {
+    let event: EventIn = json(&body(bytes)?)?;
+    let event = st.config.events.validate(event, "", now_ms())?;
+    st.producer.send_all(std::slice::from_ref(&event)).await?;
+    let event_id = uuid::Uuid::from_slice(&event.event_id).expect("16 bytes").to_string();
+    Ok((StatusCode::ACCEPTED, Json(Accepted { event_id })))
 }
 
-#[derive(Serialize)]
-struct Reject {
+/// A refused item of a batch.
+#[derive(Serialize, ToSchema)]
+pub struct Reject {
+    /// Its position in the batch.
     index: usize,
+    /// The field at fault, e.g. `[3].videoId`.
+    #[schema(required = true)]
     field: Option<String>,
     detail: String,
 }
 
-#[derive(Serialize)]
-struct BatchAccepted {
+#[derive(Serialize, ToSchema)]
+pub struct BatchAccepted {
+    /// Items produced (all durable before the answer).
     accepted: usize,
     rejected: Vec<Reject>,
 }
 
-/// POST /api/v1/events:batch — a JSON array or an `application/x-protobuf`
-/// `EventBatch`. Valid items are produced (all durable before 202); invalid ones
-/// are listed with their index and field, and nothing of them is produced.
-async fn post_batch(State(st): St, headers: HeaderMap, bytes: Result<Bytes, BytesRejection>) -> Response {
-    let result = async {
+/// A JSON batch: 1 to `http.max_batch_events` (1000 by default) events. Only a
+/// schema: `post_batch` reads the array item by item, to name each bad one.
+pub struct JsonBatch;
+
+impl utoipa::PartialSchema for JsonBatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("EventIn"))
+            .min_items(Some(1))
+            .max_items(Some(GatewayConfig::default().http.max_batch_events))
+            .into()
+    }
+}
+
+impl ToSchema for JsonBatch {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push(("EventIn".into(), <EventIn as utoipa::PartialSchema>::schema()));
+        <EventIn as ToSchema>::schemas(schemas);
+    }
+}
+
+/// A batch of events, as a JSON array or an `application/x-protobuf` `EventBatch`.
+///
+/// Valid items are produced (all durable before 202); invalid ones are listed
+/// with their index and field, and nothing of them is produced. 1 to
+/// `http.max_batch_events` (1000) items.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events:batch",
+    tag = "counting",
+    request_body(content(
+        (JsonBatch = "application/json"),
+        (Vec<u8> = "application/x-protobuf")
+    ), description = "JSON: an array of 1 to 1000 events. Protobuf: an `EventBatch` (proto/events.proto)."),
+    responses(
+        (status = 202, description = "Valid items durable in Kafka; invalid ones listed", body = BatchAccepted),
+        BadRequest, TooLarge, Invalid, Unavailable
+    )
+)]
+pub async fn post_batch(
+    State(st): St,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<BatchAccepted>), Problem> {
+    {
         let bytes = body(bytes)?;
         let now = now_ms();
         let rules = &st.config.events;
@@ -142,11 +225,7 @@ async fn post_batch(State(st): St, headers: HeaderMap, bytes: Result<Bytes, Byte
         }
         metrics::counter!("gateway_events_rejected_total").increment(rejected.len() as u64);
         st.producer.send_all(&events).await?;
-        Ok::<_, Problem>(BatchAccepted { accepted: events.len(), rejected })
-    };
-    match result.await {
-        Ok(a) => (StatusCode::ACCEPTED, axum::Json(a)).into_response(),
-        Err(p) => p.into_response(),
+        Ok((StatusCode::ACCEPTED, Json(BatchAccepted { accepted: events.len(), rejected })))
     }
 }
 

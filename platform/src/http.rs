@@ -16,8 +16,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -105,6 +105,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             Problem::invalid(field, inner.to_string())
         }
     })
+}
+
+/// A JSON integer member: any number without a fraction, so `5.0` is `5` (JSON
+/// Schema's `integer` includes it, and so may a client's JSON encoder).
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n.as_i64().or_else(|| {
+        n.as_f64().filter(|f| f.fract() == 0.0 && (i64::MIN as f64..=i64::MAX as f64).contains(f)).map(|f| f as i64)
+    });
+    whole.ok_or_else(|| serde::de::Error::custom(format!("{n} is not an integer")))
+}
+
+/// An optional [`whole_number`] that, when present, must not be `null`.
+pub fn some_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    whole_number(d).map(Some)
 }
 
 /// An error answer. The cause stays in the log; the client gets a stable type and

@@ -1,27 +1,30 @@
 //! The query service: time-ranged counts stitched from day, hour and minute
-//! rollups, and the KillrVideo catalog API: users, videos, ratings, comments and
-//! the activity feed, flags and moderation, the catalog's lists, search,
-//! recommendations, trending and playback statistics.
+//! rollups (the counts API), and the KillrVideo catalog API: users, videos,
+//! ratings, comments and the activity feed, flags and moderation, the catalog's
+//! lists, search, recommendations, trending and playback statistics.
+//!
+//! Layers, outside in:
+//! - [`api`]: handlers, one file per resource, in two parts (`api::counts`,
+//!   `api::catalog`), plus the gateway's forwarded routes and the OpenAPI document
+//!   generated from the handlers. Handlers return `Result<_, Problem>`.
+//! - [`domain`]: the rules, with no I/O (range planning, ranking, search and
+//!   recommendation scoring, the latest list's day walk, YouTube URLs, moderation,
+//!   field validation), unit-tested on their own.
+//! - [`store`]: one repository per table family, statements prepared at start-up,
+//!   rows as named structs, one typed error mapped to an answer in one place.
+//! - [`state`]: what handlers reach, as counts and catalog sub-states.
+//!
+//! Beside them, [`dashboard`] serves the counts page (static files, not API).
 
-pub mod catalog;
+pub mod api;
 pub mod catalog_events;
-pub mod comments;
 pub mod config;
-pub mod counts;
 pub mod dashboard;
-pub mod forward;
-mod listing;
-pub mod moderation;
-pub mod openapi;
-pub mod paging;
-pub mod ratings;
-pub mod recommend;
-pub mod routes;
-pub mod search;
-pub mod trending;
-pub mod users;
-pub mod videos;
-pub mod youtube;
+pub mod domain;
+pub mod state;
+pub mod store;
+
+pub use api::openapi;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -34,7 +37,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::QueryConfig;
-use routes::AppState;
+use state::AppState;
 
 pub struct Application {
     listener: TcpListener,
@@ -45,7 +48,7 @@ struct Ready(Arc<AppState>);
 
 impl Readiness for Ready {
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(platform::cassandra::ping(self.0.counts.session()))
+        Box::pin(platform::cassandra::ping(self.0.counts.rollups.session()))
     }
 }
 
@@ -62,47 +65,12 @@ impl Application {
         {
             tracing::warn!(error = %e, "could not create the Kafka topics; catalog events may fail until Kafka is up");
         }
-        let catalog_events =
-            catalog_events::CatalogEvents::new(&config.kafka, config.catalog_events.delivery_timeout_ms)?;
-        let session = Arc::new(session);
-        let counts = counts::CountStore::new(session.clone(), &config.cassandra.keyspace).await?;
-        let users = users::Users::new(session.clone(), &config.cassandra.keyspace, &config.auth)
-            .await?
-            .with_moderators(&config.moderation.moderators);
-        let videos = videos::Videos::new(session.clone(), &config.cassandra.keyspace).await?;
-        let ratings = ratings::Ratings::new(session.clone(), &config.cassandra.keyspace).await?;
-        let catalog = catalog::Catalog::new(session.clone(), &config.cassandra.keyspace).await?;
-        let trending = trending::Trending::new(session.clone(), &config.cassandra.keyspace).await?;
-        let comments = comments::Comments::new(session.clone(), &config.cassandra.keyspace).await?;
-        let moderation = moderation::Moderation::new(session, &config.cassandra.keyspace).await?;
+        let events = catalog_events::CatalogEvents::new(&config.kafka, config.catalog_events.delivery_timeout_ms)?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        let (config_gateway, cors_origins) = (config.web.gateway_url.clone(), config.web.cors_origins.clone());
-        let state = Arc::new(AppState {
-            config,
-            counts,
-            users,
-            videos,
-            ratings,
-            catalog_events,
-            catalog,
-            trending,
-            comments,
-            moderation,
-        });
-        let api = routes::api(state.clone())
-            .merge(users::api(state.clone()))
-            .merge(videos::api(state.clone()))
-            .merge(ratings::api(state.clone()))
-            .merge(catalog::api(state.clone()))
-            .merge(search::api(state.clone()))
-            .merge(recommend::api(state.clone()))
-            .merge(trending::api(state.clone()))
-            .merge(comments::api(state.clone()))
-            .merge(moderation::api(state.clone()))
-            .merge(openapi::api())
-            .merge(dashboard::routes());
-        let api = if config_gateway.is_empty() { api } else { api.merge(forward::api(&config_gateway)?) };
+        let (gateway_url, cors_origins) = (config.web.gateway_url.clone(), config.web.cors_origins.clone());
+        let state = Arc::new(AppState::build(config, Arc::new(session), events).await?);
+        let api = api::router(state.clone(), &gateway_url)?.merge(dashboard::routes());
         let mut router = service_router(api, Arc::new(Ready(state)));
         if let Some(cors) = platform::http::cors(&cors_origins)? {
             router = router.layer(cors);

@@ -81,14 +81,20 @@ async fn moderators_come_from_config_and_from_other_moderators() {
     let (status, p) = s.get_as("/moderation/flags", Some(&zelda_token)).await;
     assert_eq!((status, p["status"].as_u64()), (StatusCode::FORBIDDEN, Some(403)), "{p}");
 
-    // User search: moderators only, q required, email or name, any case.
+    // User search: moderators only, email or name, any case; without `q` (as
+    // KillrVideo's user management page asks) every user, by email, at most 50.
     let (status, _) = s.get_as("/moderation/users?q=zelda", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = s.get_as("/moderation/users?q=zelda", Some(&zelda_token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    for q in ["", "q=", "q=%20%20", &format!("q={}", "a".repeat(101))] {
-        let (status, p) = s.get_as(&format!("/moderation/users?{q}"), Some(&mod_token)).await;
-        assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("q")), "{q}: {p}");
+    let (status, p) = s.get_as(&format!("/moderation/users?q={}", "a".repeat(101)), Some(&mod_token)).await;
+    assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("q")), "{p}");
+    for q in ["", "q=", "q=%20%20"] {
+        let (status, all) = s.get_as(&format!("/moderation/users?{q}"), Some(&mod_token)).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {all}");
+        let emails: Vec<&str> = all.as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+        assert!(emails.len() >= 2 && emails.len() <= 50, "{q}: {all}");
+        assert!(emails.windows(2).all(|w| w[0] <= w[1]), "by email: {emails:?}");
     }
     let (status, found) = s.get_as("/moderation/users?q=ZELDA%20test", Some(&mod_token)).await;
     assert_eq!(status, StatusCode::OK, "{found}");

@@ -54,6 +54,11 @@ impl Service {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// The full URL of an API path (`/videos/latest` → `http://…/api/v1/videos/latest`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(reqwest::Method::POST, path, None, Some(body)).await
     }

@@ -1,4 +1,5 @@
-//! KillrVideo paging: `?page=1&pageSize=10` (page ≥ 1, pageSize 1..=100) and the
+//! KillrVideo paging (the page walk's value types; `api::common::params` reads them
+//! from query strings): `?page=1&pageSize=10` (page ≥ 1, pageSize 1..=100) and the
 //! envelope `{"data": [...], "pagination": {currentPage, pageSize, totalItems,
 //! totalPages}}` that every list answer uses.
 
@@ -6,6 +7,7 @@ use std::collections::HashMap;
 
 use platform::http::Problem;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 10;
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -26,9 +28,12 @@ impl Default for PageRequest {
 
 impl PageRequest {
     /// Reads `page` and `pageSize` from a query string; a bad value is a 422 naming it.
+    /// `page_size` is taken as an alias of `pageSize`: KillrVideo's React front end
+    /// sends it on `/videos/latest`. Each is checked; with both, `pageSize` wins.
     pub fn from_query(q: &HashMap<String, String>) -> Result<Self, Problem> {
         let page = number(q, "page", 1, u32::MAX)?.unwrap_or(1);
-        let page_size = number(q, "pageSize", 1, MAX_PAGE_SIZE)?.unwrap_or(DEFAULT_PAGE_SIZE);
+        let alias = number(q, "page_size", 1, MAX_PAGE_SIZE)?;
+        let page_size = number(q, "pageSize", 1, MAX_PAGE_SIZE)?.or(alias).unwrap_or(DEFAULT_PAGE_SIZE);
         Ok(Self { page, page_size })
     }
 
@@ -43,7 +48,7 @@ impl PageRequest {
     }
 }
 
-pub(crate) fn number(q: &HashMap<String, String>, field: &str, min: u32, max: u32) -> Result<Option<u32>, Problem> {
+pub fn number(q: &HashMap<String, String>, field: &str, min: u32, max: u32) -> Result<Option<u32>, Problem> {
     let Some(raw) = q.get(field) else { return Ok(None) };
     match raw.trim().parse::<u32>() {
         Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
@@ -51,7 +56,7 @@ pub(crate) fn number(q: &HashMap<String, String>, field: &str, min: u32, max: u3
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     pub current_page: u32,
@@ -61,7 +66,7 @@ pub struct Pagination {
 }
 
 /// One page of a list.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub pagination: Pagination,
@@ -100,6 +105,11 @@ mod tests {
         assert_eq!(PageRequest::from_query(&q(&[])).unwrap(), PageRequest { page: 1, page_size: 10 });
         let r = PageRequest::from_query(&q(&[("page", "3"), ("pageSize", "100")])).unwrap();
         assert_eq!((r.offset(), r.end()), (200, 300));
+        let alias = PageRequest::from_query(&q(&[("page_size", "20")])).unwrap();
+        assert_eq!(alias.page_size, 20);
+        let both = PageRequest::from_query(&q(&[("page_size", "20"), ("pageSize", "30")])).unwrap();
+        assert_eq!(both.page_size, 30);
+        assert_eq!(PageRequest::from_query(&q(&[("page_size", "0")])).unwrap_err().field.as_deref(), Some("page_size"));
         for (k, v) in [("page", "0"), ("pageSize", "0"), ("pageSize", "101"), ("page", "x"), ("pageSize", "-1")] {
             let p = PageRequest::from_query(&q(&[(k, v)])).unwrap_err();
             assert_eq!(p.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);

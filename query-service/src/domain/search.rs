@@ -8,39 +8,29 @@
 //! common its words are; there is no stop-word list yet.
 //!
 //! Suggestions read `tags_by_prefix` (see migration 006): one clustering slice.
+//!
+//! `mode=semantic` is accepted (KillrVideo's front end sends it) and answered with
+//! these keyword results until semantic search exists.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use futures::future::try_join_all;
 use platform::http::Problem;
-use serde::Serialize;
 use uuid::Uuid;
 
-use crate::catalog::{normal_tag, summary_page};
-use crate::paging::{PageRequest, number};
-use crate::routes::{AppState, only_params};
-use crate::users::respond;
-
 /// A query may hold this many distinct words.
-const MAX_QUERY_WORDS: usize = 10;
-const MAX_QUERY_CHARS: usize = 200;
+pub const MAX_QUERY_WORDS: usize = 10;
+pub const MAX_QUERY_CHARS: usize = 200;
 pub const DEFAULT_SUGGESTIONS: u32 = 10;
 pub const MAX_SUGGESTIONS: u32 = 50;
 
 /// The searchable words of a text: lower-cased runs of letters and digits.
-pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
 }
 
 /// Each word of a video's text, with in how many of its fields (title, description,
 /// tags) it occurs: 1 to 3.
-pub(crate) fn index_words(title: &str, description: &str, tags: &BTreeSet<String>) -> BTreeMap<String, i32> {
+pub fn index_words(title: &str, description: &str, tags: &BTreeSet<String>) -> BTreeMap<String, i32> {
     let fields: [BTreeSet<String>; 3] =
         [words(title).collect(), words(description).collect(), tags.iter().flat_map(|t| words(t)).collect()];
     let mut hits = BTreeMap::new();
@@ -51,7 +41,7 @@ pub(crate) fn index_words(title: &str, description: &str, tags: &BTreeSet<String
 }
 
 /// The distinct words of a search query, or a 422 naming `query`.
-fn query_words(raw: Option<&String>) -> Result<Vec<String>, Problem> {
+pub fn query_words(raw: Option<&String>) -> Result<Vec<String>, Problem> {
     let raw = raw.map(|q| q.trim()).unwrap_or_default();
     if raw.is_empty() || raw.chars().count() > MAX_QUERY_CHARS {
         return Err(Problem::invalid("query", format!("must be 1 to {MAX_QUERY_CHARS} characters")));
@@ -65,7 +55,7 @@ fn query_words(raw: Option<&String>) -> Result<Vec<String>, Problem> {
 }
 
 /// Videos in every list, by the sum of their hits, then newest (largest UUIDv7) first.
-fn rank_matches(lists: Vec<Vec<(Uuid, i32)>>) -> Vec<Uuid> {
+pub fn rank_matches(lists: Vec<Vec<(Uuid, i32)>>) -> Vec<Uuid> {
     let mut lists = lists.into_iter();
     let Some(first) = lists.next() else { return Vec::new() };
     let mut matched: HashMap<Uuid, i64> = first.into_iter().map(|(id, h)| (id, h as i64)).collect();
@@ -84,47 +74,22 @@ fn rank_matches(lists: Vec<Vec<(Uuid, i32)>>) -> Vec<Uuid> {
     ranked.into_iter().map(|(id, _)| id).collect()
 }
 
-pub fn api(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/v1/search/videos", get(search_videos))
-        .route("/api/v1/search/tags/suggest", get(suggest_tags))
-        .with_state(state)
+/// How a search is asked to match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Keyword,
+    /// Asked for by KillrVideo's front end. There is no vector index yet, so it is
+    /// answered with keyword results (the OpenAPI document says so).
+    Semantic,
 }
 
-type St = State<Arc<AppState>>;
-type Params = Query<HashMap<String, String>>;
-
-/// GET /api/v1/search/videos?query&page&pageSize → paged VideoSummary.
-async fn search_videos(State(st): St, Query(q): Params) -> Response {
-    let result = async {
-        only_params(&q, &["query", "page", "pageSize"])?;
-        let words = query_words(q.get("query"))?;
-        let req = PageRequest::from_query(&q)?;
-        let lists = try_join_all(words.iter().map(|w| st.catalog.word(w))).await?;
-        let ranked = rank_matches(lists);
-        let total = ranked.len() as u64;
-        let page = ranked.into_iter().skip(req.offset()).take(req.page_size as usize).collect();
-        summary_page(&st, req, (page, total)).await
-    };
-    respond(StatusCode::OK, result.await)
-}
-
-#[derive(Serialize)]
-struct Suggestion {
-    tag: String,
-}
-
-/// GET /api/v1/search/tags/suggest?query&limit → `[{tag}]`: tags in use that start
-/// with the query, in alphabetical order.
-async fn suggest_tags(State(st): St, Query(q): Params) -> Response {
-    let result = async {
-        only_params(&q, &["query", "limit"])?;
-        let prefix = normal_tag("query", q.get("query").map(String::as_str).unwrap_or_default())?;
-        let limit = number(&q, "limit", 1, MAX_SUGGESTIONS)?.unwrap_or(DEFAULT_SUGGESTIONS);
-        let tags = st.catalog.tags_starting(&prefix, limit as usize).await?;
-        Ok(tags.into_iter().map(|tag| Suggestion { tag }).collect::<Vec<_>>())
-    };
-    respond(StatusCode::OK, result.await)
+/// `mode`: `keyword` (the default) or `semantic`.
+pub fn parse_mode(raw: Option<&str>) -> Result<Mode, Problem> {
+    match raw.map(str::trim) {
+        None | Some("keyword") => Ok(Mode::Keyword),
+        Some("semantic") => Ok(Mode::Semantic),
+        Some(_) => Err(Problem::invalid("mode", "must be keyword or semantic")),
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +123,13 @@ mod tests {
         assert_eq!(q("a b c d e f g h i j k").unwrap_err().field.as_deref(), Some("query"));
         assert!(q("a b c d e f g h i j").is_ok());
         assert_eq!(q(&"x".repeat(201)).unwrap_err().field.as_deref(), Some("query"));
+    }
+
+    #[test]
+    fn modes_are_keyword_or_semantic() {
+        assert_eq!(parse_mode(None).unwrap(), Mode::Keyword);
+        assert_eq!(parse_mode(Some("semantic")).unwrap(), Mode::Semantic);
+        assert_eq!(parse_mode(Some("fuzzy")).unwrap_err().field.as_deref(), Some("mode"));
     }
 
     #[test]

@@ -15,14 +15,21 @@
 //! are small; a partition in the millions would want a maintained count instead.
 
 use futures::TryStreamExt;
-use platform::cassandra::prepare;
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::serialize::value::SerializeValue;
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
-use crate::paging::PageRequest;
+use super::{CountRow, Result, prepare};
+use crate::domain::paging::PageRequest;
+
+/// The clustering key of a listing row: the partition's UUIDv7 column.
+#[derive(scylla::DeserializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+struct Key {
+    key: Uuid,
+}
 
 pub(crate) struct Listing {
     count: PreparedStatement,
@@ -54,14 +61,13 @@ impl Listing {
 
     /// The rows of page `req` of partition `key`, newest first, and the
     /// partition's total number of rows.
-    pub(crate) async fn page<K, R>(&self, session: &Session, key: K, req: PageRequest) -> anyhow::Result<(Vec<R>, u64)>
+    pub(crate) async fn page<K, R>(&self, session: &Session, key: K, req: PageRequest) -> Result<(Vec<R>, u64)>
     where
         K: SerializeValue + Clone,
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
         let res = session.execute_unpaged(&self.count, (key.clone(),)).await?;
-        let (total,) = res.into_rows_result()?.first_row::<(i64,)>()?;
-        let total = total.max(0) as u64;
+        let total = res.into_rows_result()?.first_row::<CountRow>()?.count.max(0) as u64;
         let offset = req.offset() as u64;
         if offset >= total {
             return Ok((Vec::new(), total));
@@ -72,11 +78,10 @@ impl Listing {
         } else {
             // The key of this page's first row: the (offset + 1)-th of the partition.
             let limit = i32::try_from(offset + 1).unwrap_or(i32::MAX);
-            let mut keys =
-                session.execute_iter(self.keys.clone(), (key.clone(), limit)).await?.rows_stream::<(Uuid,)>()?;
+            let mut keys = session.execute_iter(self.keys.clone(), (key.clone(), limit)).await?.rows_stream::<Key>()?;
             let (mut anchor, mut seen) = (None, 0u64);
-            while let Some((k,)) = keys.try_next().await? {
-                anchor = Some(k);
+            while let Some(Key { key }) = keys.try_next().await? {
+                anchor = Some(key);
                 seen += 1;
             }
             match anchor {
@@ -86,7 +91,7 @@ impl Listing {
             }
         };
         let rows = res.into_rows_result()?;
-        let rows = rows.rows::<R>()?.collect::<Result<Vec<_>, _>>()?;
+        let rows = rows.rows::<R>()?.collect::<std::result::Result<Vec<_>, _>>()?;
         Ok((rows, total))
     }
 }

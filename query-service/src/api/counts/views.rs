@@ -1,0 +1,272 @@
+//! getViewsCount, getCount (optionally as a series of buckets) and getStats.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use counting::series::Stat;
+use counting::{EventKind, Granularity};
+use platform::http::{Problem, parse_uuid};
+use platform::openapi::{EventTypeSchema, Invalid, Unavailable};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::api::common::params::RangeParams;
+use crate::api::common::{Params, St, only_params};
+use crate::domain::ranges::{ViewsCount, parse_step, parse_time, plan_series, resolve_range, rfc3339};
+use crate::state::AppState;
+
+/// A series' bucket width.
+#[derive(ToSchema)]
+#[allow(dead_code)] // the wire names `Granularity::parse` accepts for a step
+pub enum Step {
+    #[schema(rename = "minute")]
+    Minute,
+    #[schema(rename = "hour")]
+    Hour,
+    #[schema(rename = "day")]
+    Day,
+}
+
+/// getStats' function over a range's buckets.
+#[derive(ToSchema)]
+#[allow(dead_code)] // the wire names `Stat::parse` accepts
+pub enum StatFunction {
+    #[schema(rename = "count")]
+    Count,
+    #[schema(rename = "sum")]
+    Sum,
+    #[schema(rename = "min")]
+    Min,
+    #[schema(rename = "max")]
+    Max,
+    #[schema(rename = "avg")]
+    Avg,
+}
+
+fn event_kind(event_type: &str) -> Result<EventKind, Problem> {
+    event_type.parse().map_err(|e: counting::kind::UnknownKind| Problem::invalid("eventType", e.to_string()))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn count_of(
+    st: &AppState,
+    video: &str,
+    kind: EventKind,
+    q: &HashMap<String, String>,
+) -> Result<ViewsCount, Problem> {
+    only_params(q, &["from", "to"])?;
+    let video = parse_uuid("videoId", video)?;
+    let from = q.get("from").map(String::as_str);
+    let range = resolve_range(from, q.get("to").map(String::as_str), now_ms(), st.counts.minute_retention_secs)?;
+    let (views, spans) = st.counts.rollups.count(video, kind, range).await?;
+    Ok(ViewsCount::new(video, range, views, &spans))
+}
+
+/// getViewsCount: a video's views over a time range, exact.
+///
+/// The range is read from the coarsest rollup rows that tile it (whole days, then
+/// hours, then the ragged minutes); `granularity` says which answered. An edge
+/// that needs minute rows older than their retention is a 422 (align it to the
+/// hour) rather than a short answer.
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}/views",
+    tag = "counting",
+    params(("video_id" = Uuid, Path, description = "The video"), RangeParams),
+    responses((status = 200, description = "The count", body = ViewsCount), Invalid, Unavailable)
+)]
+pub async fn views(State(st): St, Path(video): Path<String>, q: Params) -> Result<Json<ViewsCount>, Problem> {
+    Ok(Json(count_of(&st, &video, EventKind::View, &q).await?))
+}
+
+/// getCount's answer: a count of one event type over a range, and with `step`
+/// the count of every bucket.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Count {
+    video_id: Uuid,
+    #[schema(value_type = EventTypeSchema)]
+    event_type: EventKind,
+    /// Effective start; `null` for all time.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    from: Option<String>,
+    /// Effective end (exclusive); `null` for all time.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    to: Option<String>,
+    count: i64,
+    /// The rollups that answered, e.g. `day+hour+minute`, or the step.
+    granularity: String,
+    /// With `?step=` only: the bucket width.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Step>, nullable = false)]
+    step: Option<&'static str>,
+    /// With `?step=` only: every bucket of the range, empty ones as 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    series: Option<Vec<Point>>,
+}
+
+/// One bucket of a series.
+#[derive(Serialize, ToSchema)]
+pub struct Point {
+    #[schema(format = DateTime)]
+    start: String,
+    count: i64,
+}
+
+/// A series' buckets and values, from `from`, `to` (both required) and `step`.
+struct Series {
+    step: Granularity,
+    buckets: Vec<i64>,
+    values: Vec<i64>,
+}
+
+impl Series {
+    /// The effective bounds: the first bucket's start and the last one's end.
+    fn bounds(&self) -> (String, String) {
+        let width = self.step.width_ms().expect("a step has a width");
+        (rfc3339(self.buckets[0]), rfc3339(self.buckets[self.buckets.len() - 1] + width))
+    }
+}
+
+async fn series_of(
+    st: &AppState,
+    video: Uuid,
+    kind: EventKind,
+    q: &HashMap<String, String>,
+    step: &str,
+) -> Result<Series, Problem> {
+    let step = parse_step(step)?;
+    let bound = |field: &'static str| {
+        q.get(field)
+            .ok_or_else(|| Problem::invalid(field, "is required with `step`"))
+            .and_then(|s| parse_time(field, s))
+    };
+    let (from, to) = (bound("from")?, bound("to")?);
+    let buckets = plan_series(from, to, step, now_ms(), st.counts.minute_retention_secs)?;
+    let values = st.counts.rollups.series(video, kind, step, &buckets).await?;
+    Ok(Series { step, buckets, values })
+}
+
+/// getCount: a video's count of one event type over a range; with `step`, also as
+/// a series with every bucket of the range.
+///
+/// With `step`, `from` and `to` are required and floored and ceiled to the step;
+/// `to` must be after `from`, the series holds at most 1440 buckets, and minute
+/// buckets must be within the minute retention (8 days by default). Those
+/// cross-field rules are 422s the schema cannot state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}/counts/{event_type}",
+    tag = "counting",
+    params(
+        ("video_id" = Uuid, Path, description = "The video"),
+        ("event_type" = EventTypeSchema, Path, description = "The event type"),
+        RangeParams,
+        ("step" = Option<Step>, Query, description = "Answer a series too (needs `from` and `to`)"),
+    ),
+    responses((status = 200, description = "The count", body = Count), Invalid, Unavailable)
+)]
+pub async fn counts(
+    State(st): St,
+    Path((video, event_type)): Path<(String, String)>,
+    q: Params,
+) -> Result<Json<Count>, Problem> {
+    let kind = event_kind(&event_type)?;
+    if let Some(step) = q.get("step") {
+        only_params(&q, &["from", "to", "step"])?;
+        let video_id = parse_uuid("videoId", &video)?;
+        let s = series_of(&st, video_id, kind, &q, step).await?;
+        let (from, to) = s.bounds();
+        let series = s.buckets.iter().zip(&s.values).map(|(&b, &count)| Point { start: rfc3339(b), count }).collect();
+        return Ok(Json(Count {
+            video_id,
+            event_type: kind,
+            from: Some(from),
+            to: Some(to),
+            count: s.values.iter().sum(),
+            granularity: s.step.as_str().to_owned(),
+            step: Some(s.step.as_str()),
+            series: Some(series),
+        }));
+    }
+    let c = count_of(&st, &video, kind, &q).await?;
+    Ok(Json(Count {
+        video_id: c.video_id,
+        event_type: kind,
+        from: c.from.map(|t| rfc3339(t.timestamp_millis())),
+        to: c.to.map(|t| rfc3339(t.timestamp_millis())),
+        count: c.views,
+        granularity: c.granularity,
+        step: None,
+        series: None,
+    }))
+}
+
+/// getStats' answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    video_id: Uuid,
+    #[schema(value_type = EventTypeSchema)]
+    event_type: EventKind,
+    #[schema(value_type = StatFunction)]
+    function: &'static str,
+    #[schema(format = DateTime)]
+    from: String,
+    #[schema(format = DateTime)]
+    to: String,
+    #[schema(value_type = Step)]
+    step: &'static str,
+    /// Buckets the statistic is over (empty ones included, as 0).
+    buckets: usize,
+    value: f64,
+}
+
+/// getStats: count (non-empty buckets), sum, min, max or avg over a range's buckets.
+///
+/// The same range rules as getCount's series apply (422s the schema cannot state).
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}/stats/{event_type}",
+    tag = "counting",
+    params(
+        ("video_id" = Uuid, Path, description = "The video"),
+        ("event_type" = EventTypeSchema, Path, description = "The event type"),
+        ("function" = StatFunction, Query, description = "The statistic"),
+        ("from" = chrono::DateTime<chrono::Utc>, Query, description = "Start, inclusive"),
+        ("to" = chrono::DateTime<chrono::Utc>, Query, description = "End, exclusive; after `from`"),
+        ("step" = Option<Step>, Query, description = "The bucket width (default hour)"),
+    ),
+    responses((status = 200, description = "The statistic", body = Stats), Invalid, Unavailable)
+)]
+pub async fn stats(
+    State(st): St,
+    Path((video, event_type)): Path<(String, String)>,
+    q: Params,
+) -> Result<Json<Stats>, Problem> {
+    only_params(&q, &["function", "from", "to", "step"])?;
+    let kind = event_kind(&event_type)?;
+    let video_id = parse_uuid("videoId", &video)?;
+    let function = q
+        .get("function")
+        .and_then(|f| Stat::parse(f))
+        .ok_or_else(|| Problem::invalid("function", "must be count, sum, min, max or avg"))?;
+    let s = series_of(&st, video_id, kind, &q, q.get("step").map_or("hour", String::as_str)).await?;
+    let (from, to) = s.bounds();
+    Ok(Json(Stats {
+        video_id,
+        event_type: kind,
+        function: function.as_str(),
+        from,
+        to,
+        step: s.step.as_str(),
+        buckets: s.buckets.len(),
+        value: function.of(&s.values),
+    }))
+}

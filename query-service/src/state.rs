@@ -1,0 +1,76 @@
+//! What every handler can reach, in two parts like the API: the counts (the
+//! rollups the aggregator writes) and the catalog (its repositories, the catalog
+//! events producer, sign-in tokens and the configured moderators). Built once at
+//! start-up, where every statement is prepared; shared as `Arc<AppState>`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use platform::auth::Tokens;
+use scylla::client::session::Session;
+
+use crate::catalog_events::CatalogEvents;
+use crate::config::QueryConfig;
+use crate::store::comments::Comments;
+use crate::store::flags::Flags;
+use crate::store::indexes::Indexes;
+use crate::store::ratings::Ratings;
+use crate::store::rollups::Rollups;
+use crate::store::users::Users;
+use crate::store::videos::Videos;
+
+pub struct AppState {
+    pub config: QueryConfig,
+    pub counts: CountsState,
+    pub catalog: CatalogState,
+}
+
+/// The counts API's dependencies.
+pub struct CountsState {
+    pub rollups: Rollups,
+    /// Must match the aggregator's: older minute edges are refused, not answered short.
+    pub minute_retention_secs: u64,
+}
+
+/// The catalog API's dependencies.
+pub struct CatalogState {
+    pub users: Users,
+    pub videos: Videos,
+    pub ratings: Ratings,
+    pub indexes: Indexes,
+    pub comments: Comments,
+    pub flags: Flags,
+    pub events: CatalogEvents,
+    pub tokens: Tokens,
+    /// Emails (lower-cased) that get the moderator role at registration and login.
+    pub moderators: HashSet<String>,
+}
+
+impl AppState {
+    /// Prepares every repository's statements on `session`.
+    pub async fn build(config: QueryConfig, session: Arc<Session>, events: CatalogEvents) -> anyhow::Result<Self> {
+        let ks = config.cassandra.keyspace.clone();
+        let counts = CountsState {
+            rollups: Rollups::new(session.clone(), &ks).await?,
+            minute_retention_secs: config.retention.minute_secs,
+        };
+        let catalog = CatalogState {
+            users: Users::new(session.clone(), &ks).await?,
+            videos: Videos::new(session.clone(), &ks).await?,
+            ratings: Ratings::new(session.clone(), &ks).await?,
+            indexes: Indexes::new(session.clone(), &ks).await?,
+            comments: Comments::new(session.clone(), &ks).await?,
+            flags: Flags::new(session, &ks).await?,
+            events,
+            tokens: Tokens::new(&config.auth)?,
+            moderators: config
+                .moderation
+                .moderators
+                .iter()
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
+        };
+        Ok(Self { config, counts, catalog })
+    }
+}

@@ -1,0 +1,178 @@
+//! The counts part of storage: the rollups the aggregator writes, read by range
+//! (`rollups`) and by bucket (`rollups_by_bucket`, for trending). Nothing here
+//! writes; the aggregator is the single writer of these tables.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use counting::{EventKind, Granularity, Span, plan_range};
+use futures::TryStreamExt;
+use futures::future::try_join_all;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use uuid::Uuid;
+
+use super::{Result, prepare};
+
+pub struct Rollups {
+    session: Arc<Session>,
+    range: PreparedStatement,
+    rows: PreparedStatement,
+    bucket: PreparedStatement,
+}
+
+#[derive(scylla::DeserializeRow)]
+struct ValueRow {
+    value: Option<i64>,
+}
+
+#[derive(scylla::DeserializeRow)]
+struct BucketRow {
+    bucket: CqlTimestamp,
+    value: Option<i64>,
+}
+
+#[derive(scylla::DeserializeRow)]
+struct VideoValueRow {
+    video_id: Uuid,
+    value: Option<i64>,
+}
+
+impl Rollups {
+    pub async fn new(session: Arc<Session>, keyspace: &str) -> anyhow::Result<Self> {
+        describe_metrics();
+        let range = prepare(
+            &session,
+            format!(
+                "SELECT value FROM {keyspace}.rollups \
+                 WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ? AND bucket < ?"
+            ),
+            true,
+        )
+        .await?;
+        let rows = prepare(
+            &session,
+            format!(
+                "SELECT bucket, value FROM {keyspace}.rollups \
+                 WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ? AND bucket < ?"
+            ),
+            true,
+        )
+        .await?;
+        let bucket = prepare(
+            &session,
+            format!(
+                "SELECT video_id, value FROM {keyspace}.rollups_by_bucket \
+                 WHERE event_type = ? AND granularity = ? AND bucket = ?"
+            ),
+            true,
+        )
+        .await?;
+        Ok(Self { session, range, rows, bucket })
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// One clustering-range read, timed and counted by granularity.
+    async fn sum_span(&self, video: Uuid, kind: EventKind, span: Span) -> Result<i64> {
+        let started = Instant::now();
+        let result = self.read_span(video, kind, span).await;
+        let granularity = span.granularity.as_str();
+        metrics::histogram!("query_cassandra_read_duration_seconds", "granularity" => granularity)
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(1);
+        }
+        result
+    }
+
+    async fn read_span(&self, video: Uuid, kind: EventKind, span: Span) -> Result<i64> {
+        let (start, end) = match span.granularity {
+            // The all-time row lives at bucket 0.
+            Granularity::Total => (0, 1),
+            _ => (span.start, span.end),
+        };
+        let mut pager = self
+            .session
+            .execute_iter(
+                self.range.clone(),
+                (video, kind.as_str(), span.granularity.as_str(), CqlTimestamp(start), CqlTimestamp(end)),
+            )
+            .await?
+            .rows_stream::<ValueRow>()?;
+        let mut sum = 0i64;
+        while let Some(row) = pager.try_next().await? {
+            sum += row.value.unwrap_or(0);
+        }
+        Ok(sum)
+    }
+
+    /// The value of each bucket in `buckets` (ascending, one `step` apart) for
+    /// `video` and `kind`: one clustering-range read, zeros where no row exists.
+    pub async fn series(&self, video: Uuid, kind: EventKind, step: Granularity, buckets: &[i64]) -> Result<Vec<i64>> {
+        let (Some(&first), Some(&last), Some(width)) = (buckets.first(), buckets.last(), step.width_ms()) else {
+            return Ok(Vec::new());
+        };
+        let started = Instant::now();
+        let values = (video, kind.as_str(), step.as_str(), CqlTimestamp(first), CqlTimestamp(last + width));
+        let read = async {
+            let mut pager = self.session.execute_iter(self.rows.clone(), values).await?.rows_stream::<BucketRow>()?;
+            let mut out = vec![0i64; buckets.len()];
+            while let Some(row) = pager.try_next().await? {
+                if let Ok(i) = buckets.binary_search(&row.bucket.0) {
+                    out[i] = row.value.unwrap_or(0);
+                }
+            }
+            Ok(out)
+        };
+        let result = read.await;
+        metrics::histogram!("query_cassandra_read_duration_seconds", "granularity" => step.as_str())
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(1);
+        }
+        result
+    }
+
+    /// All-time count of `kind` for `video` (its total row).
+    pub async fn total(&self, video: Uuid, kind: EventKind) -> Result<i64> {
+        self.count(video, kind, None).await.map(|(n, _)| n)
+    }
+
+    /// Count of `kind` for `video` in `[from, to)` (minute resolution), or all time.
+    pub async fn count(&self, video: Uuid, kind: EventKind, range: Option<(i64, i64)>) -> Result<(i64, Vec<Span>)> {
+        let spans = match range {
+            None => vec![Span { granularity: Granularity::Total, start: 0, end: 0 }],
+            Some((from, to)) => plan_range(from, to),
+        };
+        let sums = try_join_all(spans.iter().map(|s| self.sum_span(video, kind, *s))).await?;
+        Ok((sums.into_iter().sum(), spans))
+    }
+
+    /// Every video's count of `kind` in one hour or day bucket (one partition).
+    pub async fn bucket(&self, kind: EventKind, g: Granularity, bucket: i64) -> Result<Vec<(Uuid, i64)>> {
+        let pager =
+            self.session.execute_iter(self.bucket.clone(), (kind.as_str(), g.as_str(), CqlTimestamp(bucket))).await?;
+        let rows: Vec<VideoValueRow> = pager.rows_stream::<VideoValueRow>()?.try_collect().await?;
+        Ok(rows.into_iter().map(|r| (r.video_id, r.value.unwrap_or(0))).collect())
+    }
+}
+
+fn describe_metrics() {
+    let _ = platform::telemetry::metrics_handle();
+    metrics::describe_histogram!(
+        "query_cassandra_read_duration_seconds",
+        metrics::Unit::Seconds,
+        "One rollup range read from Cassandra (all its pages), by granularity; failed reads included"
+    );
+    metrics::describe_counter!(
+        "query_cassandra_errors_total",
+        metrics::Unit::Count,
+        "Failed Cassandra requests, by op"
+    );
+    // Registered at zero: a counter that first appears at 1 hides that increment from `increase()`.
+    metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(0);
+}
