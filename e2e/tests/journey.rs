@@ -117,7 +117,9 @@ async fn register_submit_view_rate_comment_search_trending() {
     let (status, _) =
         me.call(Method::POST, &format!("/api/v1/videos/id/{video_id}/rating"), Some(json!({"rating": 4}))).await;
     assert_eq!(status, 204);
-    let summary = me.eventually(&ratings, "re-rating replaces", |b| b["currentUserRating"] == 4).await;
+    let summary = me
+        .eventually(&ratings, "re-rating replaces", |b| b["currentUserRating"] == 4 && b["averageRating"] == 4.0)
+        .await;
     assert_eq!((summary["averageRating"].as_f64(), summary["totalRatingsCount"].as_i64()), (Some(4.0), Some(1)));
     let d = me.get(&detail).await;
     assert_eq!(
