@@ -21,7 +21,9 @@ mod stack;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsStr;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(name = "xtask", about = "vcount dev tooling: the local Kafka + Cassandra stack and the services")]
@@ -193,8 +195,19 @@ fn repo_root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
+/// An empty `VCOUNT_*` variable means "unset", as `${VAR:-default}` did in the shell
+/// version; clap would take it as an empty (so invalid) value.
+fn ignore_empty_env(cmd: clap::Command, is_empty: &dyn Fn(&OsStr) -> bool) -> clap::Command {
+    cmd.mut_args(|arg| match arg.get_env() {
+        Some(name) if is_empty(name) => arg.env(None),
+        _ => arg,
+    })
+    .mut_subcommands(|sub| ignore_empty_env(sub, is_empty))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cmd = ignore_empty_env(Cli::command(), &|name| std::env::var_os(name).is_some_and(|v| v.is_empty()));
+    let cli = Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit());
     let root = repo_root();
     let (prefix, result) = match cli.command {
         Command::Stack { settings, cmd } => ("stack", run_stack(settings, root, cmd)),
@@ -299,6 +312,19 @@ mod tests {
         assert_eq!(s.cassandra_heap.as_deref(), Some("-Xms256m -Xmx512m"));
         assert_eq!(s.home, Some(PathBuf::from("/tmp/h")));
         assert!(parse(&["stack", "--kafka-port", "99999", "status"]).is_err(), "a port is a u16");
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let cmd = ignore_empty_env(Cli::command(), &|name| name == "VCOUNT_KAFKA_PORT" || name == "VCOUNT_HOME");
+        let stack = cmd.find_subcommand("stack").unwrap();
+        let env_of =
+            |id: &str| stack.get_arguments().find(|a| a.get_id() == id).unwrap().get_env().map(|e| e.to_owned());
+        assert_eq!(env_of("kafka_port"), None);
+        assert_eq!(env_of("home"), None);
+        assert_eq!(env_of("cassandra_port").as_deref(), Some(OsStr::new("VCOUNT_CASSANDRA_PORT")));
+        let dev = cmd.find_subcommand("dev").unwrap();
+        assert!(dev.get_arguments().find(|a| a.get_id() == "kafka_port").unwrap().get_env().is_none());
     }
 
     #[test]
