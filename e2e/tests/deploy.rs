@@ -122,6 +122,8 @@ struct Dockerfile {
     entrypoints: BTreeMap<String, String>,
     built: BTreeSet<String>,
     copied: BTreeSet<String>,
+    /// Directories copied from the build context as they are (`COPY x x`).
+    sources: BTreeSet<String>,
 }
 
 fn dockerfile(text: &str) -> Dockerfile {
@@ -129,6 +131,7 @@ fn dockerfile(text: &str) -> Dockerfile {
     let mut entrypoints = BTreeMap::new();
     let mut built = BTreeSet::new();
     let mut copied = BTreeSet::new();
+    let mut sources = BTreeSet::new();
     // Join continuation lines first.
     let joined = text.replace("\\\n", " ");
     for line in joined.lines().map(str::trim) {
@@ -145,6 +148,13 @@ fn dockerfile(text: &str) -> Dockerfile {
                 let argv: Vec<String> = serde_json::from_str(json).expect("ENTRYPOINT in exec form");
                 entrypoints.insert(stage.clone(), argv[0].clone());
             }
+            Some("COPY") => {
+                if let [_, from, to] = words.as_slice()
+                    && from == to
+                {
+                    sources.insert((*from).to_owned());
+                }
+            }
             Some("RUN") if line.contains("cargo build") => {
                 for w in words.windows(2) {
                     if w[0] == "--bin" {
@@ -160,7 +170,14 @@ fn dockerfile(text: &str) -> Dockerfile {
             _ => {}
         }
     }
-    Dockerfile { entrypoints, built, copied }
+    Dockerfile { entrypoints, built, copied, sources }
+}
+
+/// The `members` of the root Cargo.toml.
+fn workspace_members(root: &Path) -> Vec<String> {
+    let manifest = read(root, "Cargo.toml");
+    let list = manifest.split("members = [").nth(1).and_then(|rest| rest.split(']').next()).expect("members = [...]");
+    list.split(',').map(|m| m.trim().trim_matches('"').to_owned()).filter(|m| !m.is_empty()).collect()
 }
 
 // ------------------------------------------------------------------ tests ----
@@ -195,9 +212,9 @@ fn shared_env_file_is_valid_for_every_service_and_consistent() {
     assert!(err.contains("groupid"), "{err}");
     assert!(parse_env_file("A=\"quoted\"\n").is_err());
 
-    // scripts/dev reads the same file.
-    let dev = read(&root, "scripts/dev");
-    assert!(dev.contains("deploy/vcount.env"), "scripts/dev does not read deploy/vcount.env");
+    // scripts/dev (its supervisor, the xtask) reads the same file.
+    let dev = read(&root, "xtask/src/dev.rs");
+    assert!(dev.contains("deploy/vcount.env"), "xtask/src/dev.rs does not read deploy/vcount.env");
 }
 
 #[test]
@@ -232,6 +249,13 @@ fn compose_has_the_topology_and_every_service_accepts_its_environment() {
 
     let shared = parse_env_file(&read(&root, "deploy/vcount.env")).unwrap();
     let docker = dockerfile(&read(&root, "Dockerfile"));
+    // Cargo loads every workspace member before it builds anything, so the build
+    // stage must copy them all (a new member forgotten there breaks `docker build`).
+    let members = workspace_members(&root);
+    assert!(members.len() >= 10 && members.contains(&"e2e".to_string()), "members: {members:?}");
+    for m in &members {
+        assert!(docker.sources.contains(m), "the Dockerfile does not COPY workspace member {m}/");
+    }
     // Build target -> (compose service, its effective environment).
     let mut by_target: BTreeMap<&str, Vec<(String, Env)>> = BTreeMap::new();
     for (name, s) in services {
