@@ -479,6 +479,28 @@ mod tests {
     }
 
     #[test]
+    fn a_scrape_is_checked_against_the_declarations() {
+        let help = aggregator::metrics::DEAD_LETTERS.help;
+        let good = format!(
+            "# HELP aggregator_dead_letters_total {help}\n# TYPE aggregator_dead_letters_total counter\n\
+             aggregator_dead_letters_total 1\n"
+        );
+        let e = Exposition::parse(&good).unwrap();
+        assert_eq!(check_scrape_against_declarations(&e, &["aggregator"]), Ok(1));
+        let wrong = |text: &str, services: &[&str]| {
+            check_scrape_against_declarations(&Exposition::parse(text).unwrap(), services).unwrap_err()
+        };
+        assert!(wrong(&good, &["gateway"]).contains("declared by aggregator"));
+        assert!(wrong("# TYPE made_up_total counter\nmade_up_total 1\n", &["aggregator"]).contains("declared by no"));
+        let as_gauge = good.replace("counter", "gauge");
+        assert!(wrong(&as_gauge, &["aggregator"]).contains("declared a counter"));
+        let labelled = good.replace("_total 1", "_total{video=\"x\"} 1");
+        assert!(wrong(&labelled, &["aggregator"]).contains("label video"));
+        let other_help = good.replace(help, "something else");
+        assert!(wrong(&other_help, &["aggregator"]).contains("HELP"));
+    }
+
+    #[test]
     fn finds_the_metric_names_in_promql() {
         let names = |e: &str| promql_metric_names(e).unwrap().into_iter().collect::<Vec<_>>();
         assert_eq!(
