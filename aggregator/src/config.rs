@@ -128,3 +128,17 @@ impl Default for Retention {
         Self { minute_secs: 8 * 24 * 3600, hour_secs: 400 * 24 * 3600, day_secs: 0 }
     }
 }
+
+impl Retention {
+    /// TTL for rows of `g`, in seconds; 0 keeps them forever.
+    pub fn ttl_secs(&self, g: counting::Granularity) -> i32 {
+        use counting::Granularity;
+        let secs = match g {
+            Granularity::Minute => self.minute_secs,
+            Granularity::Hour => self.hour_secs,
+            Granularity::Day => self.day_secs,
+            Granularity::Total => 0,
+        };
+        secs.min(i32::MAX as u64) as i32
+    }
+}

@@ -1,14 +1,37 @@
 //! The aggregator: a Kafka consumer group member that pre-aggregates events per
 //! (video, event type, minute) in memory, flushes minute, hour, day and all-time
 //! rollups to Cassandra as absolute values, and commits offsets only after the
-//! flush is durable. See `counting::rollup` for the exactly-once argument. It is
-//! also the single writer of ratings: each user's latest, and exact sums and counts
-//! (`counting::ratings`).
+//! flush is durable. It is also the single writer of ratings: each user's latest,
+//! and exact sums and counts (`counting::ratings`).
+//!
+//! The exactly-once protocol, its proofs and its tests are in one place:
+//! `counting::protocol` (steps P1–P10). The modules here perform those steps:
+//!
+//! | module | what it holds | steps |
+//! | --- | --- | --- |
+//! | [`consumer`] | the rdkafka context, rebalance callbacks, the poll loop | P10 |
+//! | [`owner`] | the owner of a consumer's partitions: folding each message, letting go | P4, P10 |
+//! | [`ownership`] | taking a partition over: epoch bump, `attempted`, the fence, priming | P1–P3 |
+//! | [`priming`] | re-reading the dedup window on assignment | P3 |
+//! | [`flush`] | one flush: mark, read, resolve, write, commit | P5–P9 |
+//! | [`decode`] | protobuf to `counting` events, and why a message is poison | P4 |
+//! | [`dead_letter`] | the dead-letter topic | P4 |
+//! | [`store`] | Cassandra statements and rows, one file per table family | P1, P2, P5, P6, P8 |
+//! | [`retry`] | retrying what must not be dropped, and giving up at shutdown | |
+//! | [`metrics`] | every metric name, declared once | |
+//! | [`config`] | the layered configuration | |
 
 pub mod config;
-pub mod pipeline;
+pub mod consumer;
+pub mod dead_letter;
+pub mod decode;
+pub mod flush;
+pub mod metrics;
+pub mod owner;
+pub mod ownership;
+pub mod priming;
+pub mod retry;
 pub mod store;
-pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -42,7 +65,10 @@ pub fn main() -> anyhow::Result<()> {
         app.run(shutdown).await
     })
 }
-use pipeline::{Ctx, Family, Owner};
+use consumer::OwnerContext;
+use dead_letter::DeadLetters;
+use owner::{Family, Owner, OwnerParts};
+use priming::Primer;
 use store::RollupStore;
 
 pub struct Application {
@@ -61,7 +87,7 @@ struct Ready {
 impl Readiness for Ready {
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move {
-            platform::cassandra::ping(self.store.session()).await?;
+            platform::cassandra::ping(self.store.session()).await.map_err(|e| format!("cassandra: {e}"))?;
             for heartbeat in &self.heartbeats {
                 let age = chrono::Utc::now().timestamp_millis() - heartbeat.load(Ordering::Relaxed);
                 if age > 30_000 {
@@ -95,7 +121,7 @@ impl Application {
             .context("creating dead-letter producer")?;
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        telemetry::describe();
+        metrics::describe();
         Ok(Self { config, listener, store, dlq })
     }
 
@@ -125,7 +151,7 @@ impl Application {
             let interval = Duration::from_millis(cfg.flush.interval_ms);
             let max_keys = cfg.flush.max_buffered_keys;
             let stop = shutdown.clone();
-            loops.push(tokio::task::spawn_blocking(move || pipeline::run(consumer, stop, interval, max_keys)));
+            loops.push(tokio::task::spawn_blocking(move || consumer::run(consumer, stop, interval, max_keys)));
         }
 
         let ready = Arc::new(Ready { store: self.store.clone(), heartbeats });
@@ -166,26 +192,29 @@ impl Application {
         group: &str,
         dedup_ms: i64,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<(BaseConsumer<Ctx>, Arc<AtomicI64>)> {
+    ) -> anyhow::Result<(BaseConsumer<OwnerContext>, Arc<AtomicI64>)> {
         let cfg = &self.config;
-        let owner = Owner::new(
-            family,
-            topic.to_owned(),
-            cfg.kafka.dead_letter_topic(),
-            self.store.clone(),
-            self.dlq.clone(),
-            cfg.flush.clone(),
-            dedup_ms,
-            cfg.kafka
+        let primer = Primer {
+            window_ms: dedup_ms,
+            client: cfg
+                .kafka
                 .client_config()
                 .set("group.id", format!("{group}-dedup-primer"))
                 .set("enable.auto.commit", "false")
                 .set("enable.partition.eof", "true")
                 .clone(),
-            shutdown.clone(),
-        );
+        };
+        let owner = Owner::new(OwnerParts {
+            family,
+            topic: topic.to_owned(),
+            store: self.store.clone(),
+            flush: cfg.flush.clone(),
+            dead_letters: DeadLetters { producer: self.dlq.clone(), topic: cfg.kafka.dead_letter_topic() },
+            primer,
+            shutdown: shutdown.clone(),
+        });
         let heartbeat = owner.heartbeat.clone();
-        let consumer: BaseConsumer<Ctx> = cfg
+        let consumer: BaseConsumer<OwnerContext> = cfg
             .kafka
             .client_config()
             .set("group.id", group)
@@ -196,7 +225,7 @@ impl Application {
             .set("heartbeat.interval.ms", (cfg.consumer.session_timeout_ms / 4).max(100).to_string())
             .set("max.poll.interval.ms", cfg.consumer.max_poll_interval_ms.to_string())
             .set("statistics.interval.ms", "5000")
-            .create_with_context(Ctx { owner: Arc::new(Mutex::new(owner)) })
+            .create_with_context(OwnerContext { owner: Arc::new(Mutex::new(owner)) })
             .context("creating kafka consumer")?;
         consumer.subscribe(&[topic]).context("subscribing")?;
         Ok((consumer, heartbeat))

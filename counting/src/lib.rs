@@ -4,11 +4,15 @@
 //! events with their (partition, offset) and the rows it has read, and gets back
 //! the rows to write and the offset it may commit; the query service asks it
 //! which rollup rows cover a time range. Keeping it pure makes the exactly-once
-//! rule property-testable without servers (see `tests` in [`rollup`]).
+//! rule property-testable without servers.
+//!
+//! The exactly-once protocol (steps P1–P10), its proof and its tests are described
+//! in one place: [`protocol`].
 
 pub mod cache;
 pub mod dedup;
 pub mod kind;
+pub mod protocol;
 pub mod range;
 pub mod ratings;
 pub mod rollup;

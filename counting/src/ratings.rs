@@ -1,6 +1,7 @@
 //! Ratings: each user's latest rating of a video, and the exact sum and count.
 //!
-//! Ratings ride the same protocol as the rollups (see [`crate::rollup`]): they are
+//! Ratings ride the same protocol as the rollups (steps P1–P10 in
+//! [`crate::protocol`]; this is P7 for ratings): they are
 //! folded into the [`PartitionBuffer`](crate::PartitionBuffer) of their Kafka
 //! partition, flushed at the same offsets, fenced the same way. What differs is the
 //! state: not a sum of deltas but "latest per user", so re-rating replaces.

@@ -1,25 +1,22 @@
-//! Pre-aggregation per partition and the exactly-once rule for rollup rows.
+//! Pre-aggregation per partition and the exactly-once rule for rollup rows: the
+//! core of protocol steps P2 (the fence), P4 (folding), P7 (the `last_offset`
+//! rule) and P8 (the write timestamp); the steps are numbered in
+//! [`crate::protocol`].
 //!
-//! The protocol, for one Kafka partition owned by one aggregator:
+//! A [`PartitionBuffer`] folds events per (video, kind, minute) (P4). A flush turns
+//! it into a [`FlushPlan`]: deltas for minute, hour, day and all-time rows,
+//! covering offsets `first_offset..=through_offset`. [`FlushPlan::resolve`] decides,
+//! row by row, against what the store holds (P7): a row whose
+//! `last_offset ≥ through_offset` already holds these events and is skipped; a row
+//! whose `last_offset < first_offset` gets `old + delta`. Every write carries
+//! `last_offset = through_offset` and the timestamp
+//! [`write_timestamp`]`(epoch, through_offset)` (P8).
 //!
-//! 1. Events are folded into a [`PartitionBuffer`] per (video, kind, minute).
-//! 2. A flush turns the buffer into a [`FlushPlan`]: deltas for minute, hour, day
-//!    and all-time rows, covering offsets `first_offset..=through_offset`.
-//! 3. The adapter records `attempted = through_offset` for the partition (fenced by
-//!    the owner's epoch), reads the rows it does not have cached, and
-//!    [`FlushPlan::resolve`] decides, row by row, with the `last_offset` rule:
-//!    a row whose `last_offset ≥ through_offset` already holds these events and is
-//!    skipped; a row whose `last_offset < first_offset` gets `old + delta`.
-//! 4. Every write carries `last_offset = through_offset` and the timestamp
-//!    [`write_timestamp`]`(epoch, through_offset)`; only after all writes succeed is
-//!    offset `through_offset + 1` committed.
-//!
-//! After a crash, a new owner replays from the committed offset `c`. At most one
-//! flush was in doubt, `c..=attempted`, and its rows hold either all of its events
-//! (`last_offset = attempted`) or none (`last_offset < c`). The new owner's buffer is
-//! *fenced* at `attempted`: it flushes exactly there, so step 3 sees no partial
-//! overlap. A partial overlap would mean offsets were rewound by hand; it is
-//! reported as [`Overlap`] rather than guessed at.
+//! A new owner's buffer is *fenced* at `attempted` (P2): it flushes exactly there,
+//! so the rule never sees a partial overlap. A partial overlap would mean offsets
+//! were rewound by hand; it is reported as [`Overlap`] rather than guessed at.
+//! The property test `tests::crashes_and_zombies_never_lose_or_double_count`
+//! simulates the whole protocol.
 
 use std::collections::HashMap;
 

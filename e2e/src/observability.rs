@@ -4,10 +4,13 @@
 //!   `metrics-exporter-prometheus` writes: `# HELP`, `# TYPE`, samples with labels),
 //!   strict enough that malformed output fails the test;
 //! - the metric names a PromQL expression reads;
-//! - the metric names and kinds the source code records and describes.
+//! - the metrics every service declares (each crate's `metrics::ALL`), the one
+//!   list the dashboard and the scrapes are checked against.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+use platform::metrics::Metric;
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -383,66 +386,66 @@ pub fn queried_family(name: &str, kind_of: impl Fn(&str) -> Option<String>) -> R
     Err(format!("{name} is not exported by any service"))
 }
 
-/// A metric the source records or describes.
-#[derive(Debug, Default)]
-pub struct SourceMetric {
-    /// `counter`, `gauge` or `histogram` (from `counter!`, `gauge!`, `histogram!`).
-    pub recorded: BTreeSet<String>,
-    pub described: BTreeSet<String>,
-    pub files: BTreeSet<String>,
+/// A metric as a crate declares it, and which service declares it.
+#[derive(Clone, Copy, Debug)]
+pub struct Declared {
+    /// `platform` (every service's HTTP middleware), `gateway`, `aggregator` or `query`.
+    pub service: &'static str,
+    pub metric: Metric,
 }
 
-/// Scans the services' sources for `metrics::counter!("…")`, `gauge!`, `histogram!`
-/// and `describe_*!` with a literal name. Names passed as variables are not seen,
-/// which is why the describe functions spell every name out.
-/// The crates whose code records metrics.
-pub const SERVICE_CRATES: [&str; 4] = ["platform", "ingest-gateway", "aggregator", "query-service"];
-
-pub fn source_metrics(workspace: &Path) -> BTreeMap<String, SourceMetric> {
-    let mut files = Vec::new();
-    for krate in SERVICE_CRATES {
-        collect_rs(&workspace.join(krate).join("src"), &mut files);
-    }
-    let mut out: BTreeMap<String, SourceMetric> = BTreeMap::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).expect("source is readable");
-        for kind in ["counter", "gauge", "histogram"] {
-            for (described, macro_name) in [(false, format!("{kind}!(")), (true, format!("describe_{kind}!("))] {
-                let mut from = 0;
-                while let Some(at) = text[from..].find(&macro_name) {
-                    let start = from + at;
-                    from = start + macro_name.len();
-                    // `counter!(` also matches inside `describe_counter!(`.
-                    if !described && text[..start].ends_with('_') {
-                        continue;
-                    }
-                    let args = text[from..].trim_start();
-                    let Some(lit) = args.strip_prefix('"') else { continue };
-                    let Some(end) = lit.find('"') else { continue };
-                    let m = out.entry(lit[..end].to_owned()).or_default();
-                    if described {
-                        m.described.insert(kind.to_owned());
-                    } else {
-                        m.recorded.insert(kind.to_owned());
-                    }
-                    m.files.insert(file.strip_prefix(workspace).unwrap_or(&file).display().to_string());
-                }
-            }
+/// Every metric the services declare, by name: `platform::metrics::ALL` and each
+/// service's `metrics::ALL`. Panics if two declarations share a name.
+pub fn declared_metrics() -> BTreeMap<&'static str, Declared> {
+    let lists: [(&'static str, &[Metric]); 4] = [
+        ("platform", platform::metrics::ALL),
+        ("gateway", ingest_gateway::metrics::ALL),
+        ("aggregator", aggregator::metrics::ALL),
+        ("query", query_service::metrics::ALL),
+    ];
+    let mut out = BTreeMap::new();
+    for (service, metrics) in lists {
+        for &metric in metrics {
+            let earlier = out.insert(metric.name, Declared { service, metric });
+            assert!(earlier.is_none(), "{} is declared twice ({service} and {earlier:?})", metric.name);
         }
     }
     out
 }
 
-fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries {
-        let path = e.expect("dir entry").path();
-        if path.is_dir() {
-            collect_rs(&path, out);
-        } else if path.extension().is_some_and(|x| x == "rs") {
-            out.push(path);
+/// Checks one scrape of `services` (plus `platform`, whose middleware every
+/// service runs) against the declarations: every family it exports is declared by
+/// one of them, with that type, that help text and only the declared label keys.
+/// Returns the families checked.
+pub fn check_scrape_against_declarations(scrape: &Exposition, services: &[&str]) -> Result<usize, String> {
+    let declared = declared_metrics();
+    let mut wrong = Vec::new();
+    for (name, family) in &scrape.families {
+        let Some(d) = declared.get(name.as_str()) else {
+            wrong.push(format!("{name} is exported but declared by no crate"));
+            continue;
+        };
+        if d.service != "platform" && !services.contains(&d.service) {
+            wrong.push(format!("{name} is declared by {}, not by {services:?}", d.service));
+        }
+        if family.kind != d.metric.kind.as_str() {
+            wrong.push(format!("{name} is exported as a {}, declared a {}", family.kind, d.metric.kind.as_str()));
+        }
+        if family.help.as_deref() != Some(d.metric.help) {
+            wrong.push(format!("{name}: HELP {:?} differs from the declaration {:?}", family.help, d.metric.help));
+        }
+        for sample in &family.samples {
+            for key in sample.labels.keys() {
+                let histogram_bucket = key == "le" && sample.name.ends_with("_bucket");
+                if !histogram_bucket && !d.metric.labels.contains(&key.as_str()) {
+                    wrong.push(format!("{name}: label {key} is not among the declared {:?}", d.metric.labels));
+                }
+            }
         }
     }
+    wrong.sort();
+    wrong.dedup();
+    if wrong.is_empty() { Ok(scrape.families.len()) } else { Err(wrong.join("\n")) }
 }
 
 /// The workspace root (this crate is `e2e/`).
@@ -473,6 +476,28 @@ mod tests {
         assert!(Exposition::parse("# TYPE a counter\na{x=1} 2\n").is_err());
         assert!(Exposition::parse("a 1\n").is_err(), "samples need a # TYPE");
         assert!(Exposition::parse("# TYPE a counter\na one\n").is_err());
+    }
+
+    #[test]
+    fn a_scrape_is_checked_against_the_declarations() {
+        let help = aggregator::metrics::DEAD_LETTERS.help;
+        let good = format!(
+            "# HELP aggregator_dead_letters_total {help}\n# TYPE aggregator_dead_letters_total counter\n\
+             aggregator_dead_letters_total 1\n"
+        );
+        let e = Exposition::parse(&good).unwrap();
+        assert_eq!(check_scrape_against_declarations(&e, &["aggregator"]), Ok(1));
+        let wrong = |text: &str, services: &[&str]| {
+            check_scrape_against_declarations(&Exposition::parse(text).unwrap(), services).unwrap_err()
+        };
+        assert!(wrong(&good, &["gateway"]).contains("declared by aggregator"));
+        assert!(wrong("# TYPE made_up_total counter\nmade_up_total 1\n", &["aggregator"]).contains("declared by no"));
+        let as_gauge = good.replace("counter", "gauge");
+        assert!(wrong(&as_gauge, &["aggregator"]).contains("declared a counter"));
+        let labelled = good.replace("_total 1", "_total{video=\"x\"} 1");
+        assert!(wrong(&labelled, &["aggregator"]).contains("label video"));
+        let other_help = good.replace(help, "something else");
+        assert!(wrong(&other_help, &["aggregator"]).contains("HELP"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The deployment files, checked without Docker or servers (there is no Docker
 //! engine on the project machines): docker-compose.yml, the Dockerfile, the load
 //! balancer, Prometheus and Grafana configs, the shared deploy/vcount.env, and the
-//! Grafana dashboard against the metrics the code records.
+//! Grafana dashboard against the metrics the services declare (each crate's
+//! `metrics::ALL`).
 //!
 //! The services' environment in compose is loaded through `platform::config::load`,
 //! the loader the binaries use, into each service's config struct, so a key the
@@ -11,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use e2e::observability::{
-    dashboard_exprs, load_dashboard, promql_jobs, promql_metric_names, queried_family, source_metrics, workspace_root,
+    dashboard_exprs, declared_metrics, load_dashboard, promql_jobs, promql_metric_names, queried_family, workspace_root,
 };
+use platform::metrics::Kind;
 use serde_yaml_ng::Value;
 
 // ---------------------------------------------------------------- helpers ----
@@ -437,23 +439,25 @@ fn scrape_targets(prom: &Value) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 #[test]
-fn dashboard_reads_only_metrics_the_code_records() {
+fn dashboard_reads_only_declared_metrics() {
     let root = workspace_root();
-    let source = source_metrics(&root);
-    // Every metric the code records has one type, a description of that type, and a
-    // name that says its unit; histograms end in `_seconds`, the suffix
-    // platform::telemetry gives buckets to (anything else would be a summary).
-    for (name, m) in &source {
-        assert_eq!(m.recorded.len(), 1, "{name} recorded as {:?} in {:?}", m.recorded, m.files);
-        assert_eq!(m.described, m.recorded, "{name}: described as {:?}, recorded as {:?}", m.described, m.recorded);
-        let kind = m.recorded.first().unwrap();
-        match kind.as_str() {
-            "counter" => assert!(name.ends_with("_total"), "counter {name} does not end in _total"),
-            "histogram" => assert!(name.ends_with("_seconds"), "histogram {name} has no _seconds buckets"),
-            _ => {}
+    let declared = declared_metrics();
+    // Every declared metric is named for its unit, and its labels are snake_case;
+    // histograms end in `_seconds`, the suffix platform::telemetry gives buckets to
+    // (anything else would be a summary).
+    let snake = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    for (name, d) in &declared {
+        let m = d.metric;
+        assert!(snake(name), "{name} is not snake_case");
+        assert!(!m.help.is_empty(), "{name} has no help text");
+        assert!(m.labels.iter().all(|l| snake(l) && *l != "le"), "{name}: labels {:?}", m.labels);
+        match m.kind {
+            Kind::Counter => assert!(name.ends_with("_total"), "counter {name} does not end in _total"),
+            Kind::Histogram => assert!(name.ends_with("_seconds"), "histogram {name} has no _seconds buckets"),
+            Kind::Gauge => assert!(!name.ends_with("_total"), "gauge {name} ends in _total"),
         }
     }
-    let kind_of = |n: &str| source.get(n).and_then(|m| m.recorded.first().cloned());
+    let kind_of = |n: &str| declared.get(n).map(|d| d.metric.kind.as_str().to_owned());
 
     let dashboard = load_dashboard(&root);
     let exprs = dashboard_exprs(&dashboard);
@@ -537,8 +541,8 @@ fn prometheus_rules_are_loaded_by_both_configs_and_read_real_metrics() {
         .collect();
     let config_mount = mounts.iter().find(|(host, _)| host == "./deploy/prometheus/prometheus.yml").expect("config");
     let config_dir = Path::new(&config_mount.1).parent().unwrap();
-    let source = source_metrics(&root);
-    let kind_of = |n: &str| source.get(n).and_then(|m| m.recorded.first().cloned());
+    let declared = declared_metrics();
+    let kind_of = |n: &str| declared.get(n).map(|d| d.metric.kind.as_str().to_owned());
     for rel in &local {
         assert!(!rel.contains('*'), "{rel}: name rule files exactly, so this test can check them");
         let file = root.join("deploy/prometheus").join(rel);
@@ -550,7 +554,7 @@ fn prometheus_rules_are_loaded_by_both_configs_and_read_real_metrics() {
         });
         assert!(mounted, "compose does not mount {rel} at {}", in_container.display());
 
-        // Every metric a rule reads is recorded by the code (names with `:` are the
+        // Every metric a rule reads is declared by a service (names with `:` are the
         // rules' own recordings).
         let rules: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let mut recorded = BTreeSet::new();

@@ -1,8 +1,9 @@
 //! Golden metrics after real traffic: views through the real gateway, Kafka, the
 //! aggregator (a child process), Cassandra and the query service, including bad
 //! requests and a poison message; then every service's /metrics is scraped, parsed
-//! and checked against what the test sent. The dashboard's queries must read only
-//! metric families these scrapes contain.
+//! and checked against what the test sent. Every family a scrape contains must be
+//! declared by its service (or `platform`), with that type, help and label keys;
+//! the dashboard's queries must read only families these scrapes contain.
 //!
 //! The gateway and the query service run in this process and share its metrics
 //! recorder (so each one's /metrics also shows the other's series; their route
@@ -13,7 +14,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use e2e::observability::{
-    Exposition, dashboard_exprs, load_dashboard, promql_metric_names, queried_family, workspace_root,
+    Exposition, check_scrape_against_declarations, dashboard_exprs, load_dashboard, promql_metric_names,
+    queried_family, workspace_root,
 };
 use e2e::*;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -153,7 +155,7 @@ async fn golden_metrics_after_real_traffic() {
     assert!(agg.value("aggregator_rows_skipped_total", &[]).is_some());
     let flushes = agg.value("aggregator_flush_duration_seconds_count", &[]).unwrap();
     assert!(flushes > 0.0, "no flush recorded");
-    for op in aggregator::telemetry::CASSANDRA_OPS {
+    for op in aggregator::metrics::CASSANDRA_OPS {
         let errors = agg.value("aggregator_cassandra_errors_total", &[("op", op)]);
         assert!(errors.is_some_and(|e| e >= 0.0), "cassandra errors for op {op}: {errors:?}");
     }
@@ -189,7 +191,7 @@ async fn golden_metrics_after_real_traffic() {
     assert_histogram_counts_match_requests(&gw, "gateway");
     assert_eq!(gw.value("gateway_events_produced_total", &[]), Some(events));
     assert_eq!(gw.value("gateway_events_rejected_total", &[]), Some(1.0));
-    for kind in ingest_gateway::telemetry::PRODUCE_ERROR_KINDS {
+    for kind in ingest_gateway::metrics::PRODUCE_ERROR_KINDS {
         assert_eq!(gw.value("gateway_produce_errors_total", &[("kind", kind)]), Some(0.0), "produce errors {kind}");
     }
     // Everything is acknowledged, and the gauge is sampled every second.
@@ -260,6 +262,15 @@ async fn golden_metrics_after_real_traffic() {
     assert_family(&q1, "query_cassandra_read_duration_seconds", "histogram");
     assert_family(&q1, "query_cassandra_errors_total", "counter");
     q1.check_histograms().unwrap_or_else(|e| panic!("query: {e}"));
+
+    // --- every family exported is declared, by the service that exports it ---
+    // (the gateway and the query service share this process's recorder)
+    let checked =
+        check_scrape_against_declarations(&agg, &["aggregator"]).unwrap_or_else(|e| panic!("aggregator:\n{e}"));
+    assert!(checked >= 15, "aggregator: only {checked} families");
+    for (name, m) in [("gateway", &gw), ("query", &q1)] {
+        check_scrape_against_declarations(m, &["gateway", "query"]).unwrap_or_else(|e| panic!("{name}:\n{e}"));
+    }
 
     // --- the dashboard reads only families these scrapes contain, with the right type ---
     let kind_of = |name: &str| [&gw, &q1, &agg].iter().find_map(|m| m.kind(name).map(str::to_owned));

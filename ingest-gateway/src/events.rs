@@ -48,16 +48,6 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
     T::deserialize(d).map(Some)
 }
 
-pub fn kind_to_proto(kind: EventKind) -> EventType {
-    match kind {
-        EventKind::View => EventType::View,
-        EventKind::Play => EventType::Play,
-        EventKind::Like => EventType::Like,
-        EventKind::Share => EventType::Share,
-        EventKind::Complete => EventType::Complete,
-    }
-}
-
 impl EventRules {
     /// Checks `occurred_at_ms` against the accepted window around `now_ms`.
     pub fn check_time(&self, field: &str, occurred_at_ms: i64, now_ms: i64) -> Result<(), Problem> {
@@ -123,7 +113,7 @@ impl EventRules {
         Ok(Event {
             event_id: event_id.as_bytes().to_vec(),
             video_id: video_id.as_bytes().to_vec(),
-            event_type: kind_to_proto(kind) as i32,
+            event_type: EventType::from(kind) as i32,
             occurred_at_ms,
             received_at_ms: now_ms,
             value,
@@ -140,7 +130,7 @@ impl EventRules {
         if e.video_id.len() != 16 {
             return Err(Problem::invalid(f("videoId"), "must be 16 bytes"));
         }
-        if !matches!(EventType::try_from(e.event_type), Ok(t) if t != EventType::Unspecified) {
+        if e.kind().is_none() {
             return Err(Problem::invalid(f("eventType"), "unknown event type"));
         }
         if e.value == 0 {

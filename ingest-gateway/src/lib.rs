@@ -5,10 +5,10 @@
 
 pub mod config;
 pub mod events;
+pub mod metrics;
 pub mod producer;
 pub mod ratings;
 pub mod routes;
-pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -38,7 +38,8 @@ impl Readiness for KafkaReady {
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move {
             let p = self.0.clone();
-            tokio::task::spawn_blocking(move || p.ping(Duration::from_secs(2))).await.map_err(|e| e.to_string())?
+            let ready = tokio::task::spawn_blocking(move || p.ping(Duration::from_secs(2)));
+            ready.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
         })
     }
 }
@@ -50,7 +51,7 @@ impl Application {
             platform::kafka::ensure_topics(&config.kafka).await?;
         }
         let producer = EventProducer::new(&config.kafka, &config.producer)?;
-        telemetry::describe(config.producer.queue_max_messages);
+        metrics::describe(config.producer.queue_max_messages);
         let listener =
             TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
         let limit = config.http.max_body_bytes;

@@ -1,11 +1,10 @@
 //! The Kafka side of the gateway: a 2xx is only answered once every event of the
 //! request is acknowledged by all in-sync replicas (acks=all, idempotent producer).
+//! It returns its own errors; `routes` turns them into the 503 answer.
 
 use std::time::Duration;
 
-use anyhow::Context;
 use futures::future::join_all;
-use platform::http::Problem;
 use platform::kafka::KafkaConfig;
 use prost::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -13,6 +12,55 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use schemas::events::{Event, Rating};
 
 use crate::config::{ProducerConfig, Sink};
+use crate::metrics::{EVENTS_DISCARDED, EVENTS_PRODUCED, PRODUCE_ERROR_KINDS, PRODUCE_ERRORS, PRODUCER_IN_FLIGHT};
+
+/// Kafka did not acknowledge an event of the request, so none of it may be
+/// answered as accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The producer's queue is full: backpressure, the client should slow down.
+    #[error("the producer queue is full: {0}")]
+    QueueFull(KafkaError),
+    /// Not acknowledged within `producer.delivery_timeout_ms`.
+    #[error("not acknowledged in time: {0}")]
+    TimedOut(KafkaError),
+    #[error("{0}")]
+    Other(KafkaError),
+}
+
+impl ProduceError {
+    fn new(err: KafkaError) -> Self {
+        match &err {
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => Self::QueueFull(err),
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => Self::TimedOut(err),
+            _ => Self::Other(err),
+        }
+    }
+
+    /// The `kind` label of `gateway_produce_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        let [queue_full, timed_out, other] = PRODUCE_ERROR_KINDS;
+        match self {
+            Self::QueueFull(_) => queue_full,
+            Self::TimedOut(_) => timed_out,
+            Self::Other(_) => other,
+        }
+    }
+}
+
+/// Why the gateway is not ready to accept events.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("kafka: {0}")]
+    Metadata(#[from] KafkaError),
+    #[error("kafka: topic {0} is missing")]
+    TopicMissing(String),
+}
+
+/// Creating the producer failed.
+#[derive(Debug, thiserror::Error)]
+#[error("creating kafka producer")]
+pub struct CreateError(#[source] KafkaError);
 
 #[derive(Clone)]
 pub struct EventProducer {
@@ -24,7 +72,7 @@ pub struct EventProducer {
 }
 
 impl EventProducer {
-    pub fn new(kafka: &KafkaConfig, cfg: &ProducerConfig) -> anyhow::Result<Self> {
+    pub fn new(kafka: &KafkaConfig, cfg: &ProducerConfig) -> Result<Self, CreateError> {
         let enqueue_timeout = Duration::from_millis(cfg.enqueue_timeout_ms);
         if cfg.sink == Sink::Null {
             tracing::warn!("null sink: events are discarded (producer.sink = \"null\"; for benchmarks only)");
@@ -42,30 +90,30 @@ impl EventProducer {
             // Same partition for a key as the Java client, so other producers agree.
             .set("partitioner", "murmur2_random")
             .create()
-            .context("creating kafka producer")?;
+            .map_err(CreateError)?;
         let (topic, ratings_topic) = (kafka.events_topic(), kafka.ratings_topic());
         Ok(Self { producer: Some(producer), topic, ratings_topic, enqueue_timeout })
     }
 
     /// Produces every event, keyed by its video id, and waits until all are durable.
-    /// Fails with 503 (and `Retry-After`) if any one is not: the client retries the
-    /// request, and the event ids make that safe to count once downstream.
-    pub async fn send_all(&self, events: &[Event]) -> Result<(), Problem> {
+    /// Fails if any one is not (answered 503 with `Retry-After`): the client retries
+    /// the request, and the event ids make that safe to count once downstream.
+    pub async fn send_all(&self, events: &[Event]) -> Result<(), ProduceError> {
         let keyed: Vec<(&[u8], Vec<u8>)> = events.iter().map(|e| (e.video_id.as_slice(), e.encode_to_vec())).collect();
         self.produce(&self.topic, &keyed).await
     }
 
     /// Produces one rating onto the ratings topic, keyed by its video id, and waits
     /// until it is durable.
-    pub async fn send_rating(&self, rating: &Rating) -> Result<(), Problem> {
+    pub async fn send_rating(&self, rating: &Rating) -> Result<(), ProduceError> {
         self.produce(&self.ratings_topic, &[(rating.video_id.as_slice(), rating.encode_to_vec())]).await
     }
 
-    async fn produce(&self, topic: &str, keyed: &[(&[u8], Vec<u8>)]) -> Result<(), Problem> {
+    async fn produce(&self, topic: &str, keyed: &[(&[u8], Vec<u8>)]) -> Result<(), ProduceError> {
         let Some(producer) = &self.producer else {
             // Encoded like every other event, so the null sink costs what the HTTP side costs.
             std::hint::black_box(keyed);
-            metrics::counter!("gateway_events_discarded_total").increment(keyed.len() as u64);
+            EVENTS_DISCARDED.counter().increment(keyed.len() as u64);
             return Ok(());
         };
         let sends = keyed.iter().map(|(key, payload)| {
@@ -81,19 +129,13 @@ impl EventProducer {
         self.sample_queue();
         match failed {
             None => {
-                metrics::counter!("gateway_events_produced_total").increment(keyed.len() as u64);
+                EVENTS_PRODUCED.counter().increment(keyed.len() as u64);
                 Ok(())
             }
             Some(err) => {
-                let [queue_full, timed_out, other] = crate::telemetry::PRODUCE_ERROR_KINDS;
-                let kind = match &err {
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => queue_full,
-                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => timed_out,
-                    _ => other,
-                };
-                metrics::counter!("gateway_produce_errors_total", "kind" => kind).increment(1);
-                tracing::warn!(error = %err, kind, "produce failed, answering 503");
-                Err(Problem::unavailable("the event log is not accepting events right now; retry later", 1))
+                let err = ProduceError::new(err);
+                PRODUCE_ERRORS.counter_with(&[("kind", err.kind())]).increment(1);
+                Err(err)
             }
         }
     }
@@ -102,7 +144,7 @@ impl EventProducer {
     /// gauge also falls back when traffic stops.
     pub fn sample_queue(&self) {
         let depth = self.producer.as_ref().map_or(0, |p| p.in_flight_count());
-        metrics::gauge!("kafka_producer_in_flight_messages").set(depth as f64);
+        PRODUCER_IN_FLIGHT.gauge().set(depth as f64);
     }
 
     /// Waits for everything queued to be delivered (graceful shutdown).
@@ -114,12 +156,12 @@ impl EventProducer {
     }
 
     /// Kafka knows the events topic; the null sink is always ready.
-    pub fn ping(&self, timeout: Duration) -> Result<(), String> {
+    pub fn ping(&self, timeout: Duration) -> Result<(), NotReady> {
         let Some(producer) = &self.producer else { return Ok(()) };
-        let md = producer.client().fetch_metadata(Some(&self.topic), timeout).map_err(|e| format!("kafka: {e}"))?;
+        let md = producer.client().fetch_metadata(Some(&self.topic), timeout)?;
         match md.topics().first() {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-            _ => Err(format!("kafka: topic {} is missing", self.topic)),
+            _ => Err(NotReady::TopicMissing(self.topic.clone())),
         }
     }
 }

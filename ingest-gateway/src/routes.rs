@@ -24,7 +24,8 @@ use utoipa_axum::routes;
 
 use crate::config::GatewayConfig;
 use crate::events::EventIn;
-use crate::producer::EventProducer;
+use crate::metrics::EVENTS_REJECTED;
+use crate::producer::{EventProducer, ProduceError};
 use crate::ratings;
 
 pub struct AppState {
@@ -53,6 +54,15 @@ pub fn api(state: Arc<AppState>) -> Router {
 /// The gateway's part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     router().split_for_parts().1
+}
+
+/// The one place a produce failure becomes an answer: 503 with `Retry-After`, the
+/// cause in the log and not in the response.
+impl From<ProduceError> for Problem {
+    fn from(err: ProduceError) -> Self {
+        tracing::warn!(error = %err, kind = err.kind(), "produce failed, answering 503");
+        Problem::unavailable("the event log is not accepting events right now; retry later", 1)
+    }
 }
 
 fn now_ms() -> i64 {
@@ -223,7 +233,7 @@ pub async fn post_batch(
                 Err(p) => rejected.push(Reject { index, detail: p.detail, field: p.field }),
             }
         }
-        metrics::counter!("gateway_events_rejected_total").increment(rejected.len() as u64);
+        EVENTS_REJECTED.counter().increment(rejected.len() as u64);
         st.producer.send_all(&events).await?;
         Ok((StatusCode::ACCEPTED, Json(BatchAccepted { accepted: events.len(), rejected })))
     }

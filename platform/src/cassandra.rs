@@ -1,16 +1,97 @@
-//! The Cassandra (or ScyllaDB) session and schema set-up.
+//! The Cassandra (or ScyllaDB) session and schema set-up, and the error every
+//! Cassandra adapter returns. Adapters return [`CassandraError`]; a service maps
+//! it to an HTTP answer (or a retry) once, at its edge, and logs the cause there.
 
 use std::time::Duration;
 
-use anyhow::Context;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{
+    DeserializationError, ExecutionError, FirstRowError, IntoRowsResultError, MaybeFirstRowError, NewSessionError,
+    NextRowError, PagerExecutionError, PrepareError, RowsError, SchemaAgreementError, TypeCheckError,
+};
 use scylla::response::query_result::QueryResult;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::Row;
 use serde::{Deserialize, Serialize};
+
+/// What can go wrong talking to Cassandra: set-up (config, connecting, the schema,
+/// preparing), and a request or the decoding of its answer. The driver's own error
+/// is kept as the source (boxed: some are hundreds of bytes, and every `Result`
+/// of an adapter carries this type).
+#[derive(Debug, thiserror::Error)]
+pub enum CassandraError {
+    #[error("cassandra.consistency: unknown consistency {0:?}")]
+    UnknownConsistency(String),
+    #[error("cassandra.keyspace must be 1-48 characters of [A-Za-z0-9_], got {0:?}")]
+    BadKeyspace(String),
+    #[error("connecting to cassandra at {nodes:?}")]
+    Connect {
+        nodes: String,
+        #[source]
+        source: Box<NewSessionError>,
+    },
+    /// A schema statement: what it was doing, e.g. `creating keyspace`.
+    #[error("{what}")]
+    Schema {
+        what: String,
+        #[source]
+        source: Box<ExecutionError>,
+    },
+    #[error("waiting for schema agreement")]
+    SchemaAgreement(#[source] Box<SchemaAgreementError>),
+    #[error("preparing {cql}")]
+    Prepare {
+        cql: String,
+        #[source]
+        source: Box<PrepareError>,
+    },
+    #[error("lightweight transaction answer without [applied]")]
+    NoApplied,
+    #[error(transparent)]
+    Request(Box<ExecutionError>),
+    #[error(transparent)]
+    Pager(Box<PagerExecutionError>),
+    #[error(transparent)]
+    NextRow(Box<NextRowError>),
+    #[error(transparent)]
+    TypeCheck(Box<TypeCheckError>),
+    #[error(transparent)]
+    NotRows(Box<IntoRowsResultError>),
+    #[error(transparent)]
+    Rows(Box<RowsError>),
+    #[error(transparent)]
+    FirstRow(Box<FirstRowError>),
+    #[error(transparent)]
+    MaybeFirstRow(Box<MaybeFirstRowError>),
+    #[error(transparent)]
+    Deserialize(Box<DeserializationError>),
+}
+
+/// `?` on the driver's errors.
+macro_rules! from_driver {
+    ($($variant:ident($error:ty)),* $(,)?) => {
+        $(impl From<$error> for CassandraError {
+            fn from(e: $error) -> Self {
+                Self::$variant(Box::new(e))
+            }
+        })*
+    };
+}
+
+from_driver!(
+    Request(ExecutionError),
+    Pager(PagerExecutionError),
+    NextRow(NextRowError),
+    TypeCheck(TypeCheckError),
+    NotRows(IntoRowsResultError),
+    Rows(RowsError),
+    FirstRow(FirstRowError),
+    MaybeFirstRow(MaybeFirstRowError),
+    Deserialize(DeserializationError),
+);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -42,20 +123,20 @@ impl Default for CassandraConfig {
 }
 
 impl CassandraConfig {
-    fn consistency(&self) -> anyhow::Result<Consistency> {
+    fn consistency(&self) -> Result<Consistency, CassandraError> {
         Ok(match self.consistency.as_str() {
             "one" => Consistency::One,
             "local_one" => Consistency::LocalOne,
             "local_quorum" => Consistency::LocalQuorum,
             "quorum" => Consistency::Quorum,
             "all" => Consistency::All,
-            other => anyhow::bail!("cassandra.consistency: unknown consistency {other:?}"),
+            other => return Err(CassandraError::UnknownConsistency(other.to_owned())),
         })
     }
 }
 
 /// Connects, retrying for up to `wait` while the cluster is still starting.
-pub async fn connect(cfg: &CassandraConfig, wait: Duration) -> anyhow::Result<Session> {
+pub async fn connect(cfg: &CassandraConfig, wait: Duration) -> Result<Session, CassandraError> {
     let profile = ExecutionProfile::builder()
         .consistency(cfg.consistency()?)
         .serial_consistency(Some(SerialConsistency::LocalSerial))
@@ -76,30 +157,31 @@ pub async fn connect(cfg: &CassandraConfig, wait: Duration) -> anyhow::Result<Se
                 tracing::warn!(error = %e, nodes = ?cfg.nodes, "cassandra not reachable yet, retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(e) => return Err(e).with_context(|| format!("connecting to cassandra at {:?}", cfg.nodes)),
+            Err(e) => return Err(CassandraError::Connect { nodes: cfg.nodes.clone(), source: Box::new(e) }),
         }
     }
 }
 
 /// Creates the keyspace and applies every migration not yet recorded. Statements
 /// are idempotent, so two services starting at once do no harm.
-pub async fn migrate(session: &Session, cfg: &CassandraConfig) -> anyhow::Result<()> {
+pub async fn migrate(session: &Session, cfg: &CassandraConfig) -> Result<(), CassandraError> {
     let ks = &cfg.keyspace;
     check_keyspace(ks)?;
+    let schema = |what: String| move |e| CassandraError::Schema { what, source: Box::new(e) };
     session
         .query_unpaged(schemas::cql::create_keyspace(ks, &cfg.replication), &[])
         .await
-        .context("creating keyspace")?;
+        .map_err(schema("creating keyspace".into()))?;
     session
         .query_unpaged(schemas::cql::create_migrations_table(ks), &[])
         .await
-        .context("creating schema_migrations")?;
+        .map_err(schema("creating schema_migrations".into()))?;
     for m in schemas::cql::MIGRATIONS {
         for stmt in m.statements(ks) {
             session
                 .query_unpaged(stmt.as_str(), &[])
                 .await
-                .with_context(|| format!("migration {} ({}): {stmt}", m.version, m.name))?;
+                .map_err(schema(format!("migration {} ({}): {stmt}", m.version, m.name)))?;
         }
         session
             .query_unpaged(
@@ -109,45 +191,40 @@ pub async fn migrate(session: &Session, cfg: &CassandraConfig) -> anyhow::Result
                 (m.version as i32, m.name),
             )
             .await
-            .context("recording migration")?;
+            .map_err(schema("recording migration".into()))?;
     }
-    session.await_schema_agreement().await.context("waiting for schema agreement")?;
+    session.await_schema_agreement().await.map_err(|e| CassandraError::SchemaAgreement(Box::new(e)))?;
     Ok(())
 }
 
 /// A keyspace name is spliced into CQL text, so it must be a plain identifier.
-pub fn check_keyspace(ks: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !ks.is_empty() && ks.len() <= 48 && ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "cassandra.keyspace must be 1-48 characters of [A-Za-z0-9_], got {ks:?}"
-    );
+pub fn check_keyspace(ks: &str) -> Result<(), CassandraError> {
+    if ks.is_empty() || ks.len() > 48 || !ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(CassandraError::BadKeyspace(ks.to_owned()));
+    }
     Ok(())
 }
 
 /// Prepares `cql`, saying which statement failed. `idempotent` lets the driver
 /// retry it on its own; never for counters or lightweight transactions.
-pub async fn prepare(session: &Session, cql: String, idempotent: bool) -> anyhow::Result<PreparedStatement> {
-    let mut stmt = session.prepare(cql.clone()).await.with_context(|| format!("preparing {cql}"))?;
+pub async fn prepare(session: &Session, cql: String, idempotent: bool) -> Result<PreparedStatement, CassandraError> {
+    let mut stmt = match session.prepare(cql.clone()).await {
+        Ok(stmt) => stmt,
+        Err(e) => return Err(CassandraError::Prepare { cql, source: Box::new(e) }),
+    };
     stmt.set_is_idempotent(idempotent);
     Ok(stmt)
 }
 
 /// The `[applied]` column of a lightweight transaction's answer.
-pub fn applied(res: QueryResult) -> anyhow::Result<bool> {
+pub fn applied(res: QueryResult) -> Result<bool, CassandraError> {
     let rows = res.into_rows_result()?;
     let row: Row = rows.first_row()?;
-    row.columns
-        .first()
-        .and_then(|c| c.as_ref())
-        .and_then(|v| v.as_boolean())
-        .context("lightweight transaction answer without [applied]")
+    row.columns.first().and_then(|c| c.as_ref()).and_then(|v| v.as_boolean()).ok_or(CassandraError::NoApplied)
 }
 
 /// Readiness: a trivial query against `system.local`.
-pub async fn ping(session: &Session) -> Result<(), String> {
-    session
-        .query_unpaged("SELECT release_version FROM system.local", &[])
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("cassandra: {e}"))
+pub async fn ping(session: &Session) -> Result<(), CassandraError> {
+    session.query_unpaged("SELECT release_version FROM system.local", &[]).await?;
+    Ok(())
 }

@@ -20,6 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{HTTP_REQUEST_DURATION, HTTP_REQUESTS};
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Where a service with nothing but operational or simple routes listens.
@@ -256,8 +258,8 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
     let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(start.elapsed().as_secs_f64());
+    HTTP_REQUESTS.counter_with(&labels).increment(1);
+    HTTP_REQUEST_DURATION.histogram_with(&labels[..2]).record(start.elapsed().as_secs_f64());
     res
 }
 
@@ -295,13 +297,7 @@ async fn metrics_text() -> Response {
 /// fallbacks and per-route metrics.
 pub fn service_router(api: Router, ready: Arc<dyn Readiness>) -> Router {
     // Install the recorder now, before the first request is counted.
-    let _ = crate::telemetry::metrics_handle();
-    metrics::describe_counter!("http_requests_total", "HTTP requests answered, by route template, method and status");
-    metrics::describe_histogram!(
-        "http_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "HTTP request latency until the response head, by route template and method"
-    );
+    crate::metrics::describe();
     let ops = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz).with_state(ready))

@@ -2,13 +2,34 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
+
+/// What can go wrong setting up topics or reading their metadata.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaAdminError {
+    #[error("creating kafka {what} client")]
+    Client {
+        what: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("creating kafka topics")]
+    CreateTopics(#[source] KafkaError),
+    #[error("creating topic {topic}: {code}")]
+    Topic { topic: String, code: RDKafkaErrorCode },
+    #[error("fetching kafka metadata")]
+    Metadata(#[source] KafkaError),
+    #[error("no metadata for topic {0}")]
+    NoMetadata(String),
+    #[error("topic {topic}: {code:?}")]
+    TopicMetadata { topic: String, code: rdkafka::types::RDKafkaRespErr },
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -66,9 +87,9 @@ impl KafkaConfig {
 
 /// Creates the events, ratings and catalog topics and the dead-letter topic if missing. An existing
 /// topic is left as it is (its partition count is never changed here).
-pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
+pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), KafkaAdminError> {
     let admin: AdminClient<DefaultClientContext> =
-        cfg.client_config().create().context("creating kafka admin client")?;
+        cfg.client_config().create().map_err(|source| KafkaAdminError::Client { what: "admin", source })?;
     let min_isr = cfg.replication_factor.min(2).to_string();
     let events = cfg.events_topic();
     let dlq = cfg.dead_letter_topic();
@@ -89,22 +110,25 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
             .set("retention.ms", "2592000000"),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin.create_topics(&topics, &opts).await.context("creating kafka topics")?;
+    let results = admin.create_topics(&topics, &opts).await.map_err(KafkaAdminError::CreateTopics)?;
     for r in results {
         match r {
             Ok(name) => tracing::info!(topic = %name, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+            Err((topic, code)) => return Err(KafkaAdminError::Topic { topic, code }),
         }
     }
     Ok(())
 }
 
 /// Partition count of `topic`, from broker metadata (blocking, use off the runtime).
-pub fn partition_count(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> anyhow::Result<usize> {
-    let consumer: BaseConsumer = cfg.client_config().create().context("creating metadata client")?;
-    let md = consumer.fetch_metadata(Some(topic), timeout).context("fetching kafka metadata")?;
-    let t = md.topics().first().context("no metadata for topic")?;
-    anyhow::ensure!(t.error().is_none(), "topic {topic}: {:?}", t.error());
+pub fn partition_count(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<usize, KafkaAdminError> {
+    let consumer: BaseConsumer =
+        cfg.client_config().create().map_err(|source| KafkaAdminError::Client { what: "metadata", source })?;
+    let md = consumer.fetch_metadata(Some(topic), timeout).map_err(KafkaAdminError::Metadata)?;
+    let t = md.topics().first().ok_or_else(|| KafkaAdminError::NoMetadata(topic.to_owned()))?;
+    if let Some(code) = t.error() {
+        return Err(KafkaAdminError::TopicMetadata { topic: topic.to_owned(), code });
+    }
     Ok(t.partitions().len())
 }

@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod kafka;
+pub mod metrics;
 pub mod openapi;
 pub mod telemetry;

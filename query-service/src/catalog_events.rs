@@ -18,6 +18,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::catalog::{CatalogEvent, catalog_event::Change};
 use uuid::Uuid;
 
+use crate::metrics::{CATALOG_EVENT_KINDS, CATALOG_EVENTS_FAILED, CATALOG_EVENTS_PUBLISHED};
+
 #[derive(Clone)]
 pub struct CatalogEvents {
     producer: FutureProducer,
@@ -26,19 +28,6 @@ pub struct CatalogEvents {
 
 impl CatalogEvents {
     pub fn new(kafka: &KafkaConfig, delivery_timeout_ms: u64) -> anyhow::Result<Self> {
-        metrics::describe_counter!(
-            "query_catalog_events_published_total",
-            metrics::Unit::Count,
-            "Catalog events (user created, video added, comment added) acknowledged by Kafka, by kind"
-        );
-        metrics::describe_counter!(
-            "query_catalog_events_failed_total",
-            metrics::Unit::Count,
-            "Catalog events not delivered within the producer's timeout, by kind (the change itself is stored)"
-        );
-        for kind in ["user_created", "video_added", "comment_added"] {
-            metrics::counter!("query_catalog_events_failed_total", "kind" => kind).increment(0);
-        }
         let producer = kafka
             .client_config()
             .set("acks", "all")
@@ -52,10 +41,11 @@ impl CatalogEvents {
 
     /// Publishes `change` about the entity `key` in the background.
     pub fn publish(&self, key: Uuid, change: Change) {
+        let [user_created, video_added, comment_added] = CATALOG_EVENT_KINDS;
         let kind = match &change {
-            Change::UserCreated(_) => "user_created",
-            Change::VideoAdded(_) => "video_added",
-            Change::CommentAdded(_) => "comment_added",
+            Change::UserCreated(_) => user_created,
+            Change::VideoAdded(_) => video_added,
+            Change::CommentAdded(_) => comment_added,
         };
         let event = CatalogEvent {
             event_id: Uuid::now_v7().as_bytes().to_vec(),
@@ -67,9 +57,9 @@ impl CatalogEvents {
             let payload = event.encode_to_vec();
             let record = FutureRecord::to(&topic).key(key.as_bytes().as_slice()).payload(&payload);
             match producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => metrics::counter!("query_catalog_events_published_total", "kind" => kind).increment(1),
+                Ok(_) => CATALOG_EVENTS_PUBLISHED.counter_with(&[("kind", kind)]).increment(1),
                 Err((e, _)) => {
-                    metrics::counter!("query_catalog_events_failed_total", "kind" => kind).increment(1);
+                    CATALOG_EVENTS_FAILED.counter_with(&[("kind", kind)]).increment(1);
                     tracing::error!(error = %e, kind, %key, "a catalog event was not delivered");
                 }
             }

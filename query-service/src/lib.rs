@@ -21,6 +21,7 @@ pub mod catalog_events;
 pub mod config;
 pub mod dashboard;
 pub mod domain;
+pub mod metrics;
 pub mod state;
 pub mod store;
 
@@ -48,12 +49,15 @@ struct Ready(Arc<AppState>);
 
 impl Readiness for Ready {
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(platform::cassandra::ping(self.0.counts.rollups.session()))
+        Box::pin(async move {
+            platform::cassandra::ping(self.0.counts.rollups.session()).await.map_err(|e| format!("cassandra: {e}"))
+        })
     }
 }
 
 impl Application {
     pub async fn build(config: QueryConfig) -> anyhow::Result<Self> {
+        metrics::describe();
         let session = platform::cassandra::connect(&config.cassandra, Duration::from_secs(60)).await?;
         if config.cassandra.create_schema {
             platform::cassandra::migrate(&session, &config.cassandra).await?;

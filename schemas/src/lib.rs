@@ -6,6 +6,8 @@ pub mod events {
     include!(concat!(env!("OUT_DIR"), "/vcount.events.v1.rs"));
 }
 
+pub mod kind;
+
 /// Generated from `proto/catalog.proto`: catalog changes on the catalog topic.
 pub mod catalog {
     include!(concat!(env!("OUT_DIR"), "/vcount.catalog.v1.rs"));

@@ -1,7 +1,7 @@
 //! `aggbench`: the aggregator alone, without HTTP in front of it.
 //!
 //! - `aggbench fold`: the CPU ceiling. Protobuf events are encoded up front, then
-//!   one thread decodes each (`aggregator::store::decode`, the aggregator's own)
+//!   one thread decodes each (`aggregator::decode::event`, the aggregator's own)
 //!   and folds it into per-partition `counting::PartitionBuffer`s, turning them
 //!   into flush plans every `--flush-every` events. No Kafka, no Cassandra.
 //! - `aggbench pipeline`: the real thing. Fills a topic of its own with events
@@ -156,7 +156,7 @@ fn fold(load: &Load, partitions: usize, flush_every: usize) -> anyhow::Result<Re
     };
     let (cpu0, start) = (self_cpu_secs(), Instant::now());
     for (i, payload) in payloads.iter().enumerate() {
-        let decoded = aggregator::store::decode(Some(payload)).map_err(anyhow::Error::msg)?;
+        let decoded = aggregator::decode::event(Some(payload))?;
         // Any stable video → partition map will do here; Kafka's is murmur2.
         let p = decoded.event.video_id.as_u128() as usize % buffers.len();
         let folded = buffers[p].fold(offsets[p], Some(&decoded.event));
@@ -234,7 +234,7 @@ async fn pipeline(
     let t = Instant::now();
     let mut sends = futures::stream::iter(events.chunks(5_000).map(|c| producer.send_all(c))).buffer_unordered(8);
     while let Some(result) = sends.next().await {
-        result.map_err(|p| anyhow::anyhow!("prefill: {}", p.detail))?;
+        result.context("prefill")?;
     }
     drop(sends);
     let prefill_secs = t.elapsed().as_secs_f64();

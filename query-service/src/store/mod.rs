@@ -59,10 +59,14 @@ store_errors!(
     scylla::errors::DeserializationError
 );
 
-impl From<anyhow::Error> for StoreError {
+impl From<platform::cassandra::CassandraError> for StoreError {
     /// `platform::cassandra::applied` reads a lightweight transaction's answer.
-    fn from(e: anyhow::Error) -> Self {
-        Self::Answer(e.into())
+    fn from(e: platform::cassandra::CassandraError) -> Self {
+        use platform::cassandra::CassandraError as E;
+        match e {
+            E::Request(_) | E::Pager(_) | E::NextRow(_) => Self::Request(e.into()),
+            _ => Self::Answer(e.into()),
+        }
     }
 }
 
@@ -70,7 +74,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Prepares `cql` once, at start-up; `idempotent` lets the driver retry it.
 async fn prepare(session: &Session, cql: String, idempotent: bool) -> anyhow::Result<PreparedStatement> {
-    platform::cassandra::prepare(session, cql, idempotent).await
+    Ok(platform::cassandra::prepare(session, cql, idempotent).await?)
 }
 
 /// `SELECT COUNT(*)` answers one column named `count`.

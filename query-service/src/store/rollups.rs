@@ -14,6 +14,7 @@ use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
 use super::{Result, prepare};
+use crate::metrics::{CASSANDRA_ERRORS, CASSANDRA_READ_DURATION, OP_READ};
 
 pub struct Rollups {
     session: Arc<Session>,
@@ -41,7 +42,6 @@ struct VideoValueRow {
 
 impl Rollups {
     pub async fn new(session: Arc<Session>, keyspace: &str) -> anyhow::Result<Self> {
-        describe_metrics();
         let range = prepare(
             &session,
             format!(
@@ -81,10 +81,9 @@ impl Rollups {
         let started = Instant::now();
         let result = self.read_span(video, kind, span).await;
         let granularity = span.granularity.as_str();
-        metrics::histogram!("query_cassandra_read_duration_seconds", "granularity" => granularity)
-            .record(started.elapsed().as_secs_f64());
+        CASSANDRA_READ_DURATION.histogram_with(&[("granularity", granularity)]).record(started.elapsed().as_secs_f64());
         if result.is_err() {
-            metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(1);
+            CASSANDRA_ERRORS.counter_with(&[("op", OP_READ)]).increment(1);
         }
         result
     }
@@ -129,10 +128,11 @@ impl Rollups {
             Ok(out)
         };
         let result = read.await;
-        metrics::histogram!("query_cassandra_read_duration_seconds", "granularity" => step.as_str())
+        CASSANDRA_READ_DURATION
+            .histogram_with(&[("granularity", step.as_str())])
             .record(started.elapsed().as_secs_f64());
         if result.is_err() {
-            metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(1);
+            CASSANDRA_ERRORS.counter_with(&[("op", OP_READ)]).increment(1);
         }
         result
     }
@@ -159,20 +159,4 @@ impl Rollups {
         let rows: Vec<VideoValueRow> = pager.rows_stream::<VideoValueRow>()?.try_collect().await?;
         Ok(rows.into_iter().map(|r| (r.video_id, r.value.unwrap_or(0))).collect())
     }
-}
-
-fn describe_metrics() {
-    let _ = platform::telemetry::metrics_handle();
-    metrics::describe_histogram!(
-        "query_cassandra_read_duration_seconds",
-        metrics::Unit::Seconds,
-        "One rollup range read from Cassandra (all its pages), by granularity; failed reads included"
-    );
-    metrics::describe_counter!(
-        "query_cassandra_errors_total",
-        metrics::Unit::Count,
-        "Failed Cassandra requests, by op"
-    );
-    // Registered at zero: a counter that first appears at 1 hides that increment from `increase()`.
-    metrics::counter!("query_cassandra_errors_total", "op" => "read").increment(0);
 }

@@ -66,6 +66,6 @@ impl CounterTable {
     }
 
     pub async fn ping(&self) -> anyhow::Result<()> {
-        platform::cassandra::ping(&self.session).await.map_err(anyhow::Error::msg)
+        Ok(platform::cassandra::ping(&self.session).await?)
     }
 }

@@ -1,0 +1,117 @@
+//! The consumer: the rdkafka context with its rebalance callbacks, and the poll
+//! loop.
+//!
+//! The loop runs on one blocking thread around a `BaseConsumer`, so rebalance
+//! callbacks arrive on that same thread, in the middle of `poll`, where they can
+//! flush and commit exactly the revoked partitions before giving them up (P10; the
+//! Vector/Quickwit rule: commit only what is durably written). Cassandra calls are
+//! async; the thread enters the runtime with `block_on` for each flush.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{CONSUMER_ERRORS, CONSUMER_LAG};
+use crate::owner::Owner;
+
+/// The rdkafka context of a consumer: its owner, shared by the loop and the
+/// rebalance callbacks.
+pub struct OwnerContext {
+    pub owner: Arc<Mutex<Owner>>,
+}
+
+impl ClientContext for OwnerContext {
+    /// Consumer lag per partition, from librdkafka's own statistics (no extra
+    /// requests to the broker). Partition labels are bounded by the topic's size.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for (name, topic) in &stats.topics {
+            for (p, part) in &topic.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    let labels = [("topic", name.clone()), ("partition", p.to_string())];
+                    CONSUMER_LAG.gauge_with(&labels).set(part.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for OwnerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            // P10: flush and commit exactly the revoked partitions, then let go.
+            Rebalance::Revoke(tpl) => {
+                let parts = partitions(tpl);
+                tracing::info!(?parts, "partitions revoked: flushing them before letting go");
+                let mut owner = self.owner.lock().expect("owner lock");
+                owner.flush(consumer, &parts);
+                owner.release(&parts);
+            }
+            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
+            Rebalance::Assign(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let parts = partitions(tpl);
+            tracing::info!(?parts, "partitions assigned");
+            // P1–P3 for each, before any of their messages is folded.
+            self.owner.lock().expect("owner lock").assign(consumer, &parts);
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// The consumer loop: poll, fold (P4), flush (P5–P9) on the interval or when
+/// `max_keys` are buffered, until shutdown; then a last flush and commit before
+/// the consumer leaves the group.
+pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, interval: Duration, max_keys: usize) {
+    /// Messages folded between two looks at the clock, the buffer size and the gauges.
+    const CHECK_EVERY: u32 = 256;
+    let owner = consumer.context().owner.clone();
+    let (heartbeat, buffered) = {
+        let o = owner.lock().expect("owner lock");
+        (o.heartbeat.clone(), o.buffered_gauge())
+    };
+    let errors = CONSUMER_ERRORS.counter();
+    let mut next_flush = Instant::now() + interval;
+    let mut since_check = 0u32;
+    while !shutdown.is_cancelled() {
+        let msg = consumer.poll(Duration::from_millis(100));
+        let mut o = owner.lock().expect("owner lock");
+        match msg {
+            Some(Ok(m)) => {
+                o.handle(&consumer, &m);
+                since_check += 1;
+                if since_check < CHECK_EVERY {
+                    continue;
+                }
+            }
+            Some(Err(e)) => {
+                errors.increment(1);
+                tracing::warn!(error = %e, "consumer error");
+            }
+            None => {}
+        }
+        since_check = 0;
+        let keys = o.buffered_keys();
+        buffered.set(keys as f64);
+        if Instant::now() >= next_flush || keys >= max_keys {
+            o.flush_all(&consumer);
+            next_flush = Instant::now() + interval;
+        }
+        heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+    tracing::info!("stopping: final flush and commit");
+    owner.lock().expect("owner lock").flush_all(&consumer);
+    consumer.unsubscribe();
+    drop(consumer);
+    tracing::info!("consumer closed");
+}

@@ -1,0 +1,173 @@
+//! The aggregator's metrics, declared once; call sites use these constants.
+//! [`describe`] runs at start-up and registers the error counters at zero, so they
+//! exist before the first failure (a counter that first appears at 1 hides that
+//! increment from `increase()`) and dashboards show 0, not "no data".
+
+use platform::metrics::{Kind, Metric};
+
+pub const MESSAGES: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_messages_total",
+    &[],
+    "Messages taken from owned partitions (events, repeats, poison)",
+);
+pub const EVENTS_FLUSHED: Metric =
+    Metric::new(Kind::Counter, "aggregator_events_flushed_total", &[], "Events in flushes whose rows were written");
+pub const ROWS_WRITTEN: Metric =
+    Metric::new(Kind::Counter, "aggregator_rows_written_total", &[], "Rollup rows written to Cassandra");
+pub const ROWS_SKIPPED: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_rows_skipped_total",
+    &[],
+    "Rollup rows a flush skipped: they already held its events",
+);
+pub const ROW_READS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_row_reads_total",
+    &[],
+    "Range reads of a rollup partition before writing to it (what the owner's cache did not know)",
+);
+pub const WRITE_REQUESTS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_write_requests_total",
+    &[],
+    "Write requests (single-partition batches of rows)",
+);
+pub const RATED_VIDEOS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_rated_videos_total",
+    &[],
+    "Videos whose rating totals a flush wrote (after their users' rows)",
+);
+pub const DEAD_LETTERS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_dead_letters_total",
+    &[],
+    "Undecodable or invalid messages sent to the dead-letter topic",
+);
+pub const CASSANDRA_ERRORS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_cassandra_errors_total",
+    &["op"],
+    "Failed Cassandra requests (each is retried), by op",
+);
+pub const COMMIT_ERRORS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_commit_errors_total",
+    &[],
+    "Failed offset commits (retried before the next flush)",
+);
+pub const CONSUMER_ERRORS: Metric =
+    Metric::new(Kind::Counter, "aggregator_consumer_errors_total", &[], "Errors returned by the Kafka consumer's poll");
+pub const FENCED_FLUSHES: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_fenced_flushes_total",
+    &[],
+    "Flushes made exactly at the in-doubt boundary after a takeover",
+);
+pub const HALTED_PARTITIONS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_halted_partitions_total",
+    &[],
+    "Partitions halted: a row held only part of a flush",
+);
+pub const DUPLICATES_DROPPED: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_duplicates_dropped_total",
+    &[],
+    "Repeats of a client eventId dropped within the window",
+);
+pub const DEDUP_PRIMING_ERRORS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_dedup_priming_errors_total",
+    &[],
+    "Failed re-reads of the dedup window on assignment",
+);
+pub const BUFFERED_KEYS: Metric = Metric::new(
+    Kind::Gauge,
+    "aggregator_buffered_keys",
+    &["topic"],
+    "(video, type, minute) and (video, user) keys buffered, not yet flushed, by topic",
+);
+pub const ASSIGNED_PARTITIONS: Metric =
+    Metric::new(Kind::Gauge, "aggregator_assigned_partitions", &["topic"], "Partitions this member owns, by topic");
+pub const CONSUMER_LAG: Metric = Metric::new(
+    Kind::Gauge,
+    "aggregator_consumer_lag_messages",
+    &["topic", "partition"],
+    "Messages between the committed offset and the end of the log, by topic and partition (librdkafka statistics, every 5 s)",
+);
+pub const CASSANDRA_REQUEST_DURATION: Metric = Metric::new(
+    Kind::Histogram,
+    "aggregator_cassandra_request_duration_seconds",
+    &["op"],
+    "One Cassandra request of the aggregator, successful or not, by op",
+);
+pub const FLUSH_DURATION: Metric = Metric::new(
+    Kind::Histogram,
+    "aggregator_flush_duration_seconds",
+    &[],
+    "One flush: the Cassandra reads and writes of every partition with buffered events, then the commit",
+);
+
+/// Every metric the aggregator records itself.
+pub const ALL: &[Metric] = &[
+    MESSAGES,
+    EVENTS_FLUSHED,
+    ROWS_WRITTEN,
+    ROWS_SKIPPED,
+    ROW_READS,
+    WRITE_REQUESTS,
+    RATED_VIDEOS,
+    DEAD_LETTERS,
+    CASSANDRA_ERRORS,
+    COMMIT_ERRORS,
+    CONSUMER_ERRORS,
+    FENCED_FLUSHES,
+    HALTED_PARTITIONS,
+    DUPLICATES_DROPPED,
+    DEDUP_PRIMING_ERRORS,
+    BUFFERED_KEYS,
+    ASSIGNED_PARTITIONS,
+    CONSUMER_LAG,
+    CASSANDRA_REQUEST_DURATION,
+    FLUSH_DURATION,
+];
+
+/// The `op` label values of [`CASSANDRA_ERRORS`] and [`CASSANDRA_REQUEST_DURATION`]:
+/// what the request was for (see `retry::Retry::cassandra`).
+pub mod op {
+    pub const CLAIM: &str = "claim";
+    pub const MARK_ATTEMPTED: &str = "mark_attempted";
+    pub const READ: &str = "read";
+    pub const WRITE: &str = "write";
+    pub const WRITE_COPY: &str = "write_copy";
+    pub const READ_RATINGS: &str = "read_ratings";
+    pub const WRITE_RATINGS: &str = "write_ratings";
+    pub const WRITE_TOTALS: &str = "write_totals";
+    pub const WRITE_ACTIVITY: &str = "write_activity";
+}
+
+/// Every [`op`].
+pub const CASSANDRA_OPS: [&str; 9] = [
+    op::CLAIM,
+    op::MARK_ATTEMPTED,
+    op::READ,
+    op::WRITE,
+    op::WRITE_COPY,
+    op::READ_RATINGS,
+    op::WRITE_RATINGS,
+    op::WRITE_TOTALS,
+    op::WRITE_ACTIVITY,
+];
+
+pub fn describe() {
+    platform::metrics::describe();
+    ALL.iter().for_each(Metric::describe);
+    for counter in [DEAD_LETTERS, COMMIT_ERRORS, CONSUMER_ERRORS, HALTED_PARTITIONS, DEDUP_PRIMING_ERRORS] {
+        counter.counter().increment(0);
+    }
+    for op in CASSANDRA_OPS {
+        CASSANDRA_ERRORS.counter_with(&[("op", op)]).increment(0);
+    }
+}

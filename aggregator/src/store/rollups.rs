@@ -1,0 +1,132 @@
+//! `rollups` (a row per video, event type, granularity and bucket) and
+//! `rollups_by_bucket` (hour and day rows again, keyed by bucket, for trending).
+//! Values are absolute and carry `last_offset`, so writing one again is harmless.
+
+use counting::{RangeRead, RowKey, RowWrite, StoredRow, write_timestamp};
+use futures::TryStreamExt;
+use platform::cassandra::{CassandraError, prepare};
+use scylla::DeserializeRow;
+use scylla::client::session::Session;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+
+use super::RollupStore;
+
+pub(super) struct Statements {
+    read_from: PreparedStatement,
+    read_between: PreparedStatement,
+    write_row: PreparedStatement,
+    write_copy: PreparedStatement,
+}
+
+impl Statements {
+    pub(super) async fn prepare(s: &Session, ks: &str) -> Result<Self, CassandraError> {
+        let select = format!(
+            "SELECT bucket, value, last_offset FROM {ks}.rollups \
+             WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ?"
+        );
+        let read_from = prepare(s, select.clone(), true).await?;
+        let read_between = prepare(s, format!("{select} AND bucket < ?"), true).await?;
+        // Absolute values at a fenced timestamp: replaying this write is harmless.
+        let write_row = prepare(
+            s,
+            format!(
+                "INSERT INTO {ks}.rollups \
+                 (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            ),
+            true,
+        )
+        .await?;
+        // The same absolute values, keyed by bucket, for trending (migration 005).
+        let write_copy = prepare(
+            s,
+            format!(
+                "INSERT INTO {ks}.rollups_by_bucket (event_type, granularity, bucket, video_id, value) \
+                 VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            ),
+            true,
+        )
+        .await?;
+        Ok(Self { read_from, read_between, write_row, write_copy })
+    }
+}
+
+#[derive(DeserializeRow)]
+struct RollupRow {
+    bucket: CqlTimestamp,
+    value: Option<i64>,
+    last_offset: Option<i64>,
+}
+
+impl RollupStore {
+    /// Every row of `r.part` in the bucket range `r.from..r.until`, as (bucket, row).
+    pub async fn read_range(&self, r: &RangeRead) -> Result<Vec<(i64, StoredRow)>, CassandraError> {
+        let st = &self.rollups;
+        let (p, from) = (&r.part, CqlTimestamp(r.from));
+        let key = (p.video_id, p.kind.as_str(), p.granularity.as_str());
+        let pager = match r.until {
+            None => self.session.execute_iter(st.read_from.clone(), (key.0, key.1, key.2, from)).await?,
+            Some(until) => {
+                let values = (key.0, key.1, key.2, from, CqlTimestamp(until));
+                self.session.execute_iter(st.read_between.clone(), values).await?
+            }
+        };
+        let rows = pager.rows_stream::<RollupRow>()?;
+        Ok(rows
+            .map_ok(|row| {
+                let stored = StoredRow { value: row.value.unwrap_or(0), last_offset: row.last_offset.unwrap_or(-1) };
+                (row.bucket.0, stored)
+            })
+            .try_collect()
+            .await?)
+    }
+
+    /// Writes rows of one Cassandra partition in a single unlogged batch (atomic
+    /// and isolated within a partition, and one request instead of many).
+    pub async fn write_batch(&self, rows: &[RowWrite], partition: i32, epoch: i64) -> Result<(), CassandraError> {
+        debug_assert!(rows.windows(2).all(|w| w[0].key.part() == w[1].key.part()));
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values = Vec::with_capacity(rows.len());
+        for w in rows {
+            batch.append_statement(self.rollups.write_row.clone());
+            values.push((
+                w.key.video_id,
+                w.key.kind.as_str(),
+                w.key.granularity.as_str(),
+                CqlTimestamp(w.key.bucket_ms),
+                w.value,
+                w.last_offset,
+                partition,
+                self.retention.ttl_secs(w.key.granularity),
+                write_timestamp(epoch, w.last_offset),
+            ));
+        }
+        self.session.batch(&batch, values).await?;
+        Ok(())
+    }
+
+    /// Writes copies of hour and day rows keyed by bucket (all of one
+    /// `rollups_by_bucket` partition): `(key, value, last_offset)`.
+    pub async fn write_copies(&self, rows: &[(RowKey, i64, i64)], epoch: i64) -> Result<(), CassandraError> {
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values = Vec::with_capacity(rows.len());
+        for (key, value, last_offset) in rows {
+            batch.append_statement(self.rollups.write_copy.clone());
+            values.push((
+                key.kind.as_str(),
+                key.granularity.as_str(),
+                CqlTimestamp(key.bucket_ms),
+                key.video_id,
+                *value,
+                self.retention.ttl_secs(key.granularity),
+                write_timestamp(epoch, *last_offset),
+            ));
+        }
+        self.session.batch(&batch, values).await?;
+        Ok(())
+    }
+}

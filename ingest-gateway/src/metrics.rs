@@ -1,0 +1,57 @@
+//! The gateway's metrics, declared once (the per-route HTTP ones are
+//! `platform::metrics`). [`describe`] runs at start-up and registers the error
+//! counters at zero: a counter that first appears at 1 hides its first increment
+//! from `increase()`.
+
+use platform::metrics::{Kind, Metric};
+
+pub const EVENTS_PRODUCED: Metric =
+    Metric::new(Kind::Counter, "gateway_events_produced_total", &[], "Events acknowledged by Kafka (acks=all)");
+pub const EVENTS_REJECTED: Metric = Metric::new(
+    Kind::Counter,
+    "gateway_events_rejected_total",
+    &[],
+    "Items of batch requests rejected by validation (whole-request rejections are in http_requests_total)",
+);
+pub const PRODUCE_ERRORS: Metric = Metric::new(
+    Kind::Counter,
+    "gateway_produce_errors_total",
+    &["kind"],
+    "Requests answered 503 because Kafka did not acknowledge an event, by kind",
+);
+pub const EVENTS_DISCARDED: Metric = Metric::new(
+    Kind::Counter,
+    "gateway_events_discarded_total",
+    &[],
+    "Events accepted and dropped by the null sink (producer.sink = \"null\", benchmarks only)",
+);
+pub const PRODUCER_IN_FLIGHT: Metric = Metric::new(
+    Kind::Gauge,
+    "kafka_producer_in_flight_messages",
+    &[],
+    "Messages queued in or in flight from the producer, not yet acknowledged (sampled every second)",
+);
+pub const PRODUCER_QUEUE_CAPACITY: Metric = Metric::new(
+    Kind::Gauge,
+    "kafka_producer_queue_capacity_messages",
+    &[],
+    "The producer queue's ceiling (producer.queue_max_messages); in-flight / capacity is the saturation",
+);
+
+/// Every metric the gateway records itself.
+pub const ALL: &[Metric] =
+    &[EVENTS_PRODUCED, EVENTS_REJECTED, PRODUCE_ERRORS, EVENTS_DISCARDED, PRODUCER_IN_FLIGHT, PRODUCER_QUEUE_CAPACITY];
+
+/// Why a produce failed: the `kind` label values of [`PRODUCE_ERRORS`].
+pub const PRODUCE_ERROR_KINDS: [&str; 3] = ["queue_full", "timed_out", "other"];
+
+pub fn describe(queue_capacity: u64) {
+    platform::metrics::describe();
+    ALL.iter().for_each(Metric::describe);
+    EVENTS_PRODUCED.counter().increment(0);
+    EVENTS_REJECTED.counter().increment(0);
+    for kind in PRODUCE_ERROR_KINDS {
+        PRODUCE_ERRORS.counter_with(&[("kind", kind)]).increment(0);
+    }
+    PRODUCER_QUEUE_CAPACITY.gauge().set(queue_capacity as f64);
+}

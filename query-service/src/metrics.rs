@@ -1,0 +1,46 @@
+//! The query service's metrics, declared once (the per-route HTTP ones are
+//! `platform::metrics`). [`describe`] runs at start-up and registers the error
+//! counters at zero: a counter that first appears at 1 hides that increment from
+//! `increase()`.
+
+use platform::metrics::{Kind, Metric};
+
+pub const CASSANDRA_READ_DURATION: Metric = Metric::new(
+    Kind::Histogram,
+    "query_cassandra_read_duration_seconds",
+    &["granularity"],
+    "One rollup range read from Cassandra (all its pages), by granularity; failed reads included",
+);
+pub const CASSANDRA_ERRORS: Metric =
+    Metric::new(Kind::Counter, "query_cassandra_errors_total", &["op"], "Failed Cassandra requests, by op");
+pub const CATALOG_EVENTS_PUBLISHED: Metric = Metric::new(
+    Kind::Counter,
+    "query_catalog_events_published_total",
+    &["kind"],
+    "Catalog events (user created, video added, comment added) acknowledged by Kafka, by kind",
+);
+pub const CATALOG_EVENTS_FAILED: Metric = Metric::new(
+    Kind::Counter,
+    "query_catalog_events_failed_total",
+    &["kind"],
+    "Catalog events not delivered within the producer's timeout, by kind (the change itself is stored)",
+);
+
+/// Every metric the query service records itself.
+pub const ALL: &[Metric] =
+    &[CASSANDRA_READ_DURATION, CASSANDRA_ERRORS, CATALOG_EVENTS_PUBLISHED, CATALOG_EVENTS_FAILED];
+
+/// The `op` label value of [`CASSANDRA_ERRORS`]: a rollup range read.
+pub const OP_READ: &str = "read";
+
+/// The `kind` label values of the catalog event counters.
+pub const CATALOG_EVENT_KINDS: [&str; 3] = ["user_created", "video_added", "comment_added"];
+
+pub fn describe() {
+    platform::metrics::describe();
+    ALL.iter().for_each(Metric::describe);
+    CASSANDRA_ERRORS.counter_with(&[("op", OP_READ)]).increment(0);
+    for kind in CATALOG_EVENT_KINDS {
+        CATALOG_EVENTS_FAILED.counter_with(&[("kind", kind)]).increment(0);
+    }
+}
