@@ -366,6 +366,13 @@ impl Drop for TestEnv {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A passing test leaves nothing behind; a failing one keeps its keyspace to
+        // look at (`scripts/test` drops the leftovers of earlier runs).
+        if !std::thread::panicking()
+            && let Err(e) = platform::cassandra::drop_keyspace_blocking(&cassandra_nodes(), &self.keyspace)
+        {
+            eprintln!("[{}] could not drop keyspace {}: {e}", self.name, self.keyspace);
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use scylla::errors::{
 };
 use scylla::response::query_result::QueryResult;
 use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::unprepared::Statement;
 use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::Row;
 use serde::{Deserialize, Serialize};
@@ -162,6 +163,17 @@ pub async fn connect(cfg: &CassandraConfig, wait: Duration) -> Result<Session, C
     }
 }
 
+/// A schema change waits for schema agreement and, for a drop, its tables' flushes:
+/// on a loaded machine that takes far longer than the data requests' timeout.
+const SCHEMA_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A schema statement, with [`SCHEMA_TIMEOUT`].
+fn ddl(cql: impl Into<String>) -> Statement {
+    let mut stmt = Statement::new(cql.into());
+    stmt.set_request_timeout(Some(SCHEMA_TIMEOUT));
+    stmt
+}
+
 /// Creates the keyspace and applies every migration not yet recorded. Statements
 /// are idempotent, so two services starting at once do no harm.
 pub async fn migrate(session: &Session, cfg: &CassandraConfig) -> Result<(), CassandraError> {
@@ -169,17 +181,17 @@ pub async fn migrate(session: &Session, cfg: &CassandraConfig) -> Result<(), Cas
     check_keyspace(ks)?;
     let schema = |what: String| move |e| CassandraError::Schema { what, source: Box::new(e) };
     session
-        .query_unpaged(schemas::cql::create_keyspace(ks, &cfg.replication), &[])
+        .query_unpaged(ddl(schemas::cql::create_keyspace(ks, &cfg.replication)), &[])
         .await
         .map_err(schema("creating keyspace".into()))?;
     session
-        .query_unpaged(schemas::cql::create_migrations_table(ks), &[])
+        .query_unpaged(ddl(schemas::cql::create_migrations_table(ks)), &[])
         .await
         .map_err(schema("creating schema_migrations".into()))?;
     for m in schemas::cql::MIGRATIONS {
         for stmt in m.statements(ks) {
             session
-                .query_unpaged(stmt.as_str(), &[])
+                .query_unpaged(ddl(stmt.as_str()), &[])
                 .await
                 .map_err(schema(format!("migration {} ({}): {stmt}", m.version, m.name)))?;
         }
@@ -195,6 +207,33 @@ pub async fn migrate(session: &Session, cfg: &CassandraConfig) -> Result<(), Cas
     }
     session.await_schema_agreement().await.map_err(|e| CassandraError::SchemaAgreement(Box::new(e)))?;
     Ok(())
+}
+
+/// Drops `keyspace` if it exists.
+pub async fn drop_keyspace(session: &Session, keyspace: &str) -> Result<(), CassandraError> {
+    check_keyspace(keyspace)?;
+    session.query_unpaged(ddl(format!("DROP KEYSPACE IF EXISTS {keyspace}")), &[]).await?;
+    Ok(())
+}
+
+/// Drops `keyspace` and waits for it, from a thread with a runtime of its own, so a
+/// test's `Drop` (which may run on a runtime that must not block on itself) can
+/// clean up after itself. Every test makes a keyspace of about twenty tables, and a
+/// long-lived local Cassandra shared by several developers runs out of heap with a
+/// few hundred of them. Errors are returned, not raised: cleaning up is best effort.
+pub fn drop_keyspace_blocking(nodes: &str, keyspace: &str) -> Result<(), CassandraError> {
+    check_keyspace(keyspace)?;
+    let (nodes, keyspace) = (nodes.to_owned(), keyspace.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let cfg = CassandraConfig { nodes, ..Default::default() };
+            let session = connect(&cfg, Duration::from_secs(10)).await?;
+            drop_keyspace(&session, &keyspace).await
+        })
+    })
+    .join()
+    .expect("the clean-up thread does not panic")
 }
 
 /// A keyspace name is spliced into CQL text, so it must be a plain identifier.

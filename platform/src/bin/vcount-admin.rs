@@ -39,13 +39,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // Schema changes wait for every table's memtables to flush; on a loaded machine
-    // one DROP KEYSPACE can take longer than a data request's 5 s.
-    let cfg = platform::cassandra::CassandraConfig {
-        nodes: cli.nodes.clone(),
-        request_timeout_ms: 120_000,
-        ..Default::default()
-    };
+    let cfg = platform::cassandra::CassandraConfig { nodes: cli.nodes.clone(), ..Default::default() };
     let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await?;
     let pager = session.query_iter("SELECT keyspace_name FROM system_schema.keyspaces", &[]).await?;
     let names: Vec<String> = pager.rows_stream::<(String,)>()?.map_ok(|(n,)| n).try_collect().await?;
@@ -59,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(!prefix.is_empty() && !"system".starts_with(&prefix), "refusing prefix {prefix:?}");
             let doomed: Vec<&String> = names.iter().filter(|n| n.starts_with(&prefix)).collect();
             for n in &doomed {
-                session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {n}"), &[]).await?;
+                platform::cassandra::drop_keyspace(&session, n).await?;
             }
             println!("dropped {} keyspaces starting with {prefix:?}", doomed.len());
         }

@@ -83,6 +83,13 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop.cancel();
+        // A passing test leaves nothing behind; a failing one keeps its keyspace.
+        if !std::thread::panicking() {
+            let nodes = query_service::QueryConfig::default().cassandra.nodes;
+            if let Err(e) = platform::cassandra::drop_keyspace_blocking(&nodes, &self.keyspace) {
+                eprintln!("could not drop keyspace {}: {e}", self.keyspace);
+            }
+        }
     }
 }
 
