@@ -209,7 +209,8 @@ async fn main() -> anyhow::Result<()> {
         driver: a.driver.name().to_owned(),
         system: a.system.clone(),
         mode: a.mode.clone(),
-        offered_per_sec: report["offered_rate"].as_f64().map(|r| r * batch),
+        // A closed loop offers whatever the system takes: no offered rate.
+        offered_per_sec: report["offered_rate"].as_f64().filter(|_| report["arrival"] != "closed").map(|r| r * batch),
         achieved_per_sec: report["acked_events_per_sec"].as_f64().unwrap_or(0.0),
         events,
         latency_ms: percentiles(&report["latency"]),
