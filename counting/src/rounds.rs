@@ -115,16 +115,41 @@ impl Default for Cadence {
     }
 }
 
+/// A series' pending events. Small on purpose: a tail series (most of them) holds
+/// one or two minutes, so the minutes are a sorted `Vec`, not a map, and the
+/// counters are 32-bit (`events` saturates; a series is due long before).
 #[derive(Debug)]
 struct Pending {
     first_offset: i64,
     /// Wall-clock time the first pending event was folded.
     since_ms: i64,
-    events: u64,
-    /// Minute bucket → delta.
-    minutes: BTreeMap<i64, i64>,
+    events: u32,
     /// Rows the minutes touch: themselves, their hours and days, the all-time row.
-    rows: usize,
+    rows: u32,
+    /// (minute bucket, delta), sorted by minute.
+    minutes: Vec<(i64, i64)>,
+}
+
+impl Pending {
+    /// Adds `value` to `minute`'s delta, counting the rows a new minute touches.
+    fn add(&mut self, minute: i64, value: i64) {
+        let at = self.minutes.partition_point(|(m, _)| *m < minute);
+        match self.minutes.get_mut(at) {
+            Some((m, d)) if *m == minute => *d += value,
+            _ => {
+                let (hour, day) = (Granularity::Hour.bucket(minute), Granularity::Day.bucket(minute));
+                let within = |from: i64, width: i64| {
+                    let i = self.minutes.partition_point(|(m, _)| *m < from);
+                    self.minutes.get(i).is_some_and(|(m, _)| *m < from + width)
+                };
+                let new_hour = !within(hour, crate::time::HOUR_MS);
+                let new_day = !within(day, crate::time::DAY_MS);
+                self.rows += 1 + u32::from(new_hour) + u32::from(new_day);
+                self.minutes.insert(at, (minute, value));
+            }
+        }
+        self.events = self.events.saturating_add(1);
+    }
 }
 
 /// The census of a replay region (steps 1 and 2): the in-doubt round's offset
@@ -285,18 +310,10 @@ impl PartitionCounts {
             first_offset: offset,
             since_ms: now_ms,
             events: 0,
-            minutes: BTreeMap::new(),
             rows: 1, // the all-time row
+            minutes: Vec::with_capacity(1),
         });
-        let minute = Granularity::Minute.bucket(e.occurred_at_ms);
-        if !p.minutes.contains_key(&minute) {
-            let (hour, day) = (Granularity::Hour.bucket(minute), Granularity::Day.bucket(minute));
-            let new_hour = p.minutes.range(hour..hour + crate::time::HOUR_MS).next().is_none();
-            let new_day = p.minutes.range(day..day + crate::time::DAY_MS).next().is_none();
-            p.rows += 1 + usize::from(new_hour) + usize::from(new_day);
-        }
-        *p.minutes.entry(minute).or_insert(0) += e.value;
-        p.events += 1;
+        p.add(Granularity::Minute.bucket(e.occurred_at_ms), e.value);
     }
 
     /// Records that signed-in `user` viewed `video` (event `event_id`), for the
@@ -367,7 +384,7 @@ impl PartitionCounts {
         let mut events = 0;
         for key in keys {
             let p = self.pending.remove(&key).expect("picked from the map");
-            events += p.events;
+            events += u64::from(p.events);
             series.push(expand(key, p));
         }
         series.sort_unstable_by_key(|s| s.key);
@@ -389,7 +406,7 @@ impl PartitionCounts {
 
 fn due(p: &Pending, now_ms: i64, c: &Cadence) -> bool {
     let age = now_ms - p.since_ms;
-    age >= c.max_age_ms || (p.events >= c.hot_events && age >= c.min_age_ms) || p.rows >= c.max_rows
+    age >= c.max_age_ms || (u64::from(p.events) >= c.hot_events && age >= c.min_age_ms) || p.rows as usize >= c.max_rows
 }
 
 /// A pending series as rows: each minute, and its hour, day and all-time rows.
@@ -404,7 +421,7 @@ fn expand(key: SeriesKey, p: Pending) -> SeriesFlush {
     }
     // RowKey orders by granularity before bucket, and Total is the last granularity.
     debug_assert!(rows.keys().last().is_some_and(|k| k.granularity == Granularity::Total));
-    SeriesFlush { key, first_offset: p.first_offset, events: p.events, rows: rows.into_iter().collect() }
+    SeriesFlush { key, first_offset: p.first_offset, events: u64::from(p.events), rows: rows.into_iter().collect() }
 }
 
 #[cfg(test)]
