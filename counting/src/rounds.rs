@@ -8,37 +8,38 @@
 //! series every few seconds, a tail series once a minute or so. The Kafka offset
 //! committed is the first offset still pending in any series.
 //!
-//! The protocol, for one Kafka partition owned by one aggregator (`epoch` is its
-//! fencing token, bumped by a lightweight transaction when it claims the
-//! partition; `attempted` is `partition_state.attempted`):
+//! The protocol (R1–R7; [`crate::protocol`] says how it maps onto P1–P10), for one
+//! Kafka partition owned by one aggregator (`epoch` is its fencing token, bumped by
+//! a lightweight transaction when it claims the partition; `attempted` is
+//! `partition_state.attempted`):
 //!
-//! 1. **Claim.** Bump `epoch` (LWT), then read `attempted = A` linearizably and the
-//!    committed offset `c` from Kafka. Offsets `c..=A` are the *replay region*.
-//! 2. **Census** (only if `A ≥ c`). Read the log `c..=A` once for the distinct
-//!    series it holds and read each series' *floor*: the `last_offset` of its
-//!    all-time row (-1 if it has none). Every write of a series ends with its
-//!    all-time row (step 6), so the floor is an offset through which *every* row
-//!    of the series holds the series' events.
-//! 3. **Fold** from `c`. An event at offset `o` of series `s` is skipped if
-//!    `o ≤ floor(s)`: the store holds it already. Otherwise it is pending.
-//! 4. **The fenced round.** No round starts before the fold reaches `A`; at `A`
-//!    (or, if that message is gone, just before the first offset past it) one round
-//!    writes *every* pending series at exactly `b = A`, as the previous owner's
-//!    last round did. From then on rounds pick the due series ([`Cadence`]) at `b`
-//!    = the last offset folded. Each round first records `attempted = b` with
-//!    `IF epoch = <mine>`; if that fails a newer owner exists and this one stops
-//!    writing the partition.
-//! 5. **Resolve** each row of each series in the round against what the store
-//!    holds (the owner's cache or a read), by the row's own `last_offset` `lo`:
-//!    `lo ≥ b`: the row holds its part of the round already, skip it;
-//!    `lo < first` (the series' first pending offset): write `value + delta`;
-//!    anything else: [`Overlap`] (offsets rewound by hand), refuse to guess.
-//! 6. **Write** each series' rows with `last_offset = b` and
-//!    [`write_timestamp`](crate::write_timestamp)`(epoch, b)`, the all-time row
-//!    **last**, once the others are acknowledged (one single-partition batch
-//!    when the rows share a Cassandra partition).
-//! 7. **Commit** the round's [`Round::commit`]: the first offset still pending in
-//!    any series, or `b + 1` when none is.
+//! - **R1 Claim.** Bump `epoch` (LWT), then read `attempted = A` linearizably and
+//!   the committed offset `c` from Kafka. Offsets `c..=A` are the *replay region*.
+//! - **R2 Census** (only if `A ≥ c`). Read the log `c..=A` once for the distinct
+//!   series it holds, and each series' *floor*: the `last_offset` of its all-time
+//!   row (-1 if it has none). Every write of a series ends with its all-time row
+//!   (R6), so the floor is an offset through which *every* row of the series holds
+//!   the series' events.
+//! - **R3 Fold** from `c`. An event at offset `o` of series `s` is skipped if
+//!   `o ≤ floor(s)`: the store holds it already. Otherwise it is pending.
+//! - **R4 Rounds.** No round starts before the fold reaches `A`; at `A` (or, if that
+//!   message is gone, just before the first offset past it) one *fenced* round
+//!   writes *every* pending series at exactly `b = A`, as the previous owner's last
+//!   round did. From then on rounds pick the due series ([`Cadence`]) at `b` = the
+//!   last offset folded. Each round first records `attempted = b` with
+//!   `IF epoch = <mine>`; if that fails a newer owner exists and this one stops
+//!   writing the partition.
+//! - **R5 Resolve** each row of each series in the round against what the store
+//!   holds (the owner's cache or a read), by the row's own `last_offset` `lo`:
+//!   `lo ≥ b`: the row holds its part of the round already, skip it;
+//!   `lo < first` (the series' first pending offset): write `value + delta`;
+//!   anything else: [`Overlap`] (offsets rewound by hand), refuse to guess.
+//! - **R6 Write** each series' rows with `last_offset = b` and
+//!   [`write_timestamp`](crate::write_timestamp)`(epoch, b)`, the all-time row
+//!   **last**, once the others are acknowledged (one single-partition batch when
+//!   the rows share a Cassandra partition).
+//! - **R7 Commit** the round's [`Round::commit`]: the first offset still pending in
+//!   any series, or `b + 1` when none is.
 //!
 //! Why it is exact:
 //! * Every row holds exactly the events of its bucket up to its own `last_offset`
@@ -152,7 +153,7 @@ impl Pending {
     }
 }
 
-/// The census of a replay region (steps 1 and 2): the in-doubt round's offset
+/// The census of a replay region (R1, R2): the in-doubt round's offset
 /// `through` (`attempted`), and the floor of every series with an event in
 /// `committed..=through` (-1 for a series with no all-time row).
 #[derive(Clone, Debug, Default)]
@@ -174,7 +175,7 @@ pub struct MissingFloor {
 #[derive(Debug, Default)]
 pub struct PartitionCounts {
     pending: HashMap<SeriesKey, Pending>,
-    /// `Some` until the fenced round is taken (steps 2 to 4).
+    /// `Some` until the fenced round is taken (R2 to R4).
     census: Option<Census>,
     consumed: Option<i64>,
     /// Signed-in views for the activity feed: the first event id per (user, video,
@@ -324,7 +325,7 @@ impl PartitionCounts {
     }
 
     /// Short of the in-doubt round's offset: no round but the fenced one, at
-    /// exactly that offset, may start (step 4).
+    /// exactly that offset, may start (R4).
     pub fn is_fenced(&self) -> bool {
         self.census.as_ref().is_some_and(|c| self.consumed.is_none_or(|o| o < c.through))
     }
@@ -360,7 +361,7 @@ impl PartitionCounts {
         !self.viewers.is_empty() || self.pending.values().any(|p| due(p, now_ms, cadence))
     }
 
-    /// The round of the series due at `now_ms` (step 4); `None` while fenced or when
+    /// The round of the series due at `now_ms` (R4); `None` while fenced or when
     /// nothing was folded. A round without series still carries the commit.
     pub fn take_due(&mut self, now_ms: i64, cadence: &Cadence) -> Option<Round> {
         self.take(|_, p| due(p, now_ms, cadence))
