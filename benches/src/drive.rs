@@ -1,7 +1,13 @@
 //! How one unit of load is sent, and what it came to.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HOST, HeaderValue};
+use hyper_util::rt::TokioIo;
 use uuid::Uuid;
 use vcount_client::{Batcher, Client, Event, EventKind};
 
@@ -40,7 +46,7 @@ pub fn http_error(e: &reqwest::Error) -> String {
 pub enum Driver {
     /// KillrVideo's body-less `POST /api/v1/videos/id/{id}/view`, what the peers
     /// implement too. No event id: a retry could count twice, so none is made.
-    View { http: reqwest::Client, gateway: String },
+    View(ViewConns),
     /// The client library: `/api/v1/events`, `/api/v1/events:batch`, the batcher.
     Client { client: Client, batcher: Option<Batcher> },
 }
@@ -49,7 +55,7 @@ impl Driver {
     pub async fn send(&self, mode: Mode, batch_size: usize, work: &Workload) -> Sent {
         let now = chrono::Utc::now().timestamp_millis();
         match (self, mode) {
-            (Driver::View { .. }, _) => {
+            (Driver::View(_), _) => {
                 let video = work.popularity.pick(&mut rand::rng());
                 match self.view(video).await {
                     Ok(()) => Sent {
@@ -104,19 +110,14 @@ impl Driver {
     }
 
     async fn view(&self, video: Uuid) -> Result<(), String> {
-        let Driver::View { http, gateway } = self else { unreachable!("only the view driver posts views") };
-        let res = http.post(format!("{gateway}/api/v1/videos/id/{video}/view")).send().await;
-        match res {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("status_{}", r.status().as_u16())),
-            Err(e) => Err(http_error(&e)),
-        }
+        let Driver::View(conns) = self else { unreachable!("only the view driver posts views") };
+        conns.post(&format!("/api/v1/videos/id/{video}/view")).await
     }
 
     /// One view of a probe video, through the same endpoint as the load.
     pub async fn probe(&self, video: Uuid) -> Result<(), String> {
         match self {
-            Driver::View { .. } => self.view(video).await,
+            Driver::View(_) => self.view(video).await,
             Driver::Client { client, .. } => client.send(Event::view(video)).await.map(|_| ()).map_err(|e| e.kind()),
         }
     }
@@ -125,4 +126,61 @@ impl Driver {
 /// A plain HTTP client for views and reads.
 pub fn http(connections: usize, timeout: Duration) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().pool_max_idle_per_host(connections).timeout(timeout).build()?)
+}
+
+/// Body-less POSTs on plain HTTP/1.1 keep-alive connections of its own, one
+/// request at a time on each. The caller bounds the requests in flight, so the
+/// connections never outnumber them; an idle one is reused, a failed one dropped.
+pub struct ViewConns {
+    addr: String,
+    host: HeaderValue,
+    timeout: Duration,
+    idle: Mutex<Vec<SendRequest<Empty<Bytes>>>>,
+}
+
+impl ViewConns {
+    /// `base` is `http://host:port` (no TLS, no path).
+    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let uri: hyper::Uri = base.parse()?;
+        anyhow::ensure!(uri.scheme_str() == Some("http"), "the view driver speaks plain http: {base}");
+        let authority = uri.authority().ok_or_else(|| anyhow::anyhow!("no host in {base}"))?;
+        let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+        Ok(Self { addr, host: HeaderValue::from_str(authority.as_str())?, timeout, idle: Mutex::new(Vec::new()) })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect(&self.addr).await.map_err(|_| "connect".to_owned())?;
+        stream.set_nodelay(true).map_err(|_| "connect".to_owned())?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| "connect".to_owned())?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    /// POSTs `path` with no body; `Ok` on a 2xx, else the error's label.
+    pub async fn post(&self, path: &str) -> Result<(), String> {
+        let idle = self.idle.lock().expect("idle connections").pop();
+        let mut conn = match idle {
+            Some(c) if !c.is_closed() => c,
+            _ => self.connect().await?,
+        };
+        let req = hyper::Request::post(path)
+            .header(HOST, self.host.clone())
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| "transport".to_owned())?;
+        let exchange = async {
+            conn.ready().await?;
+            let res = conn.send_request(req).await?;
+            let status = res.status();
+            res.into_body().collect().await?;
+            Ok::<_, hyper::Error>(status)
+        };
+        let status = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => return Err("timeout".into()),
+            Ok(Err(_)) => return Err("transport".into()),
+            Ok(Ok(status)) => status,
+        };
+        self.idle.lock().expect("idle connections").push(conn);
+        if status.is_success() { Ok(()) } else { Err(format!("status_{}", status.as_u16())) }
+    }
 }

@@ -99,6 +99,8 @@ pub struct LoadConfig {
     pub batch_size: usize,
     /// Events endpoints: `occurredAt` spread uniformly over this many seconds before now.
     pub spread_secs: i64,
+    /// Events endpoints: share of events that happened 1 to 24 hours ago.
+    pub late_share: f64,
     /// Events endpoints: user ids drawn from a pool this big (0: anonymous).
     pub users: usize,
     /// Events endpoints: event types and their weights.
@@ -139,6 +141,7 @@ impl Default for LoadConfig {
             zipf: 1.0,
             batch_size: 100,
             spread_secs: 3600,
+            late_share: 0.0,
             users: 0,
             types: vec![(EventKind::View, 1)],
             drain_timeout: Duration::from_secs(60),
@@ -201,6 +204,7 @@ struct Outcome {
 pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
     anyhow::ensure!(cfg.rate > 0.0 && cfg.connections > 0, "rate and connections must be positive");
     anyhow::ensure!(cfg.ramp_to.is_none_or(|r| r >= 0.0), "--ramp-to must not be negative");
+    anyhow::ensure!((0.0..=1.0).contains(&cfg.late_share), "--late-share must be within 0 and 1");
     anyhow::ensure!(!(cfg.closed_loop && cfg.ramp_to.is_some()), "a ramp needs an open loop");
     anyhow::ensure!(
         !cfg.uses_view_endpoint() || (cfg.types.len() == 1 && cfg.types[0].0 == EventKind::View),
@@ -208,7 +212,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
     );
     let http = drive::http(cfg.connections, cfg.request_timeout)?;
     let (driver, client) = if cfg.uses_view_endpoint() {
-        (Driver::View { http: http.clone(), gateway: cfg.gateway.clone() }, None)
+        (Driver::View(drive::ViewConns::new(&cfg.gateway, cfg.request_timeout)?), None)
     } else {
         let client = cfg.client()?;
         let batcher = (cfg.mode == Mode::Batcher).then(|| {
@@ -222,8 +226,10 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
         (Driver::Client { client: client.clone(), batcher }, Some(client))
     };
     let driver = Arc::new(driver);
-    let work =
-        Arc::new(Workload::new(Popularity::new(cfg.videos, cfg.zipf), cfg.users, cfg.types.clone(), cfg.spread_secs));
+    let work = Arc::new(
+        Workload::new(Popularity::new(cfg.videos, cfg.zipf), cfg.users, cfg.types.clone(), cfg.spread_secs)
+            .with_late_share(cfg.late_share),
+    );
     let mut ledger = Ledger::new(work.popularity.sample(cfg.range_videos));
     let cfg = Arc::new(cfg);
     let progress = Arc::new(Progress::default());

@@ -21,9 +21,21 @@ pub struct Exact {
     pub double_counted: i64,
 }
 
+/// Consumer lag over a load: bounded (slope near 0) means the pipeline kept up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lag {
+    /// Highest lag seen during the load, in messages.
+    pub max: f64,
+    /// Least-squares slope of the lag over the load's last `window_secs`, messages/s.
+    pub slope_per_sec: f64,
+    pub window_secs: f64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Record {
+    /// What sent the load: `loadgen` or `wrk` (empty in records older than the field: loadgen).
+    pub driver: String,
     /// e.g. `pipeline`, `gateway (null sink)`, `peer A: Cassandra counter`.
     pub system: String,
     /// e.g. `single`, `batch 100`, `consume`.
@@ -46,6 +58,8 @@ pub struct Record {
     pub cpu_secs_other: BTreeMap<String, f64>,
     /// Wall seconds of the window the CPU figures cover.
     pub window_secs: f64,
+    /// Consumer lag during the load, where the step sampled it.
+    pub lag: Option<Lag>,
     pub db_writes: Option<u64>,
     pub db_reads: Option<u64>,
     pub exactness: Option<Exact>,
@@ -64,6 +78,22 @@ impl Record {
     pub fn writes_per_event(&self) -> Option<f64> {
         let w = self.db_writes?;
         (self.events > 0).then(|| w as f64 / self.events as f64)
+    }
+
+    /// The load driver's name: `loadgen` for load steps recorded before drivers
+    /// were named, `–` for steps without one (the aggregator bench).
+    pub fn driver(&self) -> &str {
+        match self.driver.as_str() {
+            "" if self.cpu_secs_other.contains_key("loadgen") => "loadgen",
+            "" => "–",
+            d => d,
+        }
+    }
+
+    /// CPU seconds the load driver spent per 1,000 events, to compare with the system's.
+    pub fn driver_cpu_per_1k(&self) -> Option<f64> {
+        let cpu = self.cpu_secs_other.get(self.driver()).copied()?;
+        (self.events > 0).then(|| cpu * 1000.0 / self.events as f64)
     }
 
     /// A short name for plots and tables: system and mode.

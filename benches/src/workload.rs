@@ -82,12 +82,22 @@ pub struct Workload {
     users: Vec<Uuid>,
     types: Vec<(EventKind, u32)>,
     spread_ms: i64,
+    late_share: f64,
 }
+
+/// Late events happened between these many milliseconds ago.
+const LATE_MS: std::ops::Range<i64> = 3_600_000..86_400_000;
 
 impl Workload {
     pub fn new(popularity: Popularity, users: usize, types: Vec<(EventKind, u32)>, spread_secs: i64) -> Self {
         let users = (0..users).map(|_| Uuid::new_v4()).collect();
-        Self { popularity, users, types, spread_ms: spread_secs.max(0) * 1000 }
+        Self { popularity, users, types, spread_ms: spread_secs.max(0) * 1000, late_share: 0.0 }
+    }
+
+    /// This share of events happened 1 to 24 hours ago (late arrivals).
+    pub fn with_late_share(mut self, share: f64) -> Self {
+        self.late_share = share.clamp(0.0, 1.0);
+        self
     }
 
     fn kind(&self, rng: &mut impl Rng) -> EventKind {
@@ -106,7 +116,9 @@ impl Workload {
     pub fn event(&self, rng: &mut impl Rng, now_ms: i64) -> (Event, Record) {
         let video = self.popularity.pick(rng);
         let kind = self.kind(rng);
-        let at_ms = now_ms - rng.random_range(0..self.spread_ms.max(1));
+        let late = self.late_share > 0.0 && rng.random::<f64>() < self.late_share;
+        let ago = if late { rng.random_range(LATE_MS) } else { rng.random_range(0..self.spread_ms.max(1)) };
+        let at_ms = now_ms - ago;
         let mut e = Event::new(video, kind)
             .occurred_at(DateTime::<Utc>::from_timestamp_millis(at_ms).expect("a time in range"));
         if !self.users.is_empty() {
@@ -180,6 +192,16 @@ mod tests {
         assert_eq!(parse_types("view").unwrap(), [(EventKind::View, 1)]);
         assert!(parse_types("views=1").is_err());
         assert!(parse_types("view=0").is_err());
+    }
+
+    #[test]
+    fn a_late_share_of_events_happened_hours_ago() {
+        let w = Workload::new(Popularity::new(10, 1.0), 0, parse_types("view").unwrap(), 60).with_late_share(0.1);
+        let (mut rng, now) = (rand::rng(), 1_000_000_000_000);
+        let ages: Vec<i64> = (0..5000).map(|_| now - w.event(&mut rng, now).1.at_ms.unwrap()).collect();
+        let late = ages.iter().filter(|&&a| a >= 3_600_000).count();
+        assert!((350..650).contains(&late), "{late} late events of 5000");
+        assert!(ages.iter().all(|&a| (0..60_000).contains(&a) || LATE_MS.contains(&a)));
     }
 
     #[test]

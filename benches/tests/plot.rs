@@ -37,10 +37,10 @@ fn renders_pngs_and_the_table_from_step_records() {
     }
     let table = std::fs::read_to_string(out.join("latest.md")).unwrap();
     for row in [
-        "| gateway (null sink) | single | 20K | 20K | 0.80 | 4.10 | 12.00 | 0.048 | 0.0000 | not checked |",
-        "| pipeline | batch 100 | 30K | 30K | 12.40 | 727.00 | 915.00 | 0.073 | 0.5800 | 0 / 0 |",
-        "| peer A: Cassandra counter | single | 2.0K | 2.0K | 3.00 | 45.00 | 120.00 | 0.475 | 1.0000 | 0 / 0 |",
-        "| aggregator alone | 1000000 events | – | 250K | – | – | – | 0.006 | 0.0900 | 0 / 0 |",
+        "| gateway (null sink) | single | loadgen | 20K | 20K | 0.80 | 4.10 | 12.00 | 0.048 | 0.0000 | not checked |",
+        "| pipeline | batch 100 | – | 30K | 30K | 12.40 | 727.00 | 915.00 | 0.073 | 0.5800 | 0 / 0 |",
+        "| peer A: Cassandra counter | single | – | 2.0K | 2.0K | 3.00 | 45.00 | 120.00 | 0.475 | 1.0000 | 0 / 0 |",
+        "| aggregator alone | 1000000 events | – | – | 250K | – | – | – | 0.006 | 0.0900 | 0 / 0 |",
     ] {
         assert!(table.contains(row), "missing row {row}\n{table}");
     }

@@ -122,10 +122,12 @@ async fn harness_at_a_tiny_rate_ends_exact() {
     assert!(r.exactness.as_ref().unwrap().ranges_skipped.is_some(), "the server chose the view times");
 
     // Typed events through the client library: users, a type mix, occurredAt
-    // over 3 h, ranges checked; freshness through the same client.
+    // over 3 h and a fifth of them 1 to 24 h late, ranges checked; freshness
+    // through the same client.
     let r = benches::run(LoadConfig {
         target: Target::Events,
         rate: 60.0,
+        late_share: 0.2,
         users: 10,
         types: parse_types("view=80,like=10,share=10").unwrap(),
         freshness_interval: Some(Duration::from_millis(100)),

@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod range;
 pub mod ratings;
 pub mod rollup;
+pub mod rounds;
 pub mod series;
 pub mod time;
 
@@ -28,4 +29,5 @@ pub use rollup::{
     Activity, ActivityKind, CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite,
     StoredRow, write_timestamp,
 };
+pub use rounds::{Cadence, Census, PartitionCounts, Round, SeriesFlush, SeriesKey};
 pub use time::Granularity;

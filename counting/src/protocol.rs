@@ -143,6 +143,32 @@
 //! - `end_to_end.rs`: `counts_equal_the_ledger_for_every_range` (every step, and
 //!   P4's dead letters).
 //!
+//! ## Next: per-series rounds, R1–R7 (issue 15; [`rounds`](crate::rounds))
+//!
+//! P4–P9 write every row a flush touched, so under a long tail a flush costs about
+//! one row per event. `counting::rounds` lets each series (a video and an event
+//! type) be written on its own cadence instead; it is built and property-tested
+//! here and not yet used by the aggregator. What changes, step by step:
+//!
+//! - **R1 Claim** = P1 and P2's read of `attempted = A`; the committed offset `c` now
+//!   trails the oldest pending series, so `c..=A` may span many rounds.
+//! - **R2 Census** (new, beside P3): read the log `c..=A` for its series and each
+//!   series' floor, its all-time row's `last_offset` (the priming read can go on to
+//!   `A` and collect them).
+//! - **R3 Fold** = P4, skipping an event at or below its series' floor.
+//! - **R4 Round** replaces P2's fence and P5: the first round after a claim is at
+//!   exactly `A` and takes every pending series; later rounds take the due series at
+//!   the last offset folded. Each records `attempted` `IF epoch = <mine>`, as P5.
+//! - **R5 Resolve** = P7 per series, `first` being the series' first pending offset.
+//! - **R6 Write** = P8, one series at a time, its all-time row last (the floor).
+//! - **R7 Commit**: the first offset still pending in any series, not `through + 1`.
+//!   A failed commit needs no retry before the next round: the census covers any
+//!   number of complete rounds.
+//!
+//! Why it is exact, and the simulation that checks it
+//! (`rounds::tests::rounds_on_any_schedule_never_lose_or_double_count`), are in
+//! [`rounds`](crate::rounds)'s module doc.
+//!
 //! [`PartitionBuffer`]: crate::PartitionBuffer
 //! [`PartitionBuffer::new`]: crate::PartitionBuffer::new
 //! [`PartitionBuffer::take`]: crate::PartitionBuffer::take

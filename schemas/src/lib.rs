@@ -33,6 +33,7 @@ pub mod cql {
         Migration { version: 6, name: "catalog", source: include_str!("../cql/006_catalog.cql") },
         Migration { version: 7, name: "comments", source: include_str!("../cql/007_comments.cql") },
         Migration { version: 8, name: "flags", source: include_str!("../cql/008_flags.cql") },
+        Migration { version: 9, name: "counts", source: include_str!("../cql/009_counts.cql") },
     ];
 
     impl Migration {
@@ -84,6 +85,13 @@ pub mod cql {
             assert!(stmts[0].starts_with("CREATE TABLE IF NOT EXISTS ks_test.rollups ("));
             assert!(stmts[1].contains("ks_test.partition_state"));
             assert!(stmts.iter().all(|s| !s.contains("--") && !s.contains('{')));
+        }
+
+        #[test]
+        fn counts_keep_a_series_in_one_partition() {
+            let stmts = MIGRATIONS.iter().find(|m| m.name == "counts").unwrap().statements("ks_test");
+            assert_eq!(stmts.len(), 1);
+            assert!(stmts[0].contains("PRIMARY KEY ((video_id, event_type), granularity, bucket)"));
         }
 
         #[test]

@@ -1,5 +1,11 @@
-//! `benchstep`: runs `loadgen` once as one step of `scripts/bench`, and measures
-//! what that load cost the system under test.
+//! `benchstep`: runs a load driver once as one step of `scripts/bench`, and
+//! measures what that load cost the system under test.
+//!
+//! The driver is `loadgen` (open or closed loop, the ledger's exactness check) or
+//! Debian's `wrk` with `benches/wrk/views.lua` (closed loop, no ledger): a C
+//! driver that costs less CPU per request than any service it drives, so a
+//! ceiling it finds is the service's. Every record names its driver and what the
+//! driver itself spent, so a table can show when the driver was the limit.
 //!
 //! Every 250 ms it reads the CPU ticks of each named process from `/proc` and
 //! scrapes the system's `/metrics`. The CPU window opens when loadgen starts and
@@ -19,12 +25,31 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use benches::record::{Exact, Percentiles, Record, metric_sum, proc_ticks};
+use benches::record::{Exact, Lag, Percentiles, Record, metric_sum, proc_ticks};
 use clap::Parser;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Driver {
+    Loadgen,
+    Wrk,
+}
+
+impl Driver {
+    fn name(self) -> &'static str {
+        match self {
+            Driver::Loadgen => "loadgen",
+            Driver::Wrk => "wrk",
+        }
+    }
+}
+
 #[derive(Parser)]
-#[command(about = "Run loadgen as one benchmark step and measure CPU, store writes and exactness")]
+#[command(about = "Run a load driver as one benchmark step and measure CPU, store writes and exactness")]
 struct Args {
+    /// What sends the load: loadgen, or wrk (its arguments after `--`; the script
+    /// `benches/wrk/views.lua` must be among them).
+    #[arg(long, value_enum, default_value = "loadgen")]
+    driver: Driver,
     #[arg(long)]
     system: String,
     #[arg(long, default_value = "")]
@@ -44,6 +69,10 @@ struct Args {
     /// Counter of store writes.
     #[arg(long)]
     writes: Option<String>,
+    /// Gauge of consumer lag (summed over its series): "sustained" means it stays
+    /// bounded, so the record keeps its peak and its slope over the load's last 60 s.
+    #[arg(long)]
+    lag: Option<String>,
     /// Counter of store reads.
     #[arg(long)]
     reads: Option<String>,
@@ -55,7 +84,7 @@ struct Args {
     clk_tck: u64,
     #[arg(long, default_value = "")]
     notes: String,
-    /// Arguments for loadgen (after `--`); `--json` is added.
+    /// Arguments for the driver (after `--`); for loadgen, `--json` is added.
     #[arg(last = true)]
     loadgen_args: Vec<String>,
 }
@@ -70,6 +99,7 @@ struct Sample {
     ticks: Vec<Option<u64>>,
     loadgen_ticks: Option<u64>,
     progress: Option<f64>,
+    lag: Option<f64>,
     writes: Option<f64>,
     reads: Option<f64>,
 }
@@ -85,6 +115,7 @@ async fn sample(http: &reqwest::Client, a: &Args, loadgen: u32) -> Sample {
         ticks: a.procs.iter().map(|(_, pid)| proc_ticks(*pid)).collect(),
         loadgen_ticks: proc_ticks(loadgen),
         progress: read(&a.progress),
+        lag: read(&a.lag),
         writes: read(&a.writes),
         reads: read(&a.reads),
     }
@@ -107,13 +138,29 @@ async fn main() -> anyhow::Result<()> {
     };
     let json = a.out.with_extension("loadgen.json");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
-    let mut child = tokio::process::Command::new(&loadgen)
-        .args(&a.loadgen_args)
-        .arg("--json")
-        .arg(&json)
-        .spawn()
-        .with_context(|| format!("starting {}", loadgen.display()))?;
-    let pid = child.id().context("loadgen pid")?;
+    let mut command = match a.driver {
+        Driver::Loadgen => {
+            let mut c = tokio::process::Command::new(&loadgen);
+            c.args(&a.loadgen_args).arg("--json").arg(&json);
+            c
+        }
+        Driver::Wrk => {
+            let mut c = tokio::process::Command::new("wrk");
+            c.args(&a.loadgen_args).stderr(std::process::Stdio::piped());
+            c
+        }
+    };
+    let mut child = command.spawn().with_context(|| format!("starting {}", a.driver.name()))?;
+    let pid = child.id().context("driver pid")?;
+    // wrk's summary line arrives on stderr; read it while the run goes on.
+    let wrk_summary = child.stderr.take().map(|err| {
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut out = String::new();
+            let mut err = err;
+            err.read_to_string(&mut out).await.map(|_| out)
+        })
+    });
     let mut samples = vec![sample(&http, &a, pid).await];
     let status = loop {
         tokio::select! {
@@ -121,12 +168,18 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::time::sleep(Duration::from_millis(250)) => samples.push(sample(&http, &a, pid).await),
         }
     };
-    // loadgen is gone: its ticks are in the last sample taken while it ran.
+    // The driver is gone: its ticks are in the last sample taken while it ran.
     let last_loadgen = samples.iter().rev().find_map(|s| s.loadgen_ticks);
     samples.push(sample(&http, &a, pid).await);
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?)?;
-    std::fs::remove_file(&json).ok();
+    let report: serde_json::Value = match wrk_summary {
+        None => {
+            let report =
+                serde_json::from_slice(&std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?)?;
+            std::fs::remove_file(&json).ok();
+            report
+        }
+        Some(task) => wrk_report(&task.await??)?,
+    };
 
     let events = report["events_acked"].as_u64().unwrap_or(0);
     let first = &samples[0];
@@ -145,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut cpu_secs_other = BTreeMap::new();
     if let (Some(t0), Some(t1)) = (first.loadgen_ticks, last_loadgen) {
-        cpu_secs_other.insert("loadgen".to_owned(), (t1 - t0) as f64 / tck);
+        cpu_secs_other.insert(a.driver.name().to_owned(), (t1 - t0) as f64 / tck);
     }
     let batch = report["batch_size"].as_f64().unwrap_or(1.0);
     let exactness = report["exactness"].as_object().map(|e| Exact {
@@ -153,9 +206,11 @@ async fn main() -> anyhow::Result<()> {
         double_counted: e["double_counted"].as_i64().unwrap_or(0),
     });
     let rec = Record {
+        driver: a.driver.name().to_owned(),
         system: a.system.clone(),
         mode: a.mode.clone(),
-        offered_per_sec: report["offered_rate"].as_f64().map(|r| r * batch),
+        // A closed loop offers whatever the system takes: no offered rate.
+        offered_per_sec: report["offered_rate"].as_f64().filter(|_| report["arrival"] != "closed").map(|r| r * batch),
         achieved_per_sec: report["acked_events_per_sec"].as_f64().unwrap_or(0.0),
         events,
         latency_ms: percentiles(&report["latency"]),
@@ -164,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
         cpu_secs,
         cpu_secs_other,
         window_secs: last.at.duration_since(first.at).as_secs_f64(),
+        lag: lag_figures(&samples, report["duration_secs"].as_f64().unwrap_or(0.0)),
         db_writes: delta(first.writes, last.writes),
         db_reads: delta(first.reads, last.reads),
         exactness,
@@ -180,6 +236,51 @@ async fn main() -> anyhow::Result<()> {
         rec.window_secs
     );
     // The record is kept either way; the step fails like loadgen did (e.g. inexact counts).
-    anyhow::ensure!(status.success(), "loadgen exited with {status}");
+    anyhow::ensure!(status.success(), "{} exited with {status}", a.driver.name());
     Ok(())
+}
+
+/// Peak consumer lag over the load, and its least-squares slope (messages per
+/// second) over the load's last 60 s: bounded lag means the pipeline kept up.
+fn lag_figures(samples: &[Sample], load_secs: f64) -> Option<Lag> {
+    let t0 = samples.first()?.at;
+    let points: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|s| Some((s.at.duration_since(t0).as_secs_f64(), s.lag?)))
+        .filter(|(t, _)| *t <= load_secs)
+        .collect();
+    let max = points.iter().map(|p| p.1).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))?;
+    let tail: Vec<&(f64, f64)> = points.iter().filter(|(t, _)| *t >= load_secs - 60.0).collect();
+    let n = tail.len() as f64;
+    let (mt, ml) = (tail.iter().map(|p| p.0).sum::<f64>() / n, tail.iter().map(|p| p.1).sum::<f64>() / n);
+    let var: f64 = tail.iter().map(|p| (p.0 - mt).powi(2)).sum();
+    let cov: f64 = tail.iter().map(|p| (p.0 - mt) * (p.1 - ml)).sum();
+    Some(Lag { max, slope_per_sec: if var > 0.0 { cov / var } else { 0.0 }, window_secs: load_secs.min(60.0) })
+}
+
+/// wrk's run as loadgen's report shapes it: `views.lua` prints one JSON line to
+/// stderr at the end. Only 2xx answers count as events.
+fn wrk_report(stderr: &str) -> anyhow::Result<serde_json::Value> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"requests\""))
+        .with_context(|| format!("no summary from wrk (is benches/wrk/views.lua the script?): {stderr}"))?;
+    let w: serde_json::Value = serde_json::from_str(line)?;
+    let n = |k: &str| w[k].as_f64().unwrap_or(0.0);
+    let socket_errors = n("connect") + n("read") + n("write") + n("timeout");
+    let ok = (n("requests") - n("status")).max(0.0);
+    let secs = n("duration_us") / 1e6;
+    Ok(serde_json::json!({
+        "events_acked": ok as u64,
+        "offered_rate": null,
+        "batch_size": 1,
+        "acked_events_per_sec": if secs > 0.0 { ok / secs } else { 0.0 },
+        "latency": { "p50_ms": n("p50_us") / 1e3, "p99_ms": n("p99_us") / 1e3, "p999_ms": n("p999_us") / 1e3 },
+        "requests": n("requests") as u64,
+        "non_2xx": n("status") as u64,
+        "socket_errors": socket_errors as u64,
+        "arrival": "closed",
+        "duration_secs": secs,
+    }))
 }

@@ -56,6 +56,10 @@ struct Args {
     /// Events endpoints: occurredAt spread over this many seconds before now.
     #[arg(long, default_value_t = 3600)]
     spread_secs: i64,
+    /// Events endpoints: this share of events (0 to 1) happened 1 to 24 hours ago
+    /// instead, late arrivals that touch closed hours and days.
+    #[arg(long, default_value_t = 0.0)]
+    late_share: f64,
     /// Events endpoints: user ids drawn from a pool of this many (0 = anonymous).
     #[arg(long, default_value_t = 0)]
     users: usize,
@@ -114,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         zipf: a.zipf,
         batch_size: a.batch_size,
         spread_secs: a.spread_secs,
+        late_share: a.late_share,
         users: a.users,
         types,
         drain_timeout: Duration::from_secs_f64(a.drain_timeout),

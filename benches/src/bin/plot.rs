@@ -237,17 +237,18 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 fn markdown(records: &[Record], title: &str) -> String {
     let mut s = format!("## Benchmark run {title}\n\n");
     s.push_str(
-        "| system | mode | offered/s | achieved/s | p50 ms | p99 ms | p99.9 ms | CPU s per 1K events | \
+        "| system | mode | driver | offered/s | achieved/s | p50 ms | p99 ms | p99.9 ms | CPU s per 1K events | \
          DB writes per event | exactness (lost / double) |\n",
     );
-    s.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    s.push_str("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     for r in records {
         let l = r.latency_ms;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.system,
             r.mode,
+            r.driver(),
             opt(r.offered_per_sec, human),
             human(r.achieved_per_sec),
             opt(l.map(|l| l.p50), |v| format!("{v:.2}")),
@@ -271,19 +272,24 @@ fn markdown(records: &[Record], title: &str) -> String {
         }
     }
     s.push_str("\nCPU seconds by process over each step's window (system under test; the load generator apart):\n\n");
-    s.push_str("| step | events | window s | CPU by process | load generator | DB reads per event | notes |\n");
-    s.push_str("| --- | ---: | ---: | --- | ---: | ---: | --- |\n");
+    s.push_str(
+        "| step | events | window s | CPU by process | driver CPU s | driver CPU s per 1K events | \
+         DB reads per event | consumer lag: peak, slope/s over the last 60 s | notes |\n",
+    );
+    s.push_str("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |\n");
     for r in records {
         let procs: Vec<String> = r.cpu_secs.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
             r.label(),
             r.events,
             r.window_secs,
             procs.join(", "),
-            opt(r.cpu_secs_other.get("loadgen").copied(), |v| format!("{v:.2}")),
+            opt(r.cpu_secs_other.get(r.driver()).copied(), |v| format!("{} {v:.2}", r.driver())),
+            opt(r.driver_cpu_per_1k(), |v| format!("{v:.3}")),
             opt(r.db_reads.filter(|_| r.events > 0).map(|d| d as f64 / r.events as f64), |v| format!("{v:.4}")),
+            r.lag.map_or_else(|| "–".to_owned(), |l| format!("{}, {:+.0}", human(l.max), l.slope_per_sec)),
             r.notes,
         );
     }

@@ -1,0 +1,429 @@
+//! Flush rounds: each (video, event type) written on its own cadence, exactly once.
+//!
+//! [`crate::rollup`]'s protocol writes every touched row on every flush, so the
+//! rows per flush grow with the distinct videos per flush interval: under a long
+//! tail nearly every event is a video of its own, and pre-aggregation stops
+//! paying. Here each *series* (a video and an event type: one `last_offset` floor,
+//! see below) keeps its own pending deltas and is written when *it* is due: a hot
+//! series every few seconds, a tail series once a minute or so. The Kafka offset
+//! committed is the first offset still pending in any series.
+//!
+//! The protocol (R1–R7; [`crate::protocol`] says how it maps onto P1–P10), for one
+//! Kafka partition owned by one aggregator (`epoch` is its fencing token, bumped by
+//! a lightweight transaction when it claims the partition; `attempted` is
+//! `partition_state.attempted`):
+//!
+//! - **R1 Claim.** Bump `epoch` (LWT), then read `attempted = A` linearizably and
+//!   the committed offset `c` from Kafka. Offsets `c..=A` are the *replay region*.
+//! - **R2 Census** (only if `A ≥ c`). Read the log `c..=A` once for the distinct
+//!   series it holds, and each series' *floor*: the `last_offset` of its all-time
+//!   row (-1 if it has none). Every write of a series ends with its all-time row
+//!   (R6), so the floor is an offset through which *every* row of the series holds
+//!   the series' events.
+//! - **R3 Fold** from `c`. An event at offset `o` of series `s` is skipped if
+//!   `o ≤ floor(s)`: the store holds it already. Otherwise it is pending.
+//! - **R4 Rounds.** No round starts before the fold reaches `A`; at `A` (or, if that
+//!   message is gone, just before the first offset past it) one *fenced* round
+//!   writes *every* pending series at exactly `b = A`, as the previous owner's last
+//!   round did. From then on rounds pick the due series ([`Cadence`]) at `b` = the
+//!   last offset folded. Each round first records `attempted = b` with
+//!   `IF epoch = <mine>`; if that fails a newer owner exists and this one stops
+//!   writing the partition.
+//! - **R5 Resolve** each row of each series in the round against what the store
+//!   holds (the owner's cache or a read), by the row's own `last_offset` `lo`:
+//!   `lo ≥ b`: the row holds its part of the round already, skip it;
+//!   `lo < first` (the series' first pending offset): write `value + delta`;
+//!   anything else: [`Overlap`] (offsets rewound by hand), refuse to guess.
+//! - **R6 Write** each series' rows with `last_offset = b` and
+//!   [`write_timestamp`](crate::write_timestamp)`(epoch, b)`, the all-time row
+//!   **last**, once the others are acknowledged (one single-partition batch when
+//!   the rows share a Cassandra partition).
+//! - **R7 Commit** the round's [`Round::commit`]: the first offset still pending in
+//!   any series, or `b + 1` when none is.
+//!
+//! Why it is exact:
+//! * Every row holds exactly the events of its bucket up to its own `last_offset`
+//!   (the invariant the simulation checks after every single write), and the
+//!   all-time row's `last_offset` is the series' floor: a write that reached it
+//!   reached every other row of the series first.
+//! * Only one round can be in doubt, the one at `A`: rounds run one after the
+//!   other, a round's LWT runs only after the previous round's writes were all
+//!   acknowledged, and every earlier round in `c..=A` is complete, so the census
+//!   floor covers it. The fenced round redoes the round at `A` with the same
+//!   offsets: a row it finds written by the in-doubt round has `lo = A = b` and is
+//!   skipped; a row it finds unwritten gets the whole delta. If the fenced round
+//!   is cut short in turn, it leaves the same `A` and the same kind of rows, so
+//!   any number of crashes in a row are handled alike. (A first round at any `b`
+//!   other than `A` could leave rows of two different in-doubt rounds: the
+//!   simulation found that before any server was involved.)
+//! * A stale owner cannot start a round (its LWT fails); writes of its in-doubt
+//!   round that land late carry an older epoch in their write timestamp and lose
+//!   to the fenced round's, which covers every row they touch (the same events,
+//!   from the same floor, through the same `A`).
+//!
+//! What it costs: one LWT per round per partition, a census of the region after
+//! each claim (one log read of at most a tail interval, and one single-row read per
+//! series in it, which warms the owner's row cache anyway), and the commit trails
+//! the oldest pending series, so a crash replays up to `max_age` of the log.
+
+use std::collections::{BTreeMap, HashMap};
+
+use uuid::Uuid;
+
+use crate::kind::EventKind;
+use crate::rollup::{Activity, ActivityKind, CountedEvent, Folded, Overlap, RowKey, RowWrite, StoredRow};
+use crate::time::Granularity;
+
+/// One (video, event type): the rows whose all-time row's `last_offset` is their
+/// common floor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub video_id: Uuid,
+    pub kind: EventKind,
+}
+
+impl From<&CountedEvent> for SeriesKey {
+    fn from(e: &CountedEvent) -> Self {
+        Self { video_id: e.video_id, kind: e.kind }
+    }
+}
+
+impl SeriesKey {
+    /// The series' all-time row, whose `last_offset` is its floor.
+    pub fn total_row(&self) -> RowKey {
+        RowKey { video_id: self.video_id, kind: self.kind, granularity: Granularity::Total, bucket_ms: 0 }
+    }
+}
+
+/// When a series with pending events is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cadence {
+    /// A series with at least `hot_events` pending is written once its oldest
+    /// pending event is this old: popular videos stay fresh in the store.
+    pub min_age_ms: i64,
+    pub hot_events: u64,
+    /// Every other series is written once its oldest pending event is this old:
+    /// a tail video costs a write per `max_age`, not one per flush interval.
+    pub max_age_ms: i64,
+    /// A series touching this many rows is written at once, whatever its age:
+    /// bounds one series' write (late events spread over many minutes).
+    pub max_rows: usize,
+}
+
+impl Default for Cadence {
+    fn default() -> Self {
+        Self { min_age_ms: 5_000, hot_events: 64, max_age_ms: 60_000, max_rows: 256 }
+    }
+}
+
+/// A series' pending events. Small on purpose: a tail series (most of them) holds
+/// one or two minutes, so the minutes are a sorted `Vec`, not a map, and the
+/// counters are 32-bit (`events` saturates; a series is due long before).
+#[derive(Debug)]
+struct Pending {
+    first_offset: i64,
+    /// Wall-clock time the first pending event was folded.
+    since_ms: i64,
+    events: u32,
+    /// Rows the minutes touch: themselves, their hours and days, the all-time row.
+    rows: u32,
+    /// (minute bucket, delta), sorted by minute.
+    minutes: Vec<(i64, i64)>,
+}
+
+impl Pending {
+    /// Adds `value` to `minute`'s delta, counting the rows a new minute touches.
+    fn add(&mut self, minute: i64, value: i64) {
+        let at = self.minutes.partition_point(|(m, _)| *m < minute);
+        match self.minutes.get_mut(at) {
+            Some((m, d)) if *m == minute => *d += value,
+            _ => {
+                let (hour, day) = (Granularity::Hour.bucket(minute), Granularity::Day.bucket(minute));
+                let within = |from: i64, width: i64| {
+                    let i = self.minutes.partition_point(|(m, _)| *m < from);
+                    self.minutes.get(i).is_some_and(|(m, _)| *m < from + width)
+                };
+                let new_hour = !within(hour, crate::time::HOUR_MS);
+                let new_day = !within(day, crate::time::DAY_MS);
+                self.rows += 1 + u32::from(new_hour) + u32::from(new_day);
+                self.minutes.insert(at, (minute, value));
+            }
+        }
+        self.events = self.events.saturating_add(1);
+    }
+}
+
+/// The census of a replay region (R1, R2): the in-doubt round's offset
+/// `through` (`attempted`), and the floor of every series with an event in
+/// `committed..=through` (-1 for a series with no all-time row).
+#[derive(Clone, Debug, Default)]
+pub struct Census {
+    pub through: i64,
+    pub floors: HashMap<SeriesKey, i64>,
+}
+
+/// An event of the replay region whose series the census did not cover: the
+/// census read a different log, so nothing can be decided. The adapter stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("event at offset {offset} of {key:?} is in the replay region but the census has no floor for it")]
+pub struct MissingFloor {
+    pub key: SeriesKey,
+    pub offset: i64,
+}
+
+/// The per-partition state of an owner: pending series and the replay region.
+#[derive(Debug, Default)]
+pub struct PartitionCounts {
+    pending: HashMap<SeriesKey, Pending>,
+    /// `Some` until the fenced round is taken (R2 to R4).
+    census: Option<Census>,
+    consumed: Option<i64>,
+    /// Signed-in views for the activity feed: the first event id per (user, video,
+    /// minute), written by the next round.
+    viewers: HashMap<(Uuid, Uuid, i64), Uuid>,
+    /// Events skipped because the store already held them (replay).
+    replayed: u64,
+}
+
+/// The events of one series to write in a round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesFlush {
+    pub key: SeriesKey,
+    /// First pending offset of the series.
+    pub first_offset: i64,
+    pub events: u64,
+    /// Every row the events touch with its delta, sorted: minutes, hours, days,
+    /// then the all-time row, which must be written last.
+    pub rows: Vec<(RowKey, i64)>,
+}
+
+/// What one round writes, and what it lets the owner commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Round {
+    /// The last offset folded: every row written gets `last_offset = through`, and
+    /// `attempted = through` is recorded first.
+    pub through: i64,
+    /// The offset to commit once every write of the round is acknowledged.
+    pub commit: i64,
+    pub series: Vec<SeriesFlush>,
+    /// Activity-feed entries folded since the last round (all of them: they are
+    /// keyed by their events, so a replay rewrites the same rows).
+    pub activities: Vec<Activity>,
+    pub events: u64,
+}
+
+impl Round {
+    /// Nothing to write: the owner may commit without recording an attempt.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty() && self.activities.is_empty()
+    }
+}
+
+/// What rule 5 makes of one series.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeriesWrites {
+    /// Sorted like [`SeriesFlush::rows`]: the all-time row, if written, is last.
+    pub writes: Vec<RowWrite>,
+    /// Rows that already held their part of the round.
+    pub skipped: usize,
+}
+
+impl SeriesFlush {
+    /// Applies rule 5 to every row of the series, given what the store holds for
+    /// it (`None`: no row). `through` is the round's.
+    pub fn resolve(
+        &self,
+        through: i64,
+        mut stored: impl FnMut(&RowKey) -> Option<StoredRow>,
+    ) -> Result<SeriesWrites, Overlap> {
+        let mut out = SeriesWrites { writes: Vec::with_capacity(self.rows.len()), skipped: 0 };
+        for (key, delta) in &self.rows {
+            let value = match stored(key) {
+                None => *delta,
+                Some(row) if row.last_offset >= through => {
+                    out.skipped += 1;
+                    continue;
+                }
+                Some(row) if row.last_offset < self.first_offset => row.value.saturating_add(*delta),
+                Some(row) => {
+                    return Err(Overlap {
+                        key: *key,
+                        last_offset: row.last_offset,
+                        first_offset: self.first_offset,
+                        through_offset: through,
+                    });
+                }
+            };
+            out.writes.push(RowWrite { key: *key, value, last_offset: through });
+        }
+        Ok(out)
+    }
+}
+
+impl PartitionCounts {
+    /// State for a newly claimed partition. `census` is `None` when the region is
+    /// empty (`attempted < committed`, or no attempt was ever recorded).
+    pub fn new(census: Option<Census>) -> Self {
+        Self { census, ..Self::default() }
+    }
+
+    /// Folds the message at `offset` (offsets must increase). `event` is `None` for
+    /// a message that counts nothing (dead-lettered, a dropped repeat) but whose
+    /// offset is still consumed. `now_ms` is the wall clock, for the cadence.
+    ///
+    /// [`Folded::FlushNow`]: the fold reached the in-doubt round's offset; take the
+    /// fenced round ([`take_all`](Self::take_all)) before folding more.
+    /// [`Folded::FlushFirst`]: `offset` is past it and its own message never came;
+    /// take the fenced round (it ends at that offset), then fold this one again.
+    pub fn fold(&mut self, offset: i64, event: Option<&CountedEvent>, now_ms: i64) -> Result<Folded, MissingFloor> {
+        debug_assert!(self.consumed.is_none_or(|c| offset > c), "offsets must increase");
+        let Some(census) = &self.census else {
+            self.add(offset, event, now_ms);
+            return Ok(Folded::Folded);
+        };
+        let through = census.through;
+        if offset > through {
+            // The message at `through` is gone: it counted nothing, as far as this
+            // owner can tell, and the fenced round ends there all the same.
+            self.consumed = Some(through);
+            return Ok(Folded::FlushFirst);
+        }
+        match event {
+            Some(e) => {
+                let key = SeriesKey::from(e);
+                let floor = *census.floors.get(&key).ok_or(MissingFloor { key, offset })?;
+                if offset <= floor {
+                    self.replayed += 1;
+                    self.consumed = Some(offset);
+                } else {
+                    self.add(offset, event, now_ms);
+                }
+            }
+            None => self.consumed = Some(offset),
+        }
+        Ok(if offset == through { Folded::FlushNow } else { Folded::Folded })
+    }
+
+    fn add(&mut self, offset: i64, event: Option<&CountedEvent>, now_ms: i64) {
+        self.consumed = Some(offset);
+        let Some(e) = event else { return };
+        let p = self.pending.entry(SeriesKey::from(e)).or_insert_with(|| Pending {
+            first_offset: offset,
+            since_ms: now_ms,
+            events: 0,
+            rows: 1, // the all-time row
+            minutes: Vec::with_capacity(1),
+        });
+        p.add(Granularity::Minute.bucket(e.occurred_at_ms), e.value);
+    }
+
+    /// Records that signed-in `user` viewed `video` (event `event_id`), for the
+    /// activity feed; the next round writes it.
+    pub fn note_viewer(&mut self, user: Uuid, video: Uuid, occurred_at_ms: i64, event_id: Uuid) {
+        let minute = Granularity::Minute.bucket(occurred_at_ms);
+        self.viewers.entry((user, video, minute)).or_insert(event_id);
+    }
+
+    /// Short of the in-doubt round's offset: no round but the fenced one, at
+    /// exactly that offset, may start (R4).
+    pub fn is_fenced(&self) -> bool {
+        self.census.as_ref().is_some_and(|c| self.consumed.is_none_or(|o| o < c.through))
+    }
+
+    /// Series with pending events.
+    pub fn pending_series(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Distinct (series, minute) and viewer keys held: the memory, roughly.
+    pub fn buffered_keys(&self) -> usize {
+        self.pending.values().map(|p| p.minutes.len()).sum::<usize>() + self.viewers.len()
+    }
+
+    /// Events the census showed were already in the store.
+    pub fn replayed(&self) -> u64 {
+        self.replayed
+    }
+
+    /// The offset that may be committed right now: the first pending one, or the
+    /// one after the last folded.
+    pub fn commit_offset(&self) -> Option<i64> {
+        let first_pending = self.pending.values().map(|p| p.first_offset).min();
+        first_pending.or(self.consumed.map(|c| c + 1))
+    }
+
+    /// Is a round worth starting at `now_ms`: a series is due, activities wait, or
+    /// nothing is pending and the commit can move.
+    pub fn is_due(&self, now_ms: i64, cadence: &Cadence) -> bool {
+        if self.census.is_some() {
+            return !self.is_fenced();
+        }
+        !self.viewers.is_empty() || self.pending.values().any(|p| due(p, now_ms, cadence))
+    }
+
+    /// The round of the series due at `now_ms` (R4); `None` while fenced or when
+    /// nothing was folded. A round without series still carries the commit.
+    pub fn take_due(&mut self, now_ms: i64, cadence: &Cadence) -> Option<Round> {
+        self.take(|_, p| due(p, now_ms, cadence))
+    }
+
+    /// A round of every pending series: the fenced round, on revoke, at shutdown,
+    /// or when memory is short.
+    pub fn take_all(&mut self) -> Option<Round> {
+        self.take(|_, _| true)
+    }
+
+    fn take(&mut self, mut pick: impl FnMut(&SeriesKey, &Pending) -> bool) -> Option<Round> {
+        if self.is_fenced() {
+            return None;
+        }
+        let through = self.consumed?;
+        // At the fence, the round must redo the whole in-doubt round.
+        let all = self.census.is_some();
+        let keys: Vec<SeriesKey> = self.pending.iter().filter(|(k, p)| all || pick(k, p)).map(|(k, _)| *k).collect();
+        let mut series = Vec::with_capacity(keys.len());
+        let mut events = 0;
+        for key in keys {
+            let p = self.pending.remove(&key).expect("picked from the map");
+            events += u64::from(p.events);
+            series.push(expand(key, p));
+        }
+        series.sort_unstable_by_key(|s| s.key);
+        self.census = None;
+        let mut activities: Vec<Activity> = std::mem::take(&mut self.viewers)
+            .into_iter()
+            .map(|((user_id, video_id, _), event_id)| Activity {
+                user_id,
+                activity_ts: event_id,
+                kind: ActivityKind::View,
+                activity_id: video_id,
+            })
+            .collect();
+        activities.sort_unstable_by_key(|a| (a.user_id, a.activity_ts));
+        let commit = self.commit_offset().expect("something was folded");
+        Some(Round { through, commit, series, activities, events })
+    }
+}
+
+fn due(p: &Pending, now_ms: i64, c: &Cadence) -> bool {
+    let age = now_ms - p.since_ms;
+    age >= c.max_age_ms || (u64::from(p.events) >= c.hot_events && age >= c.min_age_ms) || p.rows as usize >= c.max_rows
+}
+
+/// A pending series as rows: each minute, and its hour, day and all-time rows.
+fn expand(key: SeriesKey, p: Pending) -> SeriesFlush {
+    let mut rows: BTreeMap<RowKey, i64> = BTreeMap::new();
+    for (minute, delta) in &p.minutes {
+        for granularity in Granularity::ALL {
+            let row =
+                RowKey { video_id: key.video_id, kind: key.kind, granularity, bucket_ms: granularity.bucket(*minute) };
+            *rows.entry(row).or_insert(0) += delta;
+        }
+    }
+    // RowKey orders by granularity before bucket, and Total is the last granularity.
+    debug_assert!(rows.keys().last().is_some_and(|k| k.granularity == Granularity::Total));
+    SeriesFlush { key, first_offset: p.first_offset, events: u64::from(p.events), rows: rows.into_iter().collect() }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,379 @@
+use std::collections::{HashMap, HashSet};
+
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::*;
+use crate::rollup::Folded;
+use crate::rollup::write_timestamp;
+use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
+
+const T0: i64 = 1_710_028_800_000; // 2024-03-10T00:00:00Z
+
+fn video(i: u8) -> Uuid {
+    Uuid::from_bytes([i; 16])
+}
+
+fn ev(v: u8, kind: EventKind, at: i64, value: i64) -> CountedEvent {
+    CountedEvent { video_id: video(v), kind, occurred_at_ms: at, value }
+}
+
+fn view(v: u8, at: i64) -> CountedEvent {
+    ev(v, EventKind::View, at, 1)
+}
+
+fn series(v: u8) -> SeriesKey {
+    SeriesKey { video_id: video(v), kind: EventKind::View }
+}
+
+fn row(v: u8, granularity: Granularity, at: i64) -> RowKey {
+    RowKey { video_id: video(v), kind: EventKind::View, granularity, bucket_ms: granularity.bucket(at) }
+}
+
+const CADENCE: Cadence = Cadence { min_age_ms: 5_000, hot_events: 3, max_age_ms: 60_000, max_rows: 10 };
+
+#[test]
+fn series_are_due_on_their_own_cadence_and_the_commit_trails_the_oldest() {
+    let mut c = PartitionCounts::new(None);
+    // Video 1 is hot (3 events), video 2 is a tail video (1 event).
+    assert_eq!(c.fold(10, Some(&view(2, T0)), 0), Ok(Folded::Folded));
+    for o in 11..14 {
+        assert_eq!(c.fold(o, Some(&view(1, T0)), 1_000), Ok(Folded::Folded));
+    }
+    assert_eq!(c.fold(14, None, 1_000), Ok(Folded::Folded));
+    assert!(!c.is_due(4_999, &CADENCE), "nobody is 5 s old yet");
+    assert!(c.is_due(6_000, &CADENCE));
+    let r = c.take_due(6_000, &CADENCE).unwrap();
+    assert_eq!(r.series.iter().map(|s| s.key).collect::<Vec<_>>(), [series(1)], "only the hot video");
+    assert_eq!((r.through, r.events), (14, 3));
+    assert_eq!(r.commit, 10, "video 2's event at 10 is still pending");
+    assert!(!c.is_due(59_999, &CADENCE));
+    let r = c.take_due(60_000, &CADENCE).unwrap();
+    assert_eq!(r.series.iter().map(|s| s.key).collect::<Vec<_>>(), [series(2)], "the tail video at max_age");
+    assert_eq!(r.commit, 15, "nothing pending: past the last folded offset");
+    // Nothing pending: a round without series still moves the commit.
+    assert_eq!(c.fold(15, None, 70_000), Ok(Folded::Folded));
+    let r = c.take_due(70_000, &CADENCE).unwrap();
+    assert!(r.is_empty() && r.commit == 16);
+}
+
+#[test]
+fn a_series_over_max_rows_is_due_at_once() {
+    let mut c = PartitionCounts::new(None);
+    // Minutes in three hours of two days: 1 total + 2 days + 3 hours + 4 minutes = 10 rows.
+    for (o, at) in [T0, T0 + MINUTE_MS, T0 + HOUR_MS, T0 + DAY_MS].into_iter().enumerate() {
+        assert!(!c.is_due(0, &CADENCE), "{o} minutes in");
+        assert_eq!(c.fold(o as i64, Some(&view(1, at)), 0), Ok(Folded::Folded));
+    }
+    assert!(c.is_due(0, &CADENCE));
+    let r = c.take_due(0, &CADENCE).unwrap();
+    assert_eq!(r.series[0].rows.len(), 10);
+    assert_eq!(r.series[0].rows.last().unwrap().0, series(1).total_row(), "the all-time row is last");
+}
+
+#[test]
+fn a_series_expands_into_minute_hour_day_and_total_rows() {
+    let mut c = PartitionCounts::new(None);
+    assert_eq!(c.fold(10, Some(&ev(1, EventKind::View, T0 + 5 * MINUTE_MS, 1)), 0), Ok(Folded::Folded));
+    assert_eq!(c.fold(11, Some(&ev(1, EventKind::View, T0 + 5 * MINUTE_MS + 1, 2)), 0), Ok(Folded::Folded));
+    assert_eq!(c.fold(12, Some(&ev(1, EventKind::Like, T0, 1)), 0), Ok(Folded::Folded));
+    assert_eq!(c.fold(13, Some(&ev(1, EventKind::View, T0 + 2 * HOUR_MS, 1)), 0), Ok(Folded::Folded));
+    let r = c.take_all().unwrap();
+    assert_eq!(r.series.len(), 2, "views and likes are two series");
+    let views = r.series.iter().find(|s| s.key == series(1)).unwrap();
+    let d: HashMap<RowKey, i64> = views.rows.iter().copied().collect();
+    assert_eq!(d.len(), 2 + 2 + 1 + 1);
+    assert_eq!(d[&row(1, Granularity::Minute, T0 + 5 * MINUTE_MS)], 3);
+    assert_eq!(d[&row(1, Granularity::Hour, T0)], 3);
+    assert_eq!(d[&row(1, Granularity::Hour, T0 + 2 * HOUR_MS)], 1);
+    assert_eq!(d[&row(1, Granularity::Day, T0)], 4);
+    assert_eq!(d[&series(1).total_row()], 4);
+    assert_eq!((views.first_offset, views.events, r.commit), (10, 3, 14));
+}
+
+#[test]
+fn the_replay_region_skips_what_the_floor_holds_and_fences_the_first_round() {
+    // The previous owner's round at 12 may or may not have landed; video 1's floor is
+    // 10 (its round at 10 landed), video 2 had never been written.
+    let floors = HashMap::from([(series(1), 10), (series(2), -1)]);
+    let mut c = PartitionCounts::new(Some(Census { through: 12, floors }));
+    assert_eq!(c.fold(9, Some(&view(1, T0)), 0), Ok(Folded::Folded), "≤ floor: in the store already");
+    assert_eq!(c.fold(10, Some(&view(1, T0)), 0), Ok(Folded::Folded));
+    assert_eq!(c.fold(11, Some(&view(1, T0)), 0), Ok(Folded::Folded), "pending");
+    assert!(c.is_fenced() && c.take_all().is_none() && !c.is_due(i64::MAX, &CADENCE), "no round before the fence");
+    assert_eq!(
+        c.fold(12, Some(&view(3, T0)), 0),
+        Err(MissingFloor { key: series(3), offset: 12 }),
+        "a series the census did not see cannot be decided"
+    );
+    assert_eq!(c.fold(12, Some(&view(2, T0)), 0), Ok(Folded::FlushNow), "offset 12 is the fence");
+    assert!(c.is_due(0, &CADENCE), "the fenced round is due whatever the cadence");
+    assert_eq!(c.replayed(), 2);
+    // Even a round that picks by cadence takes everything at the fence.
+    let r = c.take_due(0, &CADENCE).unwrap();
+    assert_eq!(r.series.iter().map(|s| s.key).collect::<Vec<_>>(), [series(1), series(2)]);
+    assert_eq!((r.through, r.commit), (12, 13));
+    let v1 = &r.series[0];
+    assert_eq!((v1.first_offset, v1.events), (11, 1));
+    let minute = row(1, Granularity::Minute, T0);
+    // The in-doubt round landed on a row: skipped; it did not: added.
+    let resolved =
+        v1.resolve(12, |k| Some(StoredRow { value: 7, last_offset: if *k == minute { 12 } else { 10 } })).unwrap();
+    assert_eq!(resolved.skipped, 1);
+    assert!(resolved.writes.iter().all(|w| w.value == 8 && w.last_offset == 12 && w.key != minute));
+    // A row inside the pending offsets, other than the round's own: refuse.
+    let err = v1.resolve(12, |k| Some(StoredRow { value: 6, last_offset: if *k == minute { 11 } else { 10 } }));
+    assert_eq!(err.unwrap_err().key, minute);
+    // Past the fence, rounds follow the cadence again.
+    assert_eq!(c.fold(13, Some(&view(1, T0)), 0), Ok(Folded::Folded));
+    assert!(!c.is_fenced() && c.take_due(0, &CADENCE).unwrap().series.is_empty());
+}
+
+#[test]
+fn a_fence_whose_message_is_gone_ends_just_before_the_next_offset() {
+    let floors = HashMap::from([(series(1), -1)]);
+    let mut c = PartitionCounts::new(Some(Census { through: 12, floors }));
+    assert_eq!(c.fold(11, Some(&view(1, T0)), 0), Ok(Folded::Folded));
+    assert_eq!(c.fold(14, Some(&view(2, T0)), 0), Ok(Folded::FlushFirst));
+    let r = c.take_all().unwrap();
+    assert_eq!((r.through, r.commit, r.series.len()), (12, 13, 1), "the round ends at the fence all the same");
+    assert_eq!(c.fold(14, Some(&view(2, T0)), 0), Ok(Folded::Folded), "no floor needed past the region");
+}
+
+// ---------------------------------------------------------------------------
+// The whole protocol, simulated against a last-write-wins store, as in
+// `rollup::tests`, but with series written on schedules of their own: owners that
+// crash after any number of row writes, in-doubt rounds whose remaining writes
+// land late (before the next owner's census, or after any number of its writes),
+// a census that reads floors at claim time, and a cache that mixes those reads
+// with rows read much later.
+
+#[derive(Default)]
+struct Store {
+    rows: HashMap<RowKey, (StoredRow, i64)>,
+}
+
+impl Store {
+    fn write(&mut self, w: &RowWrite, ts: i64) {
+        match self.rows.get(&w.key) {
+            // Cassandra breaks timestamp ties by the larger value.
+            Some((old, old_ts)) if (*old_ts, old.value) >= (ts, w.value) => {}
+            _ => {
+                self.rows.insert(w.key, (StoredRow { value: w.value, last_offset: w.last_offset }, ts));
+            }
+        }
+    }
+
+    fn get(&self, k: &RowKey) -> Option<StoredRow> {
+        self.rows.get(k).map(|(r, _)| *r)
+    }
+}
+
+fn truth(log: &[CountedEvent], key: &RowKey, through: i64) -> i64 {
+    log.iter()
+        .take((through + 1).max(0) as usize)
+        .filter(|e| e.video_id == key.video_id && e.kind == key.kind)
+        .filter(|e| key.granularity.bucket(e.occurred_at_ms) == key.bucket_ms)
+        .map(|e| e.value)
+        .sum()
+}
+
+/// Every row holds exactly the events of its bucket up to its own `last_offset`.
+fn assert_rows_consistent(log: &[CountedEvent], store: &Store) -> Result<(), TestCaseError> {
+    for k in store.rows.keys() {
+        assert_row_consistent(log, store, k)?;
+    }
+    Ok(())
+}
+
+/// The same for one row: a write changes only its own row, so checking it after
+/// each write checks every row after every write.
+fn assert_row_consistent(log: &[CountedEvent], store: &Store, k: &RowKey) -> Result<(), TestCaseError> {
+    if let Some((row, _)) = store.rows.get(k) {
+        prop_assert_eq!(row.value, truth(log, k, row.last_offset), "row {:?} at {}", k, row.last_offset);
+    }
+    Ok(())
+}
+
+/// When the rest of a crashed owner's in-doubt round lands.
+#[derive(Clone, Copy, Debug)]
+enum Landing {
+    /// Never: the process died.
+    Never,
+    /// Before the next owner's census reads the floors.
+    BeforeCensus,
+    /// After the next owner (or a later one) has written this many rows.
+    AfterWrites(usize),
+}
+
+#[derive(Clone, Debug)]
+struct OwnerScript {
+    /// Offsets folded between two rounds.
+    round_every: usize,
+    /// Per round, which series are due: bit `i` for series `i` (video × kind).
+    masks: Vec<u16>,
+    /// Die in round n after this many row writes (past the last: before committing).
+    crash: Option<(usize, usize)>,
+    landing: Landing,
+}
+
+fn landing() -> impl Strategy<Value = Landing> {
+    prop_oneof![Just(Landing::Never), Just(Landing::BeforeCensus), (0usize..30).prop_map(Landing::AfterWrites)]
+}
+
+fn owner_strategy() -> impl Strategy<Value = OwnerScript> {
+    (1usize..40, prop::collection::vec(any::<u16>(), 1..6), prop::option::of((0usize..5, 0usize..40)), landing())
+        .prop_map(|(round_every, masks, crash, landing)| OwnerScript { round_every, masks, crash, landing })
+}
+
+const KINDS: [EventKind; 2] = [EventKind::View, EventKind::Like];
+
+fn log_strategy() -> impl Strategy<Value = Vec<CountedEvent>> {
+    prop::collection::vec((0u8..5, 0usize..2, 0i64..3 * DAY_MS / MINUTE_MS, 1i64..4), 1..300).prop_map(|v| {
+        v.into_iter().map(|(vid, k, minute, value)| ev(vid, KINDS[k], T0 + minute * MINUTE_MS + 17, value)).collect()
+    })
+}
+
+fn series_bit(key: &SeriesKey) -> u32 {
+    let v = key.video_id.as_bytes()[0] as u32;
+    let k = KINDS.iter().position(|k| *k == key.kind).unwrap() as u32;
+    v * 2 + k
+}
+
+/// Writes of an in-doubt round still on their way, and when they land.
+struct InFlight {
+    writes: Vec<RowWrite>,
+    ts: i64,
+    /// Before the next owner's census, or once this many rows were written in all.
+    before_census: bool,
+    after: usize,
+}
+
+/// Lands the in-flight writes that are due, checking each row it changes.
+fn land(
+    log: &[CountedEvent],
+    in_flight: &mut [InFlight],
+    store: &mut Store,
+    due: impl Fn(&InFlight) -> bool,
+) -> Result<(), TestCaseError> {
+    for f in in_flight.iter_mut().filter(|f| due(f)) {
+        for w in f.writes.drain(..) {
+            store.write(&w, f.ts);
+            assert_row_consistent(log, store, &w.key)?;
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rounds_on_any_schedule_never_lose_or_double_count(
+        log in log_strategy(),
+        owners in prop::collection::vec(owner_strategy(), 1..5),
+    ) {
+        let end = log.len() as i64;
+        let mut store = Store::default();
+        let (mut epoch, mut attempted, mut committed) = (0i64, None::<i64>, 0i64);
+        let mut in_flight: Vec<InFlight> = Vec::new();
+        let mut written = 0usize; // rows written by all owners
+        let finale = OwnerScript { round_every: 7, masks: vec![0x5555, u16::MAX], crash: None, landing: Landing::Never };
+        for script in owners.iter().chain(std::iter::once(&finale)) {
+            land(&log, &mut in_flight, &mut store, |f| f.before_census)?;
+            epoch += 1; // step 1: the claim's lightweight transaction
+            let mut cache: HashMap<RowKey, Option<StoredRow>> = HashMap::new();
+            let census = attempted.filter(|&a| a >= committed).map(|a| {
+                // Step 2: the series of the region and their floors, read now.
+                let keys: HashSet<SeriesKey> = log[committed as usize..=a as usize].iter().map(SeriesKey::from).collect();
+                let floors = keys
+                    .into_iter()
+                    .map(|k| {
+                        let total = store.get(&k.total_row());
+                        cache.insert(k.total_row(), total);
+                        (k, total.map_or(-1, |r| r.last_offset))
+                    })
+                    .collect();
+                Census { through: a, floors }
+            });
+            land(&log, &mut in_flight, &mut store, |f| f.after <= written)?;
+            let mut counts = PartitionCounts::new(census);
+            let mut rounds = 0usize;
+            let mut offset = committed;
+            let mut crashed = false;
+            while offset < end && !crashed {
+                let folded = counts
+                    .fold(offset, Some(&log[offset as usize]), 0)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_ne!(folded, Folded::FlushFirst, "every offset of the log is there");
+                offset += 1;
+                let at_end = offset == end;
+                let periodic = ((offset - committed) as usize).is_multiple_of(script.round_every);
+                if !at_end && folded == Folded::Folded && !periodic {
+                    continue;
+                }
+                let mask = script.masks[rounds % script.masks.len()];
+                let round = if at_end || folded == Folded::FlushNow {
+                    counts.take_all()
+                } else {
+                    counts.take(|k, _| mask & (1 << series_bit(k)) != 0)
+                };
+                let Some(round) = round else { continue }; // fenced
+                if round.is_empty() {
+                    committed = round.commit;
+                    rounds += 1;
+                    continue;
+                }
+                attempted = Some(round.through); // step 4, fenced by the epoch: we are the owner
+                let ts = write_timestamp(epoch, round.through);
+                // Step 5: resolve every series, reading rows the cache lacks now.
+                let mut writes: Vec<RowWrite> = Vec::new();
+                for s in &round.series {
+                    let resolved = s
+                        .resolve(round.through, |k| *cache.entry(*k).or_insert_with(|| store.get(k)))
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    writes.extend(resolved.writes);
+                }
+                // Step 6: in order, each series' all-time row after its others.
+                let crash_here = matches!(script.crash, Some((n, _)) if n == rounds);
+                let limit = match script.crash {
+                    Some((_, k)) if crash_here => k.min(writes.len()),
+                    _ => writes.len(),
+                };
+                for w in &writes[..limit] {
+                    store.write(w, ts);
+                    cache.insert(w.key, Some(StoredRow { value: w.value, last_offset: w.last_offset }));
+                    written += 1;
+                    assert_row_consistent(&log, &store, &w.key)?;
+                    // A previous owner's in-doubt writes may land between any two of ours.
+                    land(&log, &mut in_flight, &mut store, |f| f.after <= written)?;
+                }
+                if crash_here {
+                    let rest = writes[limit..].to_vec();
+                    match script.landing {
+                        Landing::Never => {}
+                        Landing::BeforeCensus => in_flight.push(InFlight { writes: rest, ts, before_census: true, after: usize::MAX }),
+                        Landing::AfterWrites(j) => in_flight.push(InFlight { writes: rest, ts, before_census: false, after: written + j }),
+                    }
+                    crashed = true;
+                    continue;
+                }
+                committed = round.commit; // step 7
+                rounds += 1;
+            }
+        }
+        prop_assert_eq!(committed, end);
+        // Whatever is still on its way lands last, and must lose.
+        land(&log, &mut in_flight, &mut store, |_| true)?;
+        assert_rows_consistent(&log, &store)?;
+        let mut expected: HashMap<RowKey, i64> = HashMap::new();
+        for e in &log {
+            for g in Granularity::ALL {
+                let k = RowKey { video_id: e.video_id, kind: e.kind, granularity: g, bucket_ms: g.bucket(e.occurred_at_ms) };
+                *expected.entry(k).or_insert(0) += e.value;
+            }
+        }
+        let actual: HashMap<RowKey, i64> = store.rows.iter().map(|(k, (r, _))| (*k, r.value)).collect();
+        prop_assert_eq!(actual, expected);
+    }
+}
