@@ -38,12 +38,8 @@ pub const PRODUCER_QUEUE_CAPACITY: Metric = Metric::new(
     "The producer queue's ceiling (producer.queue_max_messages); in-flight / capacity is the saturation",
 );
 
-pub const STRICT_VIDEOS: Metric = Metric::new(
-    Kind::Gauge,
-    "gateway_strict_videos",
-    &[],
-    "Videos strict mode knows (from VideoAdded catalog events)",
-);
+pub const STRICT_VIDEOS: Metric =
+    Metric::new(Kind::Gauge, "gateway_strict_videos", &[], "Videos strict mode knows (from VideoAdded catalog events)");
 pub const STRICT_REFUSED: Metric = Metric::new(
     Kind::Counter,
     "gateway_strict_refused_total",

@@ -126,7 +126,8 @@ fn producer_keys(home: &Path) -> anyhow::Result<Option<String>> {
             key
         }
     };
-    let sha: String = <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let sha: String =
+        <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     Ok(Some(format!(r#"[{{name="dev",sha256="{sha}",per_second=0,burst=0}}]"#)))
 }
 
