@@ -21,6 +21,7 @@ COPY benches benches
 COPY e2e e2e
 # Not built here, but cargo loads every workspace member (e2e/tests/deploy.rs checks the list).
 COPY xtask xtask
+COPY fuzz fuzz
 # Cache mounts keep the registry and the target directory between builds, so a
 # source change recompiles the workspace crates only, not librdkafka and the rest.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -123,9 +123,17 @@ impl Driver {
     }
 }
 
-/// A plain HTTP client for views and reads.
-pub fn http(connections: usize, timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().pool_max_idle_per_host(connections).timeout(timeout).build()?)
+/// A plain HTTP client for views and reads; with `api_key`, every request carries it.
+pub fn http(connections: usize, timeout: Duration, api_key: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = api_key {
+        headers.insert("x-api-key", reqwest::header::HeaderValue::from_str(key)?);
+    }
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(connections)
+        .timeout(timeout)
+        .build()?)
 }
 
 /// Body-less POSTs on plain HTTP/1.1 keep-alive connections of its own, one

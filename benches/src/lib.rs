@@ -75,6 +75,8 @@ pub enum Target {
 pub struct LoadConfig {
     /// Gateway base URL, e.g. `http://127.0.0.1:18080`.
     pub gateway: String,
+    /// Producer API key for the gateway (batches and typed events need one).
+    pub api_key: Option<String>,
     /// Query service base URL; with it, the run ends with an exactness check,
     /// and freshness and reads can be measured.
     pub query: Option<String>,
@@ -128,6 +130,7 @@ impl Default for LoadConfig {
     fn default() -> Self {
         Self {
             gateway: "http://127.0.0.1:18080".into(),
+            api_key: None,
             query: None,
             mode: Mode::Single,
             target: Target::View,
@@ -175,6 +178,7 @@ impl LoadConfig {
         let mut c = ClientConfig::new(&self.gateway);
         c.request_timeout = self.request_timeout;
         c.pool_max_idle_per_host = self.connections;
+        c.api_key = self.api_key.clone();
         c.retry = RetryPolicy { max_attempts: self.max_attempts.max(1), ..RetryPolicy::default() };
         // A load test wants the breaker's verdict to be about the gateway, not
         // about a few unlucky requests among thousands in flight.
@@ -210,7 +214,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
         !cfg.uses_view_endpoint() || (cfg.types.len() == 1 && cfg.types[0].0 == EventKind::View),
         "the view endpoint counts views only: event types need --target-kind events or a batch mode"
     );
-    let http = drive::http(cfg.connections, cfg.request_timeout)?;
+    let http = drive::http(cfg.connections, cfg.request_timeout, cfg.api_key.as_deref())?;
     let (driver, client) = if cfg.uses_view_endpoint() {
         (Driver::View(drive::ViewConns::new(&cfg.gateway, cfg.request_timeout)?), None)
     } else {
@@ -295,7 +299,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
         };
         let reads = match &query {
             Some(q) if cfg.read_qps > 0.0 => {
-                let reads_http = drive::http(cfg.read_connections, cfg.request_timeout)?;
+                let reads_http = drive::http(cfg.read_connections, cfg.request_timeout, None)?;
                 Some(tokio::spawn(reads::run(
                     reads_http,
                     q.clone(),

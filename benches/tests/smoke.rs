@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 struct Stack {
     gateway: String,
     query: String,
+    api_key: String,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -35,6 +36,11 @@ async fn start() -> Stack {
 
     let mut g = ingest_gateway::GatewayConfig::default();
     g.http.listen = "127.0.0.1:0".into();
+    g.admin.listen = "127.0.0.1:0".into();
+    // A producer key without a limit: batches need one, and the harness's rates
+    // must be the gateway's, not a per-IP limit's.
+    let (api_key, sha256) = platform::apikeys::generate();
+    g.producers.keys = vec![platform::apikeys::ApiKeyConfig { name: "smoke".into(), sha256, per_second: 0, burst: 0 }];
     g.kafka = a.kafka.clone();
     let gw = ingest_gateway::Application::build(g).await.expect("gateway starts");
     let gateway = format!("http://{}", gw.local_addr());
@@ -46,7 +52,7 @@ async fn start() -> Stack {
     let qs = query_service::Application::build(q).await.expect("query service starts");
     let query = format!("http://{}", qs.local_addr());
     tokio::spawn(qs.run(stop.clone()));
-    Stack { gateway, query, _stop: stop.drop_guard() }
+    Stack { gateway, query, api_key, _stop: stop.drop_guard() }
 }
 
 /// What every run must show, whatever its mode.
@@ -89,6 +95,7 @@ async fn harness_at_a_tiny_rate_ends_exact() {
     let s = start().await;
     let base = LoadConfig {
         gateway: s.gateway.clone(),
+        api_key: Some(s.api_key.clone()),
         query: Some(s.query.clone()),
         duration: Duration::from_secs(2),
         warmup: Duration::ZERO,

@@ -55,6 +55,9 @@ pub struct ClientConfig {
     pub breaker: BreakerConfig,
     /// Idle keep-alive connections kept per host.
     pub pool_max_idle_per_host: usize,
+    /// A producer API key, sent as `X-Api-Key` on every request. The gateway needs
+    /// one (or a signed-in user) for batches and for values other than 1.
+    pub api_key: Option<String>,
 }
 
 impl ClientConfig {
@@ -66,6 +69,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             pool_max_idle_per_host: usize::MAX,
+            api_key: None,
         }
     }
 }
@@ -158,7 +162,15 @@ impl Client {
         if cfg.retry.max_attempts == 0 {
             return Err(Error::Config("retry.max_attempts must be at least 1".into()));
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = &cfg.api_key {
+            let mut v = reqwest::header::HeaderValue::from_str(key)
+                .map_err(|_| Error::Config("api_key is not a header value".into()))?;
+            v.set_sensitive(true);
+            headers.insert("x-api-key", v);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(cfg.request_timeout)
             .connect_timeout(cfg.connect_timeout)
             .pool_max_idle_per_host(cfg.pool_max_idle_per_host)

@@ -15,6 +15,30 @@ pub fn buckets(from_ms: i64, to_ms: i64, step: Granularity) -> Option<Vec<i64>> 
     Some((0..).map(|i| first + i * width).take_while(|&b| b < end).collect())
 }
 
+/// How many buckets [`buckets`] would return, computed without building them: the
+/// check to make before allocating, since a range from year 1 to 9999 at a minute
+/// step is about 5·10⁹ buckets. `None` where `buckets` is `None`. Exact for any
+/// `i64` bounds (the arithmetic is done in `i128`).
+pub fn bucket_count(from_ms: i64, to_ms: i64, step: Granularity) -> Option<u64> {
+    let width = i128::from(step.width_ms()?);
+    if to_ms <= from_ms {
+        return None;
+    }
+    let first = i128::from(from_ms).div_euclid(width) * width;
+    let end = (i128::from(to_ms) + width - 1).div_euclid(width) * width;
+    u64::try_from((end - first) / width).ok()
+}
+
+/// [`buckets`], or `Err(n)` with the bucket count when it is above `max`, in which
+/// case nothing is allocated.
+pub fn buckets_at_most(from_ms: i64, to_ms: i64, step: Granularity, max: u64) -> Option<Result<Vec<i64>, u64>> {
+    let n = bucket_count(from_ms, to_ms, step)?;
+    if n > max {
+        return Some(Err(n));
+    }
+    buckets(from_ms, to_ms, step).map(Ok)
+}
+
 /// What getStats computes over a series' buckets (empty buckets count as 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stat {
@@ -74,6 +98,27 @@ mod tests {
     use crate::time::{HOUR_MS, MINUTE_MS};
 
     const T0: i64 = 1_710_028_800_000; // 2024-03-10T00:00:00Z
+
+    #[test]
+    fn the_count_comes_before_the_allocation() {
+        for (from, to) in [(T0, T0 + 1), (T0 - 1, T0 + 1), (T0 + 5, T0 + 3 * HOUR_MS - 7), (-HOUR_MS - 3, 17)] {
+            for step in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
+                let built = buckets(from, to, step).unwrap();
+                assert_eq!(bucket_count(from, to, step), Some(built.len() as u64), "{from} {to} {step:?}");
+            }
+        }
+        // The range, year 1 to 9999, at a minute step: counted, never built.
+        let (y1, y9999) = (-62_135_596_800_000, 253_370_764_800_000);
+        assert_eq!(bucket_count(y1, y9999, Granularity::Minute), Some(5_258_439_360));
+        assert_eq!(buckets_at_most(y1, y9999, Granularity::Minute, 1440), Some(Err(5_258_439_360)));
+        assert_eq!(
+            buckets_at_most(T0, T0 + 2 * MINUTE_MS, Granularity::Minute, 1440),
+            Some(Ok(vec![T0, T0 + MINUTE_MS]))
+        );
+        assert_eq!(bucket_count(i64::MIN, i64::MAX, Granularity::Minute), Some(307_445_734_561_826));
+        assert_eq!(bucket_count(T0, T0, Granularity::Minute), None);
+        assert_eq!(bucket_count(T0, T0 + 1, Granularity::Total), None);
+    }
 
     #[test]
     fn buckets_cover_the_range_whole() {

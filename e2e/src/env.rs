@@ -45,6 +45,25 @@ pub fn token_for(user: Uuid) -> String {
     platform::auth::Tokens::new(&cfg).unwrap().issue(user, vec![]).unwrap()
 }
 
+/// Makes `cfg` a test gateway: both listeners on free ports, and a producer API
+/// key without a rate limit (batches need a key; tests send far faster than the
+/// anonymous per-IP limit allows). Returns the key, for `X-Api-Key`.
+pub fn test_gateway(cfg: &mut ingest_gateway::GatewayConfig) -> String {
+    cfg.http.listen = "127.0.0.1:0".into();
+    cfg.admin.listen = "127.0.0.1:0".into();
+    let (key, sha256) = platform::apikeys::generate();
+    cfg.producers.keys =
+        vec![platform::apikeys::ApiKeyConfig { name: "tests".into(), sha256, per_second: 0, burst: 0 }];
+    key
+}
+
+/// A client whose every request carries `api_key`.
+pub fn http_with_key(api_key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(ingest_gateway::policy::API_KEY_HEADER, api_key.parse().expect("a header value"));
+    reqwest::Client::builder().default_headers(headers).timeout(Duration::from_secs(30)).build().unwrap()
+}
+
 /// One test's private corner of the shared servers.
 pub struct TestEnv {
     pub name: String,
@@ -52,8 +71,15 @@ pub struct TestEnv {
     pub keyspace: String,
     pub partitions: i32,
     pub gateway: SocketAddr,
+    /// The gateway's admin listener (`/metrics`, `/readyz`).
+    pub gateway_admin: SocketAddr,
     pub query: SocketAddr,
+    /// Sends the gateway's producer key on every request (see [`test_gateway`]).
     pub http: reqwest::Client,
+    /// A client without credentials: what an anonymous browser sends.
+    pub anonymous: reqwest::Client,
+    /// The test gateway's producer key.
+    pub api_key: String,
     stop: CancellationToken,
     children: Vec<Child>,
     /// Where each aggregator serves /metrics.
@@ -79,13 +105,14 @@ impl TestEnv {
         let stop = CancellationToken::new();
 
         let mut gw = ingest_gateway::GatewayConfig::default();
-        gw.http.listen = "127.0.0.1:0".into();
+        let api_key = test_gateway(&mut gw);
         gw.kafka.brokers = brokers();
         gw.kafka.topic_prefix = topic_prefix.clone();
         gw.kafka.partitions = partitions;
         gw.auth.jwt_secret = JWT_SECRET.into();
         let gateway = ingest_gateway::Application::build(gw).await.expect("gateway starts (is Kafka up?)");
         let gateway_addr = gateway.local_addr();
+        let gateway_admin = gateway.admin_addr();
         tokio::spawn(gateway.run(stop.clone()));
 
         let mut q = query_service::QueryConfig::default();
@@ -109,8 +136,11 @@ impl TestEnv {
             keyspace,
             partitions,
             gateway: gateway_addr,
+            gateway_admin,
             query: query_addr,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: http_with_key(&api_key),
+            anonymous: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            api_key,
             stop,
             children: Vec::new(),
             metrics: Vec::new(),
@@ -253,6 +283,11 @@ impl TestEnv {
 
     pub fn gateway_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.gateway)
+    }
+
+    /// On the gateway's admin listener: `/metrics`, `/readyz`.
+    pub fn gateway_admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway_admin)
     }
 
     pub fn query_url(&self, path: &str) -> String {

@@ -134,7 +134,7 @@ fn consume(topic: &str, want: &HashSet<Uuid>) -> Vec<(Uuid, bool)> {
 async fn lost_answers_are_retried_under_the_same_event_ids() {
     let tag: u32 = rand::rng().random();
     let mut cfg = GatewayConfig::default();
-    cfg.http.listen = "127.0.0.1:0".into();
+    let api_key = e2e::test_gateway(&mut cfg);
     cfg.kafka.brokers = brokers();
     cfg.kafka.topic_prefix = format!("t-client-{tag:08x}.");
     cfg.kafka.partitions = 2;
@@ -149,6 +149,7 @@ async fn lost_answers_are_retried_under_the_same_event_ids() {
     let mut cc = ClientConfig::new(format!("http://{}", proxy.addr));
     // One connection per request, so "every third connection" is every third request.
     cc.pool_max_idle_per_host = 0;
+    cc.api_key = Some(api_key);
     cc.retry = RetryPolicy { max_attempts: 8, base: Duration::from_millis(10), ..RetryPolicy::default() };
     let client = Client::new(cc).unwrap();
 

@@ -74,8 +74,19 @@ fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, String> {
 
 type Env = BTreeMap<String, String>;
 
-/// `environment:` as a map (compose allows a map or a list of `K=V`).
+/// `environment:` as a map (compose allows a map or a list of `K=V`), with
+/// `${VAR:-default}` interpolated as compose does when `VAR` is unset.
 fn environment(service: &Value) -> BTreeMap<String, String> {
+    let mut env = raw_environment(service);
+    for v in env.values_mut() {
+        if let Some(default) = v.strip_prefix("${").and_then(|r| r.strip_suffix('}')).and_then(|r| r.split_once(":-")) {
+            *v = default.1.to_owned();
+        }
+    }
+    env
+}
+
+fn raw_environment(service: &Value) -> BTreeMap<String, String> {
     match &service["environment"] {
         Value::Mapping(m) => m.iter().map(|(k, v)| (str_of(k), str_of(v))).collect(),
         Value::Sequence(items) => items
@@ -203,9 +214,10 @@ fn shared_env_file_is_valid_for_every_service_and_consistent() {
         (gw.events.max_age_secs as u64) < agg.retention.minute_secs,
         "events.max_age_secs must stay below retention.minute_secs"
     );
-    // The listen ports are distinct.
-    let ports: BTreeSet<u16> = [&gw.http.listen, &agg.http.listen, &q.http.listen].map(|a| port_of(a)).into();
-    assert_eq!(ports.len(), 3, "listen ports collide");
+    // The listen ports are distinct, the gateway's admin port included.
+    let ports: BTreeSet<u16> =
+        [&gw.http.listen, &gw.admin.listen, &agg.http.listen, &q.http.listen].map(|a| port_of(a)).into();
+    assert_eq!(ports.len(), 4, "listen ports collide");
 
     // The loader really rejects a misspelt key (so the checks above can fail).
     let mut typo = env.clone();
@@ -308,11 +320,20 @@ fn compose_has_the_topology_and_every_service_accepts_its_environment() {
             assert!(key.starts_with(&format!("{prefix}__")), "{name}: {key} is not a {prefix} setting");
         }
         env.extend(own);
-        // The healthcheck asks /readyz on the port the service listens on.
+        // The healthcheck asks /readyz on the operational port: the admin listener
+        // where the service has one, which is never published on the host.
         let listen = &env[&format!("{prefix}__HTTP__LISTEN")];
         assert!(listen.starts_with("0.0.0.0:"), "{name} listens on {listen}: unreachable from other containers");
+        let ops = ops_listen(prefix, &env);
         let check = strings(&s["healthcheck"]["test"]).join(" ");
-        assert!(check.contains(&format!("127.0.0.1:{}/readyz", port_of(listen))), "{name} healthcheck: {check}");
+        assert!(check.contains(&format!("127.0.0.1:{}/readyz", port_of(&ops))), "{name} healthcheck: {check}");
+        if let Some(admin) = env.get(&format!("{prefix}__ADMIN__LISTEN")) {
+            let published = strings(&s["ports"]);
+            assert!(
+                !published.iter().any(|p| p.ends_with(&format!(":{}", port_of(admin)))),
+                "{name} publishes its admin port: {published:?}"
+            );
+        }
         by_target.entry(target).or_default().push((name, env));
     }
 
@@ -326,10 +347,13 @@ fn compose_has_the_topology_and_every_service_accepts_its_environment() {
         "two gateways, two aggregators, one query"
     );
     let mut gateway_ports = BTreeMap::new();
+    let mut gateway_configs = Vec::new();
     for (name, env) in gateways {
         let c: ingest_gateway::GatewayConfig = load_config("GATEWAY", env).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(c.kafka.brokers, "kafka:9092", "{name}");
-        gateway_ports.insert(name.clone(), port_of(&c.http.listen));
+        assert!(!c.limits.trusted_proxies.is_empty(), "{name}: behind HAProxy, X-Forwarded-For must be trusted");
+        gateway_ports.insert(name.clone(), (port_of(&c.http.listen), Some(port_of(&c.admin.listen))));
+        gateway_configs.push(c);
     }
     let mut groups = BTreeSet::new();
     for (name, env) in aggregators {
@@ -348,20 +372,59 @@ fn compose_has_the_topology_and_every_service_accepts_its_environment() {
     let cfg_path =
         lb_mounts.iter().find_map(|v| v.split(':').next().filter(|p| p.ends_with(".cfg"))).expect("lb config");
     let haproxy = read(&root, cfg_path);
-    let servers: BTreeMap<String, u16> = haproxy
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("server "))
-        .map(|l| {
-            let addr = l.split_whitespace().nth(2).expect("server NAME HOST:PORT");
-            (addr.rsplit_once(':').unwrap().0.to_owned(), port_of(addr))
-        })
-        .collect();
-    let mut servers = servers;
+    // server NAME HOST:PORT [check port P] [maxconn N]: (traffic port, check port), maxconn.
+    let mut servers = BTreeMap::new();
+    let mut server_maxconn = BTreeMap::new();
+    for l in haproxy.lines().map(str::trim).filter(|l| l.starts_with("server ")) {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let addr = words.get(2).expect("server NAME HOST:PORT");
+        let after = |key: &str| words.windows(2).find(|w| w[0] == key).map(|w| w[1].parse::<u32>().unwrap());
+        let host = addr.rsplit_once(':').unwrap().0.to_owned();
+        servers.insert(host.clone(), (port_of(addr), after("port").map(|p| p as u16)));
+        server_maxconn.insert(host, after("maxconn"));
+    }
     let query_server = servers.remove("query").expect("haproxy's web frontend has the query service as a server");
-    assert_eq!(servers, gateway_ports, "haproxy servers vs gateways");
-    assert_eq!(query_server, 18081, "haproxy's query server port");
+    assert_eq!(servers, gateway_ports, "haproxy servers (traffic port, check port on the admin listener) vs gateways");
+    assert_eq!(query_server, (18081, None), "haproxy's query server port");
     assert!(haproxy.contains("GET /readyz"), "haproxy does not check the gateways' readiness");
+
+    // HAProxy's limits agree with what the gateways tolerate (their defaults, as
+    // compose sets none): the client must give up on a slow head no later than the
+    // gateway would, idle client connections go first, HAProxy waits longer for an
+    // answer than the gateway's own request timeout (so clients get the gateway's
+    // 503 problem, not a bare 504), and no gateway is sent more requests than it
+    // handles at once (HAProxy queues the rest).
+    let timeouts = haproxy_timeouts(&haproxy);
+    for c in &gateway_configs {
+        let ms = |k: &str| timeouts.get(k).copied().unwrap_or_else(|| panic!("haproxy.cfg has no `timeout {k}`"));
+        assert!(ms("http-request") <= c.http.header_read_timeout_ms, "timeout http-request vs header_read_timeout_ms");
+        assert!(ms("http-keep-alive") < c.http.header_read_timeout_ms, "timeout http-keep-alive vs the idle timeout");
+        assert!(ms("server") > c.http.request_timeout_ms, "timeout server vs request_timeout_ms");
+        assert!(ms("client") >= c.http.request_timeout_ms, "timeout client vs request_timeout_ms");
+        assert!(timeouts.contains_key("queue"), "haproxy.cfg has no `timeout queue`");
+        for (host, maxconn) in &server_maxconn {
+            if host.starts_with("gateway") {
+                let m = maxconn.unwrap_or_else(|| panic!("haproxy server {host} has no maxconn"));
+                assert!(m as usize <= c.http.max_in_flight, "{host}: maxconn {m} > http.max_in_flight");
+                assert!(m as usize <= c.http.max_connections, "{host}: maxconn {m} > http.max_connections");
+            }
+        }
+    }
+    assert!(haproxy.contains("option forwardfor"), "the gateways need the client address for per-IP limits");
+    // No admin path is forwarded from any frontend that proxies.
+    for frontend in haproxy.split("\nfrontend ").skip(1).filter(|f| !f.starts_with("stats")) {
+        let name = frontend.lines().next().unwrap();
+        for path in ["/metrics", "/readyz"] {
+            assert!(
+                frontend.lines().any(|l| l.trim().starts_with("acl admin_path path ") && l.contains(path)),
+                "frontend {name} does not match {path} as an admin path"
+            );
+        }
+        assert!(
+            frontend.lines().any(|l| l.trim().starts_with("http-request deny") && l.trim().ends_with("if admin_path")),
+            "frontend {name} forwards admin paths"
+        );
+    }
     // The one-origin frontend sends exactly the gateway's routes to the gateways.
     let gateway_routes: Vec<String> = query_service::api::gateway::routes().into_iter().map(|(_, path)| path).collect();
     assert!(gateway_routes.len() >= 5, "the gateway documents its routes: {gateway_routes:?}");
@@ -385,11 +448,16 @@ fn compose_has_the_topology_and_every_service_accepts_its_environment() {
     let prom = scrape_targets(&yaml(&root, "deploy/prometheus/prometheus.yml"));
     let local = scrape_targets(&yaml(&root, "deploy/prometheus/prometheus.local.yml"));
     for (job, (target, prefix)) in ["gateway", "aggregator", "query"].into_iter().zip(OUR_TARGETS) {
-        let listen = format!("{prefix}__HTTP__LISTEN");
-        let want: BTreeSet<String> =
-            by_target[target].iter().map(|(name, env)| format!("{name}:{}", port_of(&env[&listen]))).collect();
+        let want: BTreeSet<String> = by_target[target]
+            .iter()
+            .map(|(name, env)| format!("{name}:{}", port_of(&ops_listen(prefix, env))))
+            .collect();
         assert_eq!(prom.get(job), Some(&want), "prometheus.yml job {job}");
-        assert_eq!(local.get(job), Some(&BTreeSet::from([shared[&listen].clone()])), "prometheus.local.yml job {job}");
+        assert_eq!(
+            local.get(job),
+            Some(&BTreeSet::from([ops_listen(prefix, &shared)])),
+            "prometheus.local.yml job {job}"
+        );
     }
     assert!(
         strings(&svc("prometheus")["volumes"]).iter().any(|v| v.starts_with("./deploy/prometheus/prometheus.yml:"))
@@ -428,6 +496,39 @@ fn compose_has_the_topology_and_every_service_accepts_its_environment() {
 }
 
 /// job name → its static targets.
+/// Where a service's /metrics and /readyz are: its admin listener if it has one,
+/// else its only port.
+fn ops_listen(prefix: &str, env: &BTreeMap<String, String>) -> String {
+    env.get(&format!("{prefix}__ADMIN__LISTEN"))
+        .or_else(|| env.get(&format!("{prefix}__HTTP__LISTEN")))
+        .cloned()
+        .unwrap()
+}
+
+/// `timeout NAME VALUE` lines of haproxy.cfg, in milliseconds (units us, ms, s, m,
+/// h, d; none is ms).
+fn haproxy_timeouts(cfg: &str) -> BTreeMap<String, u64> {
+    cfg.lines()
+        .filter_map(|l| l.trim().strip_prefix("timeout "))
+        .map(|rest| {
+            let mut words = rest.split_whitespace();
+            let (name, value) = (words.next().unwrap(), words.next().unwrap());
+            let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let n: u64 = digits.parse().unwrap_or_else(|_| panic!("timeout {name} {value}"));
+            let ms = match &value[digits.len()..] {
+                "us" => n / 1000,
+                "" | "ms" => n,
+                "s" => n * 1000,
+                "m" => n * 60_000,
+                "h" => n * 3_600_000,
+                "d" => n * 86_400_000,
+                unit => panic!("timeout {name}: unknown unit {unit}"),
+            };
+            (name.to_owned(), ms)
+        })
+        .collect()
+}
+
 fn scrape_targets(prom: &Value) -> BTreeMap<String, BTreeSet<String>> {
     let jobs = prom["scrape_configs"].as_sequence().expect("scrape_configs");
     jobs.iter()

@@ -92,7 +92,7 @@ async fn counts_equal_the_ledger_for_every_range() {
     assert_eq!(body["videoId"], v.to_string());
 
     // Metrics show the traffic.
-    let metrics = env.http.get(env.gateway_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = env.http.get(env.gateway_admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("gateway_events_produced_total"), "{metrics}");
     assert!(metrics.contains("route=\"/api/v1/events:batch\""), "{metrics}");
 

@@ -179,7 +179,7 @@ async fn golden_metrics_after_real_traffic() {
     assert_histogram_counts_match_requests(&agg, "aggregator");
 
     // --- gateway: exactly what was sent ---
-    let gw = scrape(&env, &env.gateway_url("/metrics")).await;
+    let gw = scrape(&env, &env.gateway_admin_url("/metrics")).await;
     assert_eq!(requests(&gw, BATCH, "POST", "202"), batch_202);
     assert_eq!(requests(&gw, VIEW, "POST", "204"), 10.0);
     assert_eq!(requests(&gw, VIEW, "POST", "422"), 1.0);
@@ -259,6 +259,35 @@ async fn golden_metrics_after_real_traffic() {
         assert_eq!(got, reads.get(g.as_str()).copied().unwrap_or(0.0), "cassandra reads at granularity {g:?}");
     }
     assert_eq!(q1.value("query_cassandra_errors_total", &[("op", "read")]), Some(0.0));
+
+    // --- made-up methods and paths fold into one label value on every service (the
+    // issue saw 3 such requests add 78 series to the query service's /metrics) ---
+    let agg_base = agg_url.trim_end_matches("/metrics").to_owned();
+    for (name, base, metrics) in
+        [("query", env.query_url(""), env.query_url("/metrics")), ("aggregator", agg_base.clone(), agg_url.clone())]
+    {
+        let junk = |round: usize| {
+            let (http, base) = (env.http.clone(), base.clone());
+            async move {
+                for i in 0..10 {
+                    let method = reqwest::Method::from_bytes(format!("FOO{round}X{i}").as_bytes()).unwrap();
+                    let known = format!("{base}/api/v1/videos/{}/views", Uuid::nil());
+                    http.request(method.clone(), known).send().await.unwrap();
+                    http.request(method, format!("{base}/no/such/{round}/{i}")).send().await.unwrap();
+                }
+            }
+        };
+        junk(0).await;
+        let before = scrape(&env, &metrics).await.samples("http_requests_total", &[]).count();
+        junk(1).await;
+        let after = scrape(&env, &metrics).await;
+        assert_eq!(
+            after.samples("http_requests_total", &[]).count(),
+            before,
+            "{name}: 20 made-up methods added series"
+        );
+        assert!(after.value("http_requests_total", &[("method", "other"), ("route", "unmatched")]).is_some(), "{name}");
+    }
     assert_family(&q1, "query_cassandra_read_duration_seconds", "histogram");
     assert_family(&q1, "query_cassandra_errors_total", "counter");
     q1.check_histograms().unwrap_or_else(|e| panic!("query: {e}"));

@@ -251,7 +251,7 @@ async fn every_panel_query_and_rule_answers_on_a_real_prometheus() {
     let agg_target =
         env.aggregator_metrics_url(agg).trim_start_matches("http://").split('/').next().unwrap().to_owned();
     let targets = BTreeMap::from([
-        ("gateway", env.gateway.to_string()),
+        ("gateway", env.gateway_admin.to_string()),
         ("query", env.query.to_string()),
         ("aggregator", agg_target),
     ]);

@@ -23,7 +23,7 @@ async fn start(forward: bool) -> Origin {
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let stop = CancellationToken::new();
     let mut gw = ingest_gateway::GatewayConfig::default();
-    gw.http.listen = "127.0.0.1:0".into();
+    e2e::test_gateway(&mut gw);
     gw.kafka.topic_prefix = format!("t-web-{}.", &tag[..8]);
     gw.kafka.partitions = 1;
     gw.auth.jwt_secret = SECRET.into();

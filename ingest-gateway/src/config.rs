@@ -1,42 +1,89 @@
+use platform::apikeys::ApiKeyConfig;
 use platform::auth::AuthConfig;
 use platform::kafka::KafkaConfig;
+use platform::ratelimit::Rate;
+use platform::server::{AdminConfig, ServerConfig};
 use platform::telemetry::LogConfig;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
-    pub http: HttpConfig,
+    /// The public port and its limits (timeouts, connections, body size, CORS).
+    pub http: ServerConfig,
+    /// `/metrics`, `/readyz` (with the reason) and `/healthz`: keep it private.
+    pub admin: AdminConfig,
     pub kafka: KafkaConfig,
     pub producer: ProducerConfig,
     pub events: EventRules,
+    /// Producer API keys (hashed), for events with a value and for batches.
+    pub producers: ProducersConfig,
+    /// Rate limits per client IP and per signed-in user.
+    pub limits: LimitsConfig,
+    /// Refuse views and ratings of videos the catalog has not announced.
+    pub strict: StrictConfig,
     /// The query service's token secret: ratings need a signed-in user.
     pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Address to listen on; port 0 picks a free port.
-    pub listen: String,
-    /// Largest request body accepted, in bytes (413 above).
-    pub max_body_bytes: usize,
-    /// Most events in one batch request (422 above).
-    pub max_batch_events: usize,
-    /// Allowed browser origins: empty (no CORS headers), `*`, or a comma-separated
-    /// list of exact origins.
-    pub cors_origins: String,
-}
-
-impl Default for HttpConfig {
+impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:18080".into(),
-            max_body_bytes: 1 << 20,
-            max_batch_events: 1000,
-            cors_origins: String::new(),
+            http: ServerConfig::on("127.0.0.1:18080"),
+            admin: AdminConfig::on("127.0.0.1:18083"),
+            kafka: Default::default(),
+            producer: Default::default(),
+            events: Default::default(),
+            producers: Default::default(),
+            limits: Default::default(),
+            strict: Default::default(),
+            auth: Default::default(),
+            log: Default::default(),
         }
+    }
+}
+
+/// Who may send what (the policy is in `crate::policy`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProducersConfig {
+    /// `[{ name, sha256, per_second, burst }]`; `vcount-admin api-key` makes one.
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests without credentials, per client IP (IPv6: per /64), in events.
+    pub anonymous: Rate,
+    /// Signed-in users, per user, in units of `value` (a view costs 1).
+    pub user: Rate,
+    /// Peers whose `X-Forwarded-For` names the client (the load balancer's
+    /// addresses or CIDR blocks). Empty: the peer address is the client.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { anonymous: Rate::new(20, 40), user: Rate::new(20, 100), trusted_proxies: Vec::new() }
+    }
+}
+
+/// KillrVideo's strict mode: views, events and ratings of unknown videos get 404.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrictConfig {
+    /// Off by default: the gateway then accepts any well-formed video id.
+    pub enabled: bool,
+    /// Most videos remembered (about 40 bytes each); past it, new videos are not
+    /// learned (and counted in `gateway_strict_videos_dropped_total`).
+    pub max_videos: usize,
+}
+
+impl Default for StrictConfig {
+    fn default() -> Self {
+        Self { enabled: false, max_videos: 10_000_000 }
     }
 }
 
@@ -91,12 +138,43 @@ pub struct EventRules {
     pub max_age_secs: i64,
     /// How far in the future `occurredAt` may be (client clock skew), in seconds.
     pub max_future_secs: i64,
-    /// Largest `value` one event may add.
+    /// Largest `value` one event may add (with an API key; see `crate::policy`).
     pub max_value: i64,
+    /// Most events in one batch request (422 above), checked before decoding them.
+    pub max_batch_events: usize,
 }
 
 impl Default for EventRules {
     fn default() -> Self {
-        Self { max_age_secs: 7 * 24 * 3600, max_future_secs: 300, max_value: 1_000_000 }
+        Self { max_age_secs: 7 * 24 * 3600, max_future_secs: 300, max_value: 1_000_000, max_batch_events: 1000 }
+    }
+}
+
+#[cfg(test)]
+// figment::Jail's closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_limits_load_from_the_environment_as_scripts_write_them() {
+        figment::Jail::expect_with(|jail| {
+            let sha = "ab".repeat(32);
+            jail.set_env(
+                "GATEWAY__PRODUCERS__KEYS",
+                format!(r#"[{{name="dev",sha256="{sha}",per_second=0,burst=0}}]"#),
+            );
+            jail.set_env("GATEWAY__LIMITS__TRUSTED_PROXIES", r#"["10.0.0.0/8","172.16.0.0/12"]"#);
+            jail.set_env("GATEWAY__LIMITS__ANONYMOUS__PER_SECOND", "5");
+            jail.set_env("GATEWAY__HTTP__MAX_IN_FLIGHT", "7");
+            jail.set_env("GATEWAY__ADMIN__LISTEN", "0.0.0.0:18083");
+            let c: GatewayConfig = platform::config::load("GATEWAY", None).map_err(|e| e.to_string())?;
+            assert_eq!(c.producers.keys.len(), 1);
+            assert_eq!((c.producers.keys[0].name.as_str(), c.producers.keys[0].sha256.as_str()), ("dev", sha.as_str()));
+            assert_eq!(c.limits.trusted_proxies.len(), 2);
+            assert_eq!(c.limits.anonymous, Rate::new(5, 40), "the burst keeps its default");
+            assert_eq!((c.http.max_in_flight, c.admin.listen.as_str()), (7, "0.0.0.0:18083"));
+            Ok(())
+        });
     }
 }

@@ -2,10 +2,17 @@
 //! events, stamps them, encodes them as protobuf and produces them to Kafka keyed
 //! by video id, and signed-in users' ratings onto the ratings topic. A 2xx means
 //! the event is durable in Kafka; it never touches Cassandra.
+//!
+//! Two listeners: the public one (`http.listen`: the API and a bare `/healthz`) and
+//! the admin one (`admin.listen`: `/metrics`, `/readyz` with the reason,
+//! `/healthz`), so operational detail never reaches the internet.
 
+pub mod batch;
 pub mod config;
 pub mod events;
+pub mod known;
 pub mod metrics;
+pub mod policy;
 pub mod producer;
 pub mod ratings;
 pub mod routes;
@@ -16,28 +23,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
-use platform::http::{Readiness, service_router};
-use tokio::net::TcpListener;
+use platform::http::{Readiness, admin_router, public_router};
+use platform::server::{Listener, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use config::GatewayConfig;
+use known::KnownVideos;
 use producer::EventProducer;
 use routes::AppState;
 
-/// A built gateway: listening, not yet serving (so tests can read the port).
+/// A built gateway: listening, not yet serving (so tests can read the ports).
 pub struct Application {
-    listener: TcpListener,
+    public: Listener,
+    admin: Listener,
     router: axum::Router,
+    admin_router: axum::Router,
     producer: EventProducer,
+    /// Stops strict mode's catalog reader and the rate limiters' sweepers.
+    background: CancellationToken,
 }
 
-struct KafkaReady(EventProducer);
+struct Ready {
+    producer: EventProducer,
+    known: KnownVideos,
+}
 
-impl Readiness for KafkaReady {
+impl Readiness for Ready {
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move {
-            let p = self.0.clone();
+            self.known.ready()?;
+            let p = self.producer.clone();
             let ready = tokio::task::spawn_blocking(move || p.ping(Duration::from_secs(2)));
             ready.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
         })
@@ -52,28 +67,41 @@ impl Application {
         }
         let producer = EventProducer::new(&config.kafka, &config.producer)?;
         metrics::describe(config.producer.queue_max_messages);
-        let listener =
-            TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        let limit = config.http.max_body_bytes;
+        let public = Listener::bind(config.http.clone()).await?;
+        let admin = Listener::bind(ServerConfig::admin(&config.admin.listen)).await.context("the admin listener")?;
         let tokens = platform::auth::Tokens::new(&config.auth)?;
-        let state = Arc::new(AppState { config, producer: producer.clone(), tokens });
-        let cors = platform::http::cors(&state.config.http.cors_origins)?;
-        let mut router = service_router(routes::api(state), Arc::new(KafkaReady(producer.clone())))
-            .layer(DefaultBodyLimit::max(limit));
+        let background = CancellationToken::new();
+        let policy = policy::Policy::new(&config)?;
+        policy.spawn_sweepers(&background);
+        let known = if config.strict.enabled {
+            KnownVideos::follow(&config.kafka, &config.strict, background.clone())?
+        } else {
+            KnownVideos::off()
+        };
+        let cors = platform::http::cors(&config.http.cors_origins)?;
+        let ready = Arc::new(Ready { producer: producer.clone(), known: known.clone() });
+        let state = Arc::new(AppState { config, producer: producer.clone(), tokens, policy, known });
+        let mut router = public_router(routes::api(state));
         if let Some(cors) = cors {
             router = router.layer(cors);
         }
-        Ok(Self { listener, router, producer })
+        Ok(Self { public, admin, router, admin_router: admin_router(ready), producer, background })
     }
 
+    /// The public port.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.public.local_addr()
+    }
+
+    /// The admin port (`/metrics`, `/readyz`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr()
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight
     /// requests finish and flushes the producer.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "ingest gateway listening");
+        tracing::info!(addr = %self.local_addr(), admin = %self.admin_addr(), "ingest gateway listening");
         let sampler = {
             let (producer, stop) = (self.producer.clone(), shutdown.clone());
             tokio::spawn(async move {
@@ -83,10 +111,11 @@ impl Application {
                 }
             })
         };
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("serving http")?;
+        let drain = Duration::from_millis(self.public.config().request_timeout_ms);
+        let admin = tokio::spawn(self.admin.serve(self.admin_router, shutdown.clone(), Duration::from_secs(1)));
+        self.public.serve(self.router, shutdown.clone(), drain).await.context("serving http")?;
+        let _ = admin.await;
+        self.background.cancel();
         let _ = sampler.await;
         let producer = self.producer;
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await?;

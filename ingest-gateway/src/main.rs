@@ -12,6 +12,6 @@ async fn main() -> anyhow::Result<()> {
         println!("ingest-gateway: NULL SINK, events are validated and encoded, then discarded");
     }
     let app = Application::build(config).await?;
-    println!("ingest-gateway listening on http://{}", app.local_addr());
+    println!("ingest-gateway listening on http://{} (admin http://{})", app.local_addr(), app.admin_addr());
     app.run(shutdown).await
 }

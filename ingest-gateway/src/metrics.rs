@@ -38,9 +38,33 @@ pub const PRODUCER_QUEUE_CAPACITY: Metric = Metric::new(
     "The producer queue's ceiling (producer.queue_max_messages); in-flight / capacity is the saturation",
 );
 
+pub const STRICT_VIDEOS: Metric =
+    Metric::new(Kind::Gauge, "gateway_strict_videos", &[], "Videos strict mode knows (from VideoAdded catalog events)");
+pub const STRICT_REFUSED: Metric = Metric::new(
+    Kind::Counter,
+    "gateway_strict_refused_total",
+    &[],
+    "Views, events and ratings refused by strict mode (unknown video)",
+);
+pub const STRICT_DROPPED: Metric = Metric::new(
+    Kind::Counter,
+    "gateway_strict_videos_dropped_total",
+    &[],
+    "VideoAdded events not learned because strict.max_videos was reached",
+);
+
 /// Every metric the gateway records itself.
-pub const ALL: &[Metric] =
-    &[EVENTS_PRODUCED, EVENTS_REJECTED, PRODUCE_ERRORS, EVENTS_DISCARDED, PRODUCER_IN_FLIGHT, PRODUCER_QUEUE_CAPACITY];
+pub const ALL: &[Metric] = &[
+    EVENTS_PRODUCED,
+    EVENTS_REJECTED,
+    PRODUCE_ERRORS,
+    EVENTS_DISCARDED,
+    PRODUCER_IN_FLIGHT,
+    PRODUCER_QUEUE_CAPACITY,
+    STRICT_VIDEOS,
+    STRICT_REFUSED,
+    STRICT_DROPPED,
+];
 
 /// Why a produce failed: the `kind` label values of [`PRODUCE_ERRORS`].
 pub const PRODUCE_ERROR_KINDS: [&str; 3] = ["queue_full", "timed_out", "other"];
@@ -54,4 +78,7 @@ pub fn describe(queue_capacity: u64) {
         PRODUCE_ERRORS.counter_with(&[("kind", kind)]).increment(0);
     }
     PRODUCER_QUEUE_CAPACITY.gauge().set(queue_capacity as f64);
+    STRICT_REFUSED.counter().increment(0);
+    STRICT_DROPPED.counter().increment(0);
+    STRICT_VIDEOS.gauge().set(0.0);
 }

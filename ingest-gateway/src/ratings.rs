@@ -2,7 +2,8 @@
 //! keyed by the video id. The aggregator that owns the video's partition is the
 //! only writer of ratings, keeping each user's latest and the exact sum and count;
 //! the query service serves them. Like views, the gateway reads no database: it
-//! accepts a rating for any well-formed video id (see the README's known limits).
+//! accepts a rating for any well-formed video id, unless strict mode is on
+//! (`crate::known`).
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::policy::{Caller, Cost};
 use crate::routes::AppState;
 
 type St = State<Arc<AppState>>;
@@ -54,10 +56,12 @@ async fn rate(
     let claims = st.tokens.required(headers)?;
     let video_id = parse_uuid("videoId", video)?;
     let r: RateIn = parse_json(&read_body(bytes)?)?;
+    st.policy.charge(&Caller::User(claims.sub), Cost::Rating)?;
     let rating = i32::try_from(r.rating)
         .ok()
         .filter(|r| (1..=5).contains(r))
         .ok_or_else(|| Problem::invalid("rating", "must be an integer from 1 to 5"))?;
+    st.known.check("videoId", &video_id)?;
     let now = Utc::now();
     let event = Rating {
         event_id: Uuid::now_v7().as_bytes().to_vec(),

@@ -1,4 +1,5 @@
-//! The gateway's HTTP routes: validate, stamp, produce, answer.
+//! The gateway's HTTP routes: identify the caller, parse (bounded), charge the
+//! caller's budget (`crate::policy`), validate, produce, answer.
 //!
 //! Each handler is routed and documented by one `routes!` call ([`router`]), so
 //! the routes the gateway answers and its part of the one-origin OpenAPI document
@@ -14,17 +15,20 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use platform::auth::Tokens;
 use platform::http::{Problem, parse_json as json, parse_uuid, read_body as body};
-use platform::openapi::{BadRequest, Invalid, TooLarge, Unauthorized, Unavailable};
-use prost::Message;
-use schemas::events::EventBatch;
+use platform::openapi::{BadRequest, Invalid, NotFound, TooLarge, TooMany, Unauthorized, Unavailable};
+use platform::server::PeerAddr;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
+use crate::batch;
 use crate::config::GatewayConfig;
 use crate::events::EventIn;
+use crate::known::KnownVideos;
 use crate::metrics::EVENTS_REJECTED;
+use crate::policy::{Caller, Cost, Policy};
 use crate::producer::{EventProducer, ProduceError};
 use crate::ratings;
 
@@ -33,6 +37,10 @@ pub struct AppState {
     pub producer: EventProducer,
     /// Checks the sign-in tokens the query service issues (ratings need one).
     pub tokens: Tokens,
+    /// API keys and rate limits.
+    pub policy: Policy,
+    /// Strict mode's videos (accepts every id when strict mode is off).
+    pub known: KnownVideos,
 }
 
 type St = State<Arc<AppState>>;
@@ -73,29 +81,39 @@ fn now_ms() -> i64 {
 ///
 /// Anonymous, or signed in (then the view carries the verified user id and shows
 /// in the user's activity feed; a token that is present but invalid is a 401).
-/// The token is checked locally: no database read. A body is refused (422).
+/// The token is checked locally: no database read. A body is refused (422). Always
+/// adds exactly 1; every caller has a rate (429, see the README's security section);
+/// with strict mode on, an unknown video is a 404.
 #[utoipa::path(
     post,
     path = "/api/v1/videos/id/{video_id}/view",
     tag = "counting",
-    security((), ("bearer" = [])),
-    params(("video_id" = uuid::Uuid, Path, description = "The video (any well-formed id)")),
+    security((), ("bearer" = []), ("producerKey" = [])),
+    params(("video_id" = uuid::Uuid, Path, description = "The video (any well-formed id, or a known one in strict mode)")),
     responses(
         (status = 204, description = "Counted once durable in Kafka"),
-        BadRequest, Unauthorized, TooLarge, Invalid, Unavailable
+        BadRequest, Unauthorized, NotFound, TooLarge, Invalid, TooMany, Unavailable
     )
 )]
 pub async fn record_view(
     State(st): St,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     Path(video_id): Path<String>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, Problem> {
-    let viewer = st.tokens.optional(&headers)?.map(|c| c.sub);
+    let caller = st.policy.caller(&headers, &st.tokens, peer)?;
+    let viewer = match &caller {
+        Caller::User(user) => Some(*user),
+        Caller::Key { .. } => st.tokens.optional(&headers)?.map(|c| c.sub),
+        Caller::Anonymous(_) => None,
+    };
     let video_id = parse_uuid("videoId", &video_id)?;
     if !body(bytes)?.is_empty() {
         return Err(Problem::invalid("body", "this endpoint takes no body"));
     }
+    st.policy.charge(&caller, Cost::View)?;
+    st.known.check("videoId", &video_id)?;
     st.producer.send_all(&[st.config.events.view_now(video_id, viewer, now_ms())]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -114,24 +132,32 @@ pub struct Accepted {
 /// `events.max_future_secs` (5 minutes)]: outside it is a 422 naming the field
 /// (the window moves with the clock, so the schema cannot state it). An
 /// `eventId` makes a retry count once (within the aggregator's dedup window).
+/// Without credentials only `value` 1 is accepted (anything else is a 401 naming
+/// `value`); a signed-in user spends `value` from their own rate, a producer key 1.
 #[utoipa::path(
     post,
     path = "/api/v1/events",
     tag = "counting",
+    security((), ("bearer" = []), ("producerKey" = [])),
     request_body = EventIn,
     responses(
         (status = 202, description = "Durable in Kafka", body = Accepted),
-        BadRequest, TooLarge, Invalid, Unavailable
+        BadRequest, Unauthorized, NotFound, TooLarge, Invalid, TooMany, Unavailable
     )
 )]
 pub async fn post_event(
     State(st): St,
+    PeerAddr(peer): PeerAddr,
+    headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), Problem> {
+    let caller = st.policy.caller(&headers, &st.tokens, peer)?;
     let event: EventIn = json(&body(bytes)?)?;
+    st.policy.charge(&caller, Cost::Event { value: event.value.unwrap_or(1) })?;
     let event = st.config.events.validate(event, "", now_ms())?;
+    st.known.check("videoId", &Uuid::from_slice(&event.video_id).expect("16 bytes"))?;
     st.producer.send_all(std::slice::from_ref(&event)).await?;
-    let event_id = uuid::Uuid::from_slice(&event.event_id).expect("16 bytes").to_string();
+    let event_id = Uuid::from_slice(&event.event_id).expect("16 bytes").to_string();
     Ok((StatusCode::ACCEPTED, Json(Accepted { event_id })))
 }
 
@@ -153,7 +179,7 @@ pub struct BatchAccepted {
     rejected: Vec<Reject>,
 }
 
-/// A JSON batch: 1 to `http.max_batch_events` (1000 by default) events. Only a
+/// A JSON batch: 1 to `events.max_batch_events` (1000 by default) events. Only a
 /// schema: `post_batch` reads the array item by item, to name each bad one.
 pub struct JsonBatch;
 
@@ -162,7 +188,7 @@ impl utoipa::PartialSchema for JsonBatch {
         utoipa::openapi::schema::ArrayBuilder::new()
             .items(utoipa::openapi::Ref::from_schema_name("EventIn"))
             .min_items(Some(1))
-            .max_items(Some(GatewayConfig::default().http.max_batch_events))
+            .max_items(Some(GatewayConfig::default().events.max_batch_events))
             .into()
     }
 }
@@ -178,44 +204,51 @@ impl ToSchema for JsonBatch {
 ///
 /// Valid items are produced (all durable before 202); invalid ones are listed
 /// with their index and field, and nothing of them is produced. 1 to
-/// `http.max_batch_events` (1000) items.
+/// `events.max_batch_events` (1000) items, counted before they are decoded. Needs a
+/// producer key (costs 1 per event) or a signed-in user (costs the sum of the
+/// values); anonymous batches are a 401.
 #[utoipa::path(
     post,
     path = "/api/v1/events:batch",
     tag = "counting",
+    security(("bearer" = []), ("producerKey" = [])),
     request_body(content(
         (JsonBatch = "application/json"),
         (Vec<u8> = "application/x-protobuf")
     ), description = "JSON: an array of 1 to 1000 events. Protobuf: an `EventBatch` (proto/events.proto)."),
     responses(
         (status = 202, description = "Valid items durable in Kafka; invalid ones listed", body = BatchAccepted),
-        BadRequest, TooLarge, Invalid, Unavailable
+        BadRequest, Unauthorized, TooLarge, Invalid, TooMany, Unavailable
     )
 )]
 pub async fn post_batch(
     State(st): St,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<BatchAccepted>), Problem> {
     {
+        let caller = st.policy.caller(&headers, &st.tokens, peer)?;
         let bytes = body(bytes)?;
         let now = now_ms();
         let rules = &st.config.events;
+        let max = rules.max_batch_events;
         let is_proto =
             headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/x-protobuf"));
         let items: Vec<Result<_, Problem>> = if is_proto {
-            let batch = EventBatch::decode(bytes.as_ref())
-                .map_err(|e| Problem::invalid("body", format!("not a protobuf EventBatch: {e}")))?;
-            check_size(batch.events.len(), st.config.http.max_batch_events)?;
-            batch
-                .events
-                .into_iter()
-                .enumerate()
-                .map(|(i, e)| rules.validate_proto(e, &format!("[{i}]."), now))
-                .collect()
+            let events = batch::decode_proto(&bytes, max)?;
+            let value_sum = events.iter().map(|e| e.value.clamp(1, rules.max_value) as u64).sum();
+            st.policy.charge(&caller, Cost::Batch { events: events.len(), value_sum })?;
+            events.into_iter().enumerate().map(|(i, e)| rules.validate_proto(e, &format!("[{i}]."), now)).collect()
         } else {
-            let raw: Vec<serde_json::Value> = json(&bytes)?;
-            check_size(raw.len(), st.config.http.max_batch_events)?;
+            let raw = batch::decode_json(&bytes, max)?;
+            let value_sum = raw
+                .iter()
+                .map(|v| {
+                    v.get("value").and_then(serde_json::Value::as_i64).unwrap_or(1).clamp(1, rules.max_value) as u64
+                })
+                .sum();
+            st.policy.charge(&caller, Cost::Batch { events: raw.len(), value_sum })?;
             raw.into_iter()
                 .enumerate()
                 .map(|(i, v)| {
@@ -228,6 +261,11 @@ pub async fn post_batch(
         let mut events = Vec::with_capacity(items.len());
         let mut rejected = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
+            // Strict mode: an unknown video is this item's rejection, not the batch's.
+            let item = item.and_then(|e| {
+                st.known.check(&format!("[{index}].videoId"), &Uuid::from_slice(&e.video_id).expect("16 bytes"))?;
+                Ok(e)
+            });
             match item {
                 Ok(e) => events.push(e),
                 Err(p) => rejected.push(Reject { index, detail: p.detail, field: p.field }),
@@ -237,13 +275,6 @@ pub async fn post_batch(
         st.producer.send_all(&events).await?;
         Ok((StatusCode::ACCEPTED, Json(BatchAccepted { accepted: events.len(), rejected })))
     }
-}
-
-fn check_size(n: usize, max: usize) -> Result<(), Problem> {
-    if n == 0 || n > max {
-        return Err(Problem::invalid("body", format!("a batch holds 1 to {max} events, got {n}")));
-    }
-    Ok(())
 }
 
 fn prefix_field(p: Problem, at: &str) -> Problem {

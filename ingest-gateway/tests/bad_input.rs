@@ -23,8 +23,12 @@ async fn start(max_body: usize) -> Gw {
     let tag: u32 = rand::rng().random();
     let mut cfg = GatewayConfig::default();
     cfg.http.listen = "127.0.0.1:0".into();
+    cfg.admin.listen = "127.0.0.1:0".into();
     cfg.http.max_body_bytes = max_body;
-    cfg.http.max_batch_events = 5;
+    cfg.events.max_batch_events = 5;
+    // Batches need a producer key; this one has no rate limit.
+    let (key, sha256) = platform::apikeys::generate();
+    cfg.producers.keys = vec![platform::apikeys::ApiKeyConfig { name: "t".into(), sha256, per_second: 0, burst: 0 }];
     cfg.kafka.brokers = std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
     cfg.kafka.topic_prefix = format!("t-badinput-{tag:08x}.");
     cfg.kafka.partitions = 2;
@@ -33,7 +37,10 @@ async fn start(max_body: usize) -> Gw {
     let base = format!("http://{}", app.local_addr());
     let stop = CancellationToken::new();
     tokio::spawn(app.run(stop.clone()));
-    Gw { base, http: Client::new(), topic, _stop: stop.drop_guard() }
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-api-key", key.parse().unwrap());
+    let http = Client::builder().default_headers(headers).build().unwrap();
+    Gw { base, http, topic, _stop: stop.drop_guard() }
 }
 
 impl Gw {
@@ -166,11 +173,15 @@ async fn without_kafka_acknowledgement_the_answer_is_503_not_2xx() {
     drop(dead); // nothing listens there now
     let mut cfg = GatewayConfig::default();
     cfg.http.listen = "127.0.0.1:0".into();
+    cfg.admin.listen = "127.0.0.1:0".into();
+    let (key, sha256) = platform::apikeys::generate();
+    cfg.producers.keys = vec![platform::apikeys::ApiKeyConfig { name: "t".into(), sha256, per_second: 0, burst: 0 }];
     cfg.kafka.brokers = dead_addr.to_string();
     cfg.kafka.create_topics = false;
     cfg.producer.delivery_timeout_ms = 1_500;
     let app = Application::build(cfg).await.unwrap();
     let base = format!("http://{}", app.local_addr());
+    let admin = format!("http://{}", app.admin_addr());
     let stop = CancellationToken::new();
     tokio::spawn(app.run(stop.clone()));
     let _guard = stop.drop_guard();
@@ -184,11 +195,16 @@ async fn without_kafka_acknowledgement_the_answer_is_503_not_2xx() {
     let res = http
         .post(format!("{base}/api/v1/events:batch"))
         .header("content-type", "application/json")
+        .header("x-api-key", key)
         .body(body)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 503);
-    assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 503);
+    // Readiness is on the admin listener, with the reason; the public port has only liveness.
+    let ready = http.get(format!("{admin}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("kafka"), "the admin /readyz says why");
+    assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 404);
     assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
 }

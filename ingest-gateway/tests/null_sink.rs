@@ -14,21 +14,33 @@ use tokio_util::sync::CancellationToken;
 
 const VIDEO: &str = "550e8400-e29b-41d4-a716-446655440000";
 
+/// The producer key the test gateways accept (batches need one).
+const KEY: &str = "vck_null-sink-test-key";
+
 fn config(prefix: &str) -> GatewayConfig {
     let mut cfg = GatewayConfig::default();
     cfg.http.listen = "127.0.0.1:0".into();
+    cfg.admin.listen = "127.0.0.1:0".into();
+    cfg.producers.keys = vec![platform::apikeys::ApiKeyConfig {
+        name: "t".into(),
+        sha256: platform::apikeys::sha256_hex(KEY),
+        per_second: 0,
+        burst: 0,
+    }];
     cfg.kafka.brokers = std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
     cfg.kafka.topic_prefix = prefix.to_owned();
     cfg.kafka.partitions = 2;
     cfg
 }
 
-/// Starts a gateway; returns its base URL (it stops when `stop` is cancelled).
-async fn start(cfg: GatewayConfig, stop: &CancellationToken) -> String {
+/// Starts a gateway; returns its public and admin base URLs (it stops when `stop`
+/// is cancelled).
+async fn start(cfg: GatewayConfig, stop: &CancellationToken) -> (String, String) {
     let app = Application::build(cfg).await.expect("gateway starts");
     let base = format!("http://{}", app.local_addr());
+    let admin = format!("http://{}", app.admin_addr());
     tokio::spawn(app.run(stop.clone()));
-    base
+    (base, admin)
 }
 
 /// Messages in the topic: the sum of its partitions' high watermarks.
@@ -47,6 +59,7 @@ async fn post_each(http: &Client, base: &str) -> Vec<u16> {
     let event = http.post(format!("{base}/api/v1/events")).json(&json!({"videoId": VIDEO})).send().await.unwrap();
     let batch = http
         .post(format!("{base}/api/v1/events:batch"))
+        .header("x-api-key", KEY)
         .json(&json!([{"videoId": VIDEO}, {"videoId": VIDEO, "eventType": "like"}]))
         .send()
         .await
@@ -73,22 +86,22 @@ async fn null_sink_answers_as_usual_and_produces_nothing() {
 
     // The default sink creates the topic and produces: 1 + 1 + 2 events.
     let normal = config(&prefix);
-    let base = start(normal.clone(), &stop).await;
+    let (base, _) = start(normal.clone(), &stop).await;
     assert_eq!(post_each(&http, &base).await, [204, 202, 202]);
     assert_eq!(messages_in(&normal), 4, "the Kafka sink produced every event");
 
     // The null sink on the same topic: same answers, bad input still refused, nothing produced.
     let mut null = config(&prefix);
     null.producer.sink = Sink::Null;
-    let base = start(null.clone(), &stop).await;
+    let (base, admin) = start(null.clone(), &stop).await;
     assert_eq!(post_each(&http, &base).await, [204, 202, 202]);
     let bad = http.post(format!("{base}/api/v1/videos/id/not-a-uuid/view")).send().await.unwrap();
     assert_eq!(bad.status(), 422);
     let problem: serde_json::Value = bad.json().await.unwrap();
     assert_eq!(problem["field"], "videoId");
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("gateway_events_discarded_total"), "{metrics}");
     assert_eq!(messages_in(&null), 4, "the null sink produced nothing");
-    assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(http.get(format!("{admin}/readyz")).send().await.unwrap().status(), 200);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,6 +1,7 @@
-//! HTTP plumbing shared by the services: RFC 9457 problem+json errors, the
-//! operational routes (`/metrics`, `/healthz`, `/readyz`), per-route metrics and
-//! graceful shutdown.
+//! HTTP plumbing shared by the services: RFC 9457 problem+json errors, the public
+//! and admin routers (operational routes `/metrics`, `/readyz` on the admin
+//! listener), per-route metrics with bounded labels, and graceful shutdown. The
+//! server loop and its limits are in [`crate::server`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,7 +25,8 @@ use crate::metrics::{HTTP_REQUEST_DURATION, HTTP_REQUESTS};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Where a service with nothing but operational or simple routes listens.
+/// Where a service that still serves through `axum::serve` listens (the query
+/// service and the aggregator until they move to [`crate::server::ServerConfig`]).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
@@ -81,16 +83,35 @@ pub fn parse_uuid(field: &str, s: &str) -> Result<uuid::Uuid, Problem> {
     uuid::Uuid::parse_str(s).map_err(|_| bad())
 }
 
-/// Oversized bodies answer 413, anything else unreadable 400.
+/// Oversized bodies answer 413, a body that stalls past `http.body_timeout_ms` 408,
+/// anything else unreadable 400.
 pub fn read_body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
     bytes.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(status, "too-large", "Request body too large", "the body exceeds the configured limit")
+        } else if caused_by::<tower_http::timeout::TimeoutError>(&rejection) {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request body too slow",
+                "the body stalled for longer than the configured timeout",
+            )
         } else {
             Problem::new(StatusCode::BAD_REQUEST, "bad-body", "Unreadable body", rejection.body_text())
         }
     })
+}
+
+fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<E>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Parses JSON, naming the field at fault for type errors and unknown fields.
@@ -248,16 +269,44 @@ async fn fill_problem_instance(req: Request, next: Next) -> Response {
     res
 }
 
+/// The `route` label of a request no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// The `method` label of any method outside the standard set.
+pub const OTHER_METHOD: &str = "other";
+
+/// The `method` label: one of the methods RFC 9110 and RFC 5789 define, else
+/// `other`. Hyper accepts any token as a method, so taking it as it comes would let
+/// each client request mint new series (memory here, and in every scrape).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => OTHER_METHOD,
+    }
+}
+
 /// Request rate, errors and latency per route template (never raw paths: ids would
-/// explode the label set). Paths no route matches count as `unmatched`.
+/// explode the label set). Paths no route matches count as `unmatched`, methods
+/// outside the standard set as `other`: no label takes raw client input.
 async fn track_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route =
-        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let method = method_label(req.method());
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    let labels = [("route", route), ("method", method), ("status", status)];
+    let labels = [("route", route), ("method", method.to_owned()), ("status", status)];
     HTTP_REQUESTS.counter_with(&labels).increment(1);
     HTTP_REQUEST_DURATION.histogram_with(&labels[..2]).record(start.elapsed().as_secs_f64());
     res
@@ -276,15 +325,29 @@ async fn method_not_allowed() -> Problem {
     )
 }
 
-/// Something `/readyz` can ask. Boxed future keeps it object-safe.
+/// Something `/readyz` can ask. Boxed future keeps it object-safe. The error text
+/// may name drivers and addresses: it is shown on the admin listener only.
 pub trait Readiness: Send + Sync + 'static {
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 }
 
-async fn readyz(State(ready): State<Arc<dyn Readiness>>) -> Response {
+/// The admin listener's `/readyz`: the reason in full, for operators.
+async fn readyz_detail(State(ready): State<Arc<dyn Readiness>>) -> Response {
     match ready.check().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(why) => Problem::unavailable(why, 1).into_response(),
+    }
+}
+
+/// A public `/readyz` (services not yet on an admin listener): the reason goes to
+/// the log, never to the client, since driver errors name hosts and versions.
+async fn readyz_public(State(ready): State<Arc<dyn Readiness>>) -> Response {
+    match ready.check().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => {
+            tracing::warn!(reason = %why, "not ready");
+            Problem::unavailable("not ready", 1).into_response()
+        }
     }
 }
 
@@ -293,21 +356,50 @@ async fn metrics_text() -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-/// Wraps a service's API routes with the operational routes, problem+json
-/// fallbacks and per-route metrics.
-pub fn service_router(api: Router, ready: Arc<dyn Readiness>) -> Router {
+fn describe_http_metrics() {
     // Install the recorder now, before the first request is counted.
     crate::metrics::describe();
-    let ops = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz).with_state(ready))
-        .route("/metrics", get(metrics_text));
-    api.merge(ops)
+}
+
+/// Problem+json fallbacks, per-route metrics and the problem `instance`.
+fn finish(router: Router) -> Router {
+    router
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // `layer`, not `route_layer`: the 404 fallback is counted too (as `unmatched`).
         .layer(middleware::from_fn(track_metrics))
         .layer(middleware::from_fn(fill_problem_instance))
+}
+
+/// The public port of a service with an admin listener: its API and a bare
+/// `/healthz` liveness answer, nothing operational.
+pub fn public_router(api: Router) -> Router {
+    describe_http_metrics();
+    finish(api.route("/healthz", get(|| async { "ok\n" })))
+}
+
+/// The admin listener: `/metrics`, `/readyz` with the reason when not ready, and
+/// `/healthz`. Not counted in the request metrics, so scrapes do not move them.
+pub fn admin_router(ready: Arc<dyn Readiness>) -> Router {
+    describe_http_metrics();
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz_detail).with_state(ready))
+        .route("/metrics", get(metrics_text))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+}
+
+/// Wraps a service's API routes with the operational routes on the same port,
+/// problem+json fallbacks and per-route metrics. For services that have not moved
+/// to [`public_router`] + [`admin_router`] yet; its `/readyz` gives no reason.
+pub fn service_router(api: Router, ready: Arc<dyn Readiness>) -> Router {
+    describe_http_metrics();
+    let ops = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz_public).with_state(ready))
+        .route("/metrics", get(metrics_text));
+    finish(api.merge(ops))
 }
 
 /// Resolves on SIGINT or SIGTERM, or when `token` is cancelled.

@@ -1,7 +1,10 @@
 //! What the three services really share, and nothing else: layered config,
-//! telemetry, HTTP plumbing (problem+json, health and metrics routes, graceful
-//! shutdown), and the Kafka and Cassandra clients with their setup.
+//! telemetry, HTTP plumbing (problem+json, public and admin routers, graceful
+//! shutdown), the server loop with its limits, what faces hostile clients (rate
+//! limits, API keys, a bounded pool for heavy work), and the Kafka and Cassandra
+//! clients with their setup.
 
+pub mod apikeys;
 pub mod auth;
 pub mod cassandra;
 pub mod cli;
@@ -10,4 +13,7 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
+pub mod server;
 pub mod telemetry;
+pub mod work;

@@ -114,12 +114,31 @@ pub const HTTP_REQUEST_DURATION: Metric = Metric::new(
     "HTTP request latency until the response head, by route template and method",
 );
 
-/// The metrics of every service's HTTP middleware.
-pub const ALL: &[Metric] = &[HTTP_REQUESTS, HTTP_REQUEST_DURATION];
+/// Requests refused at once because `http.max_in_flight` were being handled
+/// ([`crate::server`]).
+pub const HTTP_REQUESTS_SHED: Metric = Metric::new(
+    Kind::Counter,
+    "http_requests_shed_total",
+    &[],
+    "Requests refused with 503 because http.max_in_flight were in flight",
+);
+/// Requests cut at `http.request_timeout_ms` ([`crate::server`]).
+pub const HTTP_REQUEST_TIMEOUTS: Metric = Metric::new(
+    Kind::Counter,
+    "http_request_timeouts_total",
+    &[],
+    "Requests answered 503 after http.request_timeout_ms",
+);
+
+/// The metrics of every service's HTTP middleware and server loop.
+pub const ALL: &[Metric] = &[HTTP_REQUESTS, HTTP_REQUEST_DURATION, HTTP_REQUESTS_SHED, HTTP_REQUEST_TIMEOUTS];
 
 /// Installs the recorder (handles made before it exists count into the void) and
 /// describes [`ALL`].
 pub fn describe() {
     let _ = crate::telemetry::metrics_handle();
     ALL.iter().for_each(Metric::describe);
+    // Error counters exist at 0, so `increase()` sees their first increment.
+    HTTP_REQUESTS_SHED.counter().increment(0);
+    HTTP_REQUEST_TIMEOUTS.counter().increment(0);
 }

@@ -55,6 +55,15 @@ pub struct NotFound(#[allow(dead_code)] ProblemSchema);
 #[response(status = 409, content_type = "application/problem+json")]
 pub struct Conflict(#[allow(dead_code)] ProblemSchema);
 
+/// Over a rate limit; retry after `Retry-After` seconds.
+#[derive(IntoResponses)]
+#[response(
+    status = 429,
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u32, description = "Seconds until the request would pass"))
+)]
+pub struct TooMany(#[allow(dead_code)] ProblemSchema);
+
 /// The body is larger than the configured limit.
 #[derive(IntoResponses)]
 #[response(status = 413, content_type = "application/problem+json")]
@@ -91,7 +100,8 @@ pub enum EventTypeSchema {
     Complete,
 }
 
-/// Adds the `bearer` security scheme (HS256 JWTs from `/users/login`).
+/// Adds the `bearer` security scheme (HS256 JWTs from `/users/login`) and the
+/// gateway's `producerKey` (`X-Api-Key`).
 pub struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -100,6 +110,16 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        // The gateway's producers (`X-Api-Key`): see platform::apikeys.
+        components.add_security_scheme(
+            "producerKey",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "X-Api-Key",
+                    "A producer key (`vcount-admin api-key`): batches and values other than 1",
+                ),
+            )),
         );
     }
 }

@@ -172,7 +172,7 @@ fn the_documented_limits_are_the_enforced_ones() {
     assert_eq!(schema("EventIn")["properties"]["value"]["maximum"].as_i64(), Some(rules.events.max_value));
     let batch = &doc()["paths"]["/api/v1/events:batch"]["post"]["requestBody"]["content"]["application/json"]["schema"];
     let batch = if batch.get("$ref").is_some() { schema("JsonBatch") } else { batch };
-    assert_eq!(batch["maxItems"].as_u64(), Some(rules.http.max_batch_events as u64), "{batch}");
+    assert_eq!(batch["maxItems"].as_u64(), Some(rules.events.max_batch_events as u64), "{batch}");
     assert_eq!(batch["minItems"].as_u64(), Some(1));
     // Enums are the code's wire names.
     let kinds: Vec<&str> =

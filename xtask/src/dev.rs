@@ -33,13 +33,15 @@ struct Service {
     name: &'static str,
     /// The config key (as an environment variable) of its listen address.
     listen_key: &'static str,
+    /// Where its `/readyz` and `/metrics` are: the admin listener where it has one.
+    ops_key: &'static str,
 }
 
 /// In start order.
 const SERVICES: [Service; 3] = [
-    Service { name: "aggregator", listen_key: "AGGREGATOR__HTTP__LISTEN" },
-    Service { name: "ingest-gateway", listen_key: "GATEWAY__HTTP__LISTEN" },
-    Service { name: "query-service", listen_key: "QUERY__HTTP__LISTEN" },
+    Service { name: "aggregator", listen_key: "AGGREGATOR__HTTP__LISTEN", ops_key: "AGGREGATOR__HTTP__LISTEN" },
+    Service { name: "ingest-gateway", listen_key: "GATEWAY__HTTP__LISTEN", ops_key: "GATEWAY__ADMIN__LISTEN" },
+    Service { name: "query-service", listen_key: "QUERY__HTTP__LISTEN", ops_key: "QUERY__HTTP__LISTEN" },
 ];
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -106,6 +108,29 @@ pub fn service_env(
     Ok(env)
 }
 
+/// The gateway's producer keys for this checkout: one key, made once and kept in
+/// `VCOUNT_HOME/producer-key` (loadgen reads it from `VCOUNT_API_KEY`); the gateway
+/// gets only its SHA-256. `None` when the caller configures keys itself.
+fn producer_keys(home: &Path) -> anyhow::Result<Option<String>> {
+    if std::env::var("GATEWAY__PRODUCERS__KEYS").is_ok_and(|v| !v.is_empty()) {
+        return Ok(None);
+    }
+    let path = home.join("producer-key");
+    let key = match fs::read_to_string(&path) {
+        Ok(k) if !k.trim().is_empty() => k.trim().to_string(),
+        _ => {
+            let mut bytes = [0u8; 32];
+            std::io::Read::read_exact(&mut fs::File::open("/dev/urandom")?, &mut bytes)?;
+            let key = format!("vck_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            fs::write(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+            key
+        }
+    };
+    let sha: String =
+        <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(format!(r#"[{{name="dev",sha256="{sha}",per_second=0,burst=0}}]"#)))
+}
+
 /// One secret per checkout (per `VCOUNT_HOME`), made once: tokens survive restarts.
 fn stored_secret(home: &Path) -> anyhow::Result<String> {
     let path = home.join("jwt-secret");
@@ -138,6 +163,10 @@ impl Dev<'_> {
             ready::loopback(stack.port(Server::Cassandra)),
             || stored_secret(&stack.home),
         )?;
+        let mut env = env;
+        if let Some(keys) = producer_keys(&stack.home)? {
+            env.insert("GATEWAY__PRODUCERS__KEYS".into(), keys);
+        }
         let dir = stack.home.join("services");
         fs::create_dir_all(&dir)?;
         Ok(Dev { stack, env, dir })
@@ -149,6 +178,11 @@ impl Dev<'_> {
 
     fn url(&self, svc: &Service) -> String {
         format!("http://{}", self.get(svc.listen_key).unwrap_or_default())
+    }
+
+    /// Where `/readyz` and `/metrics` are.
+    fn ops_url(&self, svc: &Service) -> String {
+        format!("http://{}", self.get(svc.ops_key).unwrap_or_default())
     }
 
     fn pidfile(&self, svc: &Service) -> PathBuf {
@@ -171,7 +205,7 @@ impl Dev<'_> {
         http: &reqwest::Client,
     ) -> anyhow::Result<()> {
         let name = svc.name;
-        let url = self.url(svc);
+        let url = self.ops_url(svc);
         if let Some(pid) = self.pid(svc) {
             println!("{name}: already running (pid {pid})");
             return Ok(());
@@ -249,13 +283,16 @@ pub fn up(stack: &Stack) -> anyhow::Result<()> {
         dev.start(svc, &bins[svc.name], &rt, &http)?;
     }
     let [agg, gw, q] = SERVICES.each_ref().map(|s| dev.url(s));
+    let gw_admin = dev.ops_url(&SERVICES[1]);
+    let key_file = stack.home.join("producer-key").display().to_string();
     let (kafka, cassandra) =
         (ready::loopback(stack.port(Server::Kafka)), ready::loopback(stack.port(Server::Cassandra)));
     let id = "550e8400-e29b-41d4-a716-446655440000";
     println!(
         "
 The pipeline is up.
-  ingest gateway  {gw}        (metrics: {gw}/metrics)
+  ingest gateway  {gw}        (metrics: {gw_admin}/metrics, the admin port)
+  producer key    VCOUNT_API_KEY=$(cat {key_file})  (X-Api-Key: batches and values other than 1)
   query service   {q}        (metrics: {q}/metrics)
   counts page     {q}/dashboard
   aggregator      {agg}/metrics

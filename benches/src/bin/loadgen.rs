@@ -15,6 +15,10 @@ use clap::Parser;
 struct Args {
     #[arg(long, default_value = "http://127.0.0.1:18080")]
     gateway: String,
+    /// Producer API key (`vcount-admin api-key`): batches, typed events and rates
+    /// above the anonymous per-IP limit need one.
+    #[arg(long, env = "VCOUNT_API_KEY")]
+    api_key: Option<String>,
     /// Query service URL; without it, no exactness check, freshness or reads.
     #[arg(long)]
     query: Option<String>,
@@ -105,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
     let types = benches::parse_types(&a.types).map_err(|e| anyhow::anyhow!("--types: {e}"))?;
     let report = benches::run(LoadConfig {
         gateway: a.gateway,
+        api_key: a.api_key,
         query: a.query,
         mode: a.mode,
         target: a.target_kind,

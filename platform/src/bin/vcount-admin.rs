@@ -2,6 +2,7 @@
 //!
 //!   vcount-admin keyspaces [--prefix P]        list keyspaces
 //!   vcount-admin drop-keyspaces --prefix P     drop every keyspace whose name starts with P
+//!   vcount-admin api-key --name N              make a producer API key for the gateway
 //!
 //! `scripts/test` drops the `t_` keyspaces earlier test runs left behind: every test
 //! makes a keyspace of its own, and a Cassandra that keeps hundreds of them (about
@@ -34,16 +35,40 @@ enum Command {
         #[arg(long)]
         prefix: String,
     },
+    /// Make a producer API key: prints the key (give it to the producer, once) and the
+    /// gateway config entry holding only its SHA-256. Touches no server.
+    ApiKey {
+        /// Who will hold it (shown in logs instead of the key).
+        #[arg(long)]
+        name: String,
+        /// The key's own rate limit, events per second (0: none).
+        #[arg(long, default_value_t = 1000)]
+        per_second: u32,
+        #[arg(long, default_value_t = 2000)]
+        burst: u32,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::ApiKey { name, per_second, burst } = &cli.command {
+        let (key, hash) = platform::apikeys::generate();
+        println!("key (give it to {name}; it is not stored anywhere): {key}");
+        println!("gateway config (TOML, [producers] section):");
+        println!("  keys = [{{ name = {name:?}, sha256 = \"{hash}\", per_second = {per_second}, burst = {burst} }}]");
+        println!("or as an environment variable:");
+        println!(
+            "  GATEWAY__PRODUCERS__KEYS='[{{name={name:?},sha256=\"{hash}\",per_second={per_second},burst={burst}}}]'"
+        );
+        return Ok(());
+    }
     let cfg = platform::cassandra::CassandraConfig { nodes: cli.nodes.clone(), ..Default::default() };
     let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await?;
     let pager = session.query_iter("SELECT keyspace_name FROM system_schema.keyspaces", &[]).await?;
     let names: Vec<String> = pager.rows_stream::<(String,)>()?.map_ok(|(n,)| n).try_collect().await?;
     match cli.command {
+        Command::ApiKey { .. } => unreachable!("handled above"),
         Command::Keyspaces { prefix } => {
             for n in names.iter().filter(|n| n.starts_with(&prefix)) {
                 println!("{n}");
