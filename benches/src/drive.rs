@@ -127,7 +127,7 @@ impl Driver {
 pub fn http(connections: usize, timeout: Duration, api_key: Option<&str>) -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(key) = api_key {
-        headers.insert("x-api-key", reqwest::header::HeaderValue::from_str(key)?);
+        headers.insert("x-api-key", HeaderValue::from_str(key)?);
     }
     Ok(reqwest::Client::builder()
         .default_headers(headers)
