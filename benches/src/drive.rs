@@ -142,18 +142,28 @@ pub fn http(connections: usize, timeout: Duration, api_key: Option<&str>) -> any
 pub struct ViewConns {
     addr: String,
     host: HeaderValue,
+    /// Sent as `X-Api-Key` on every request when set (else the gateway's
+    /// per-IP anonymous limit applies).
+    api_key: Option<HeaderValue>,
     timeout: Duration,
     idle: Mutex<Vec<SendRequest<Empty<Bytes>>>>,
 }
 
 impl ViewConns {
     /// `base` is `http://host:port` (no TLS, no path).
-    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(base: &str, timeout: Duration, api_key: Option<&str>) -> anyhow::Result<Self> {
         let uri: hyper::Uri = base.parse()?;
         anyhow::ensure!(uri.scheme_str() == Some("http"), "the view driver speaks plain http: {base}");
         let authority = uri.authority().ok_or_else(|| anyhow::anyhow!("no host in {base}"))?;
         let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
-        Ok(Self { addr, host: HeaderValue::from_str(authority.as_str())?, timeout, idle: Mutex::new(Vec::new()) })
+        let api_key = api_key.map(HeaderValue::from_str).transpose()?;
+        Ok(Self {
+            addr,
+            host: HeaderValue::from_str(authority.as_str())?,
+            api_key,
+            timeout,
+            idle: Mutex::new(Vec::new()),
+        })
     }
 
     async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, String> {
@@ -172,10 +182,11 @@ impl ViewConns {
             Some(c) if !c.is_closed() => c,
             _ => self.connect().await?,
         };
-        let req = hyper::Request::post(path)
-            .header(HOST, self.host.clone())
-            .body(Empty::<Bytes>::new())
-            .map_err(|_| "transport".to_owned())?;
+        let mut req = hyper::Request::post(path).header(HOST, self.host.clone());
+        if let Some(key) = &self.api_key {
+            req = req.header("x-api-key", key.clone());
+        }
+        let req = req.body(Empty::<Bytes>::new()).map_err(|_| "transport".to_owned())?;
         let exchange = async {
             conn.ready().await?;
             let res = conn.send_request(req).await?;

@@ -216,7 +216,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
     );
     let http = drive::http(cfg.connections, cfg.request_timeout, cfg.api_key.as_deref())?;
     let (driver, client) = if cfg.uses_view_endpoint() {
-        (Driver::View(drive::ViewConns::new(&cfg.gateway, cfg.request_timeout)?), None)
+        (Driver::View(drive::ViewConns::new(&cfg.gateway, cfg.request_timeout, cfg.api_key.as_deref())?), None)
     } else {
         let client = cfg.client()?;
         let batcher = (cfg.mode == Mode::Batcher).then(|| {

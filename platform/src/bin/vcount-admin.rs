@@ -34,6 +34,11 @@ enum Command {
     DropKeyspaces {
         #[arg(long)]
         prefix: String,
+        /// Only keyspaces made more than this many minutes ago (by their
+        /// `schema_migrations` table's time-based id), so that developers sharing
+        /// one Cassandra can clear leftovers without dropping a running test's.
+        #[arg(long)]
+        older_than_mins: Option<u64>,
     },
     /// Make a producer API key: prints the key (give it to the producer, once) and the
     /// gateway config entry holding only its SHA-256. Touches no server.
@@ -74,9 +79,14 @@ async fn main() -> anyhow::Result<()> {
                 println!("{n}");
             }
         }
-        Command::DropKeyspaces { prefix } => {
+        Command::DropKeyspaces { prefix, older_than_mins } => {
             anyhow::ensure!(!prefix.is_empty() && !"system".starts_with(&prefix), "refusing prefix {prefix:?}");
-            let doomed: Vec<&String> = names.iter().filter(|n| n.starts_with(&prefix)).collect();
+            let mut doomed: Vec<&String> = names.iter().filter(|n| n.starts_with(&prefix)).collect();
+            if let Some(mins) = older_than_mins {
+                let made = keyspace_birth_secs(&session).await?;
+                let cutoff = chrono::Utc::now().timestamp() - 60 * mins as i64;
+                doomed.retain(|n| made.get(n.as_str()).is_some_and(|&t| t < cutoff));
+            }
             for n in &doomed {
                 platform::cassandra::drop_keyspace(&session, n).await?;
             }
@@ -84,4 +94,22 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// When each keyspace got its first table: the earliest time in the time-based
+/// (v1) ids Cassandra gives tables. A keyspace without tables has no age and is
+/// kept (it may be one a test is creating now).
+async fn keyspace_birth_secs(
+    session: &scylla::client::session::Session,
+) -> anyhow::Result<std::collections::HashMap<String, i64>> {
+    let pager = session.query_iter("SELECT keyspace_name, table_name, id FROM system_schema.tables", &[]).await?;
+    let rows: Vec<(String, String, uuid::Uuid)> = pager.rows_stream()?.try_collect().await?;
+    let mut born = std::collections::HashMap::new();
+    for (ks, _, id) in rows {
+        if let Some(t) = id.get_timestamp() {
+            let secs = t.to_unix().0 as i64;
+            born.entry(ks).and_modify(|b: &mut i64| *b = (*b).min(secs)).or_insert(secs);
+        }
+    }
+    Ok(born)
 }
