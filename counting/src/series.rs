@@ -12,13 +12,6 @@ use crate::time::{Granularity, ceil_to, floor_to};
 /// Most buckets one series may have: a day of minutes, two months of hours.
 pub const MAX_POINTS: usize = 1440;
 
-/// How many `step` buckets `[from, to)` touches, counted without building them (a
-/// range from year 1 to 9999 in minutes is 5·10⁹ buckets).
-pub fn points(from_ms: i64, to_ms: i64, step: Granularity) -> i128 {
-    let Some(width) = step.width_ms().map(i128::from) else { return 1 };
-    (i128::from(to_ms) + width - 1).div_euclid(width) - i128::from(from_ms).div_euclid(width)
-}
-
 /// A series' step and the start of each of its buckets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeriesPlan {
@@ -31,7 +24,7 @@ pub enum SeriesError {
     /// `to` is not after `from`.
     Empty,
     /// More than [`MAX_POINTS`] buckets at `step` (the coarsest tried, without a step).
-    TooManyPoints { step: Granularity, points: i128 },
+    TooManyPoints { step: Granularity, points: u64 },
     /// The first bucket at `step` has expired; `oldest_kept` is the first kept one.
     Expired { step: Granularity, oldest_kept: i64 },
 }
@@ -48,12 +41,13 @@ pub fn plan_series(
         return Err(SeriesError::Empty);
     }
     let try_step = |step: Granularity| {
-        let n = points(from_ms, to_ms, step);
-        if n > MAX_POINTS as i128 {
+        let width = step.width_ms().expect("a step has a width");
+        // Counted before anything is built; then, buckets are kept newest-first:
+        // if the first is kept, all are.
+        let n = bucket_count(from_ms, to_ms, step).unwrap_or(u64::MAX);
+        if n > MAX_POINTS as u64 {
             return Err(SeriesError::TooManyPoints { step, points: n });
         }
-        let width = step.width_ms().expect("a step has a width");
-        // Buckets are kept newest-first: if the first is kept, all are.
         if !kept.kept(step, floor_to(from_ms, width)) {
             return Err(SeriesError::Expired { step, oldest_kept: kept.oldest(step) });
         }
@@ -203,7 +197,7 @@ mod tests {
         let kept = Retention::default().horizons(now); // minutes 8 days, hours 400
         let year_1 = -62_135_596_800_000;
         let year_9999 = 253_402_300_799_000;
-        assert_eq!(points(year_1, year_9999, Granularity::Minute), 5_258_964_960);
+        assert_eq!(bucket_count(year_1, year_9999, Granularity::Minute), Some(5_258_964_960));
         let too_many = plan_series(year_1, year_9999, Some(Granularity::Day), &kept).unwrap_err();
         assert!(matches!(too_many, SeriesError::TooManyPoints { step: Granularity::Day, .. }));
         assert_eq!(plan_series(now, now, None, &kept), Err(SeriesError::Empty));
@@ -255,7 +249,8 @@ mod tests {
             let kept = r.horizons(now);
             let (from, to) = (now - from_back, now - from_back + len);
             let fits = |g: Granularity| {
-                points(from, to, g) <= MAX_POINTS as i128 && kept.kept(g, floor_to(from, g.width_ms().unwrap()))
+                bucket_count(from, to, g).unwrap() <= MAX_POINTS as u64
+                    && kept.kept(g, floor_to(from, g.width_ms().unwrap()))
             };
             match plan_series(from, to, step.map(|i| levels[i]), &kept) {
                 Ok(p) => {
