@@ -1,3 +1,4 @@
+use counting::Retention;
 use platform::cassandra::CassandraConfig;
 use platform::http::ListenConfig;
 use platform::kafka::KafkaConfig;
@@ -12,6 +13,8 @@ pub struct AggregatorConfig {
     pub consumer: ConsumerConfig,
     pub flush: FlushConfig,
     pub dedup: DedupConfig,
+    /// The rollups' TTLs, shared with the query service (which reads only rows
+    /// these keep): `counting::Retention`.
     pub retention: Retention,
     pub cassandra: CassandraConfig,
     pub log: LogConfig,
@@ -110,35 +113,5 @@ pub struct DedupConfig {
 impl Default for DedupConfig {
     fn default() -> Self {
         Self { window_secs: 600 }
-    }
-}
-
-/// Time to live of rollup rows by granularity, in seconds; 0 keeps them forever.
-/// The gateway's `events.max_age_secs` must stay below `minute_secs`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Retention {
-    pub minute_secs: u64,
-    pub hour_secs: u64,
-    pub day_secs: u64,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Self { minute_secs: 8 * 24 * 3600, hour_secs: 400 * 24 * 3600, day_secs: 0 }
-    }
-}
-
-impl Retention {
-    /// TTL for rows of `g`, in seconds; 0 keeps them forever.
-    pub fn ttl_secs(&self, g: counting::Granularity) -> i32 {
-        use counting::Granularity;
-        let secs = match g {
-            Granularity::Minute => self.minute_secs,
-            Granularity::Hour => self.hour_secs,
-            Granularity::Day => self.day_secs,
-            Granularity::Total => 0,
-        };
-        secs.min(i32::MAX as u64) as i32
     }
 }

@@ -104,6 +104,7 @@ impl Application {
     /// says so, and binds the operational HTTP port. Consuming starts in `run`.
     pub async fn build(config: AggregatorConfig) -> anyhow::Result<Self> {
         anyhow::ensure!(config.flush.interval_ms > 0, "flush.interval_ms must be positive");
+        config.retention.validate()?;
         let session = platform::cassandra::connect(&config.cassandra, Duration::from_secs(60)).await?;
         if config.cassandra.create_schema {
             platform::cassandra::migrate(&session, &config.cassandra).await?;

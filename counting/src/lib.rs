@@ -15,6 +15,7 @@ pub mod kind;
 pub mod protocol;
 pub mod range;
 pub mod ratings;
+pub mod retention;
 pub mod rollup;
 pub mod rounds;
 pub mod series;
@@ -23,8 +24,9 @@ pub mod time;
 pub use cache::{PartKey, RangeRead, RowCache};
 pub use dedup::DedupWindow;
 pub use kind::EventKind;
-pub use range::{Span, plan_range};
+pub use range::{AllExpired, Moved, Plan, Span, plan, plan_range};
 pub use ratings::{RatedEvent, RatingChange};
+pub use retention::{Horizons, Retention};
 pub use rollup::{
     Activity, ActivityKind, CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite,
     StoredRow, write_timestamp,

@@ -1,7 +1,66 @@
 //! Counts as a series (getCount with a `step`) and statistics over it (getStats):
 //! which buckets a range covers at a step, and the functions over their values.
+//!
+//! A series never has a silently missing bucket: every bucket is one row of the
+//! step's granularity, so all of them must still be kept ([`crate::retention`]).
+//! An explicit step that cannot serve the range is an error for the caller to
+//! name; without one, [`plan_series`] picks the finest step that can.
 
+use crate::retention::Horizons;
 use crate::time::{Granularity, ceil_to, floor_to};
+
+/// Most buckets one series may have: a day of minutes, two months of hours.
+pub const MAX_POINTS: usize = 1440;
+
+/// A series' step and the start of each of its buckets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesPlan {
+    pub step: Granularity,
+    pub buckets: Vec<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesError {
+    /// `to` is not after `from`.
+    Empty,
+    /// More than [`MAX_POINTS`] buckets at `step` (the coarsest tried, without a step).
+    TooManyPoints { step: Granularity, points: u64 },
+    /// The first bucket at `step` has expired; `oldest_kept` is the first kept one.
+    Expired { step: Granularity, oldest_kept: i64 },
+}
+
+/// The buckets of `[from_ms, to_ms)` at `step`, or without a step at the finest of
+/// minute, hour and day that has at most [`MAX_POINTS`] buckets, all kept.
+pub fn plan_series(
+    from_ms: i64,
+    to_ms: i64,
+    step: Option<Granularity>,
+    kept: &Horizons,
+) -> Result<SeriesPlan, SeriesError> {
+    if to_ms <= from_ms {
+        return Err(SeriesError::Empty);
+    }
+    let try_step = |step: Granularity| {
+        let width = step.width_ms().expect("a step has a width");
+        // Counted before anything is built; then, buckets are kept newest-first:
+        // if the first is kept, all are.
+        let n = bucket_count(from_ms, to_ms, step).unwrap_or(u64::MAX);
+        if n > MAX_POINTS as u64 {
+            return Err(SeriesError::TooManyPoints { step, points: n });
+        }
+        if !kept.kept(step, floor_to(from_ms, width)) {
+            return Err(SeriesError::Expired { step, oldest_kept: kept.oldest(step) });
+        }
+        let buckets = buckets(from_ms, to_ms, step).expect("to is after from");
+        Ok(SeriesPlan { step, buckets })
+    };
+    match step {
+        Some(step) => try_step(step),
+        None => try_step(Granularity::Minute)
+            .or_else(|_| try_step(Granularity::Hour))
+            .or_else(|_| try_step(Granularity::Day)),
+    }
+}
 
 /// Start of every `step` bucket that `[from, to)` touches: `from` is floored and
 /// `to` ceiled to the step, so the series covers the range whole. `None` for
@@ -131,6 +190,36 @@ mod tests {
     }
 
     #[test]
+    fn series_fit_the_cap_and_the_retention() {
+        use crate::retention::Retention;
+        use crate::time::DAY_MS;
+        let now = T0 + 12 * HOUR_MS;
+        let kept = Retention::default().horizons(now); // minutes 8 days, hours 400
+        let year_1 = -62_135_596_800_000;
+        let year_9999 = 253_402_300_799_000;
+        assert_eq!(bucket_count(year_1, year_9999, Granularity::Minute), Some(5_258_964_960));
+        let too_many = plan_series(year_1, year_9999, Some(Granularity::Day), &kept).unwrap_err();
+        assert!(matches!(too_many, SeriesError::TooManyPoints { step: Granularity::Day, .. }));
+        assert_eq!(plan_series(now, now, None, &kept), Err(SeriesError::Empty));
+        // A day of minutes is the most a minute series holds.
+        assert_eq!(plan_series(now - DAY_MS, now, Some(Granularity::Minute), &kept).unwrap().buckets.len(), 1440);
+        let over = plan_series(now - DAY_MS - 1, now, Some(Granularity::Minute), &kept);
+        assert_eq!(over, Err(SeriesError::TooManyPoints { step: Granularity::Minute, points: 1441 }));
+        // Minutes of 9 days ago have expired: refused with a step, hours without.
+        let old = now - 9 * DAY_MS;
+        let expired = plan_series(old, old + HOUR_MS, Some(Granularity::Minute), &kept);
+        assert_eq!(expired, Err(SeriesError::Expired { step: Granularity::Minute, oldest_kept: kept.minute }));
+        let p = plan_series(old, old + HOUR_MS, None, &kept).unwrap();
+        assert_eq!((p.step, p.buckets), (Granularity::Hour, vec![old]));
+        // The finest that fits: minutes for 3 hours, hours for 3 days, days for 3 months.
+        for (len, step) in
+            [(3 * HOUR_MS, Granularity::Minute), (3 * DAY_MS, Granularity::Hour), (90 * DAY_MS, Granularity::Day)]
+        {
+            assert_eq!(plan_series(now - len, now, None, &kept).unwrap().step, step);
+        }
+    }
+
+    #[test]
     fn statistics_over_buckets() {
         let v = [0, 4, 2, 0];
         let got: Vec<f64> =
@@ -139,5 +228,45 @@ mod tests {
         assert_eq!(Stat::Max.of(&[]), 0.0);
         assert!(Stat::parse("median").is_none());
         assert_eq!(Stat::parse("avg").unwrap().as_str(), "avg");
+    }
+
+    proptest::proptest! {
+        /// Every bucket of a planned series is kept, the series covers the range,
+        /// holds at most `MAX_POINTS`, and without a step no finer step would do.
+        #[test]
+        fn series_buckets_are_all_kept(
+            minute_secs in 1u64..20 * 86_400,
+            extra in 0u64..400 * 86_400,
+            now_off in 0i64..30 * 86_400_000,
+            from_back in 0i64..500 * 86_400_000,
+            len in 1i64..1500 * 86_400_000,
+            step in proptest::option::of(0usize..3),
+        ) {
+            use crate::retention::Retention;
+            let levels = [Granularity::Minute, Granularity::Hour, Granularity::Day];
+            let r = Retention { minute_secs, hour_secs: minute_secs + extra, day_secs: 0, expiry_margin_secs: 60 };
+            let now = T0 + now_off;
+            let kept = r.horizons(now);
+            let (from, to) = (now - from_back, now - from_back + len);
+            let fits = |g: Granularity| {
+                bucket_count(from, to, g).unwrap() <= MAX_POINTS as u64
+                    && kept.kept(g, floor_to(from, g.width_ms().unwrap()))
+            };
+            match plan_series(from, to, step.map(|i| levels[i]), &kept) {
+                Ok(p) => {
+                    let w = p.step.width_ms().unwrap();
+                    proptest::prop_assert!(p.buckets.len() <= MAX_POINTS);
+                    proptest::prop_assert!(p.buckets[0] <= from && p.buckets[p.buckets.len() - 1] + w >= to);
+                    proptest::prop_assert!(p.buckets.iter().all(|&b| r.expires_at(p.step, b).is_none_or(|e| e > now + 60_000)));
+                    if step.is_none() {
+                        proptest::prop_assert!(levels.iter().take_while(|&&g| g != p.step).all(|&g| !fits(g)));
+                    }
+                }
+                Err(_) => match step {
+                    Some(i) => proptest::prop_assert!(!fits(levels[i])),
+                    None => proptest::prop_assert!(levels.iter().all(|&g| !fits(g))),
+                },
+            }
+        }
     }
 }

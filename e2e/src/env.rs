@@ -89,15 +89,30 @@ pub struct TestEnv {
 impl TestEnv {
     /// Starts a gateway and a query service for a fresh topic prefix and keyspace.
     pub async fn start(name: &str, partitions: i32) -> TestEnv {
-        Self::start_with(name, partitions, false).await
+        Self::start_with(name, partitions, false, |_, _| {}).await
     }
 
     /// Same, with the query service also answering the gateway's routes (one origin).
     pub async fn start_one_origin(name: &str, partitions: i32) -> TestEnv {
-        Self::start_with(name, partitions, true).await
+        Self::start_with(name, partitions, true, |_, _| {}).await
     }
 
-    async fn start_with(name: &str, partitions: i32, one_origin: bool) -> TestEnv {
+    /// Same as [`start`](Self::start), with the two in-process services' configs
+    /// adjusted by `adjust` first (the aggregator's through `spawn_aggregator_with`).
+    pub async fn start_configured(
+        name: &str,
+        partitions: i32,
+        adjust: impl FnOnce(&mut ingest_gateway::GatewayConfig, &mut query_service::QueryConfig),
+    ) -> TestEnv {
+        Self::start_with(name, partitions, false, adjust).await
+    }
+
+    async fn start_with(
+        name: &str,
+        partitions: i32,
+        one_origin: bool,
+        adjust: impl FnOnce(&mut ingest_gateway::GatewayConfig, &mut query_service::QueryConfig),
+    ) -> TestEnv {
         platform::telemetry::init_logging(&platform::telemetry::LogConfig { filter: "warn".into(), json: false });
         let tag: u32 = rand::rng().random();
         let topic_prefix = format!("t-{name}-{tag:08x}.");
@@ -110,12 +125,13 @@ impl TestEnv {
         gw.kafka.topic_prefix = topic_prefix.clone();
         gw.kafka.partitions = partitions;
         gw.auth.jwt_secret = JWT_SECRET.into();
+        let mut q = query_service::QueryConfig::default();
+        adjust(&mut gw, &mut q);
         let gateway = ingest_gateway::Application::build(gw).await.expect("gateway starts (is Kafka up?)");
         let gateway_addr = gateway.local_addr();
         let gateway_admin = gateway.admin_addr();
         tokio::spawn(gateway.run(stop.clone()));
 
-        let mut q = query_service::QueryConfig::default();
         q.http.listen = "127.0.0.1:0".into();
         q.cassandra.nodes = cassandra_nodes();
         q.cassandra.keyspace = keyspace.clone();
@@ -438,17 +454,25 @@ impl Ledger {
         self.events.values().map(Vec::len).sum()
     }
 
-    /// Views of `video` in `[from, to)` truncated to the minute, as the API defines it.
+    /// Views of `video` in `[from, to)` rounded out to whole minutes, as the API
+    /// answers a range whose minute rows are kept (the default retention keeps
+    /// them 8 days; see `count_exact` for any other answer).
     pub fn count(&self, video: Uuid, range: Option<(i64, i64)>) -> i64 {
-        let all = self.events.get(&video).map(Vec::as_slice).unwrap_or_default();
         match range {
-            None => all.len() as i64,
-            Some((from, to)) => {
-                let (a, b) = (from.div_euclid(MINUTE) * MINUTE, to.div_euclid(MINUTE) * MINUTE);
-                all.iter().filter(|&&t| t >= a && t < b).count() as i64
-            }
+            None => self.events.get(&video).map_or(0, |e| e.len() as i64),
+            Some((from, to)) => self.count_exact(video, from.div_euclid(MINUTE) * MINUTE, ceil_minute(to)),
         }
     }
+
+    /// Views of `video` in exactly `[from, to)`.
+    pub fn count_exact(&self, video: Uuid, from: i64, to: i64) -> i64 {
+        let all = self.events.get(&video).map(Vec::as_slice).unwrap_or_default();
+        all.iter().filter(|&&t| t >= from && t < to).count() as i64
+    }
+}
+
+fn ceil_minute(t: i64) -> i64 {
+    -(-t).div_euclid(MINUTE) * MINUTE
 }
 
 /// A view event JSON for the batch endpoint.

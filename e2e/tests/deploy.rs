@@ -209,11 +209,15 @@ fn shared_env_file_is_valid_for_every_service_and_consistent() {
     assert_eq!(gw.kafka.topic_prefix, agg.kafka.topic_prefix, "topic prefix");
     assert_eq!(gw.kafka.partitions, agg.kafka.partitions, "partitions");
     assert_eq!(agg.cassandra.keyspace, q.cassandra.keyspace, "keyspace");
-    assert_eq!(agg.retention.minute_secs, q.retention.minute_secs, "minute retention");
-    assert!(
-        (gw.events.max_age_secs as u64) < agg.retention.minute_secs,
-        "events.max_age_secs must stay below retention.minute_secs"
-    );
+    // The aggregator writes TTLs from its retention and the query service reads
+    // only what the same section keeps: the whole section must agree, and be valid.
+    assert_eq!(agg.retention, q.retention, "retention");
+    agg.retention.validate().unwrap();
+    for key in ["MINUTE_SECS", "HOUR_SECS", "DAY_SECS"] {
+        for prefix in ["AGGREGATOR", "QUERY"] {
+            assert!(env.contains_key(&format!("{prefix}__RETENTION__{key}")), "{prefix}__RETENTION__{key} not set");
+        }
+    }
     // The listen ports are distinct, the gateway's admin port included.
     let ports: BTreeSet<u16> =
         [&gw.http.listen, &gw.admin.listen, &agg.http.listen, &q.http.listen].map(|a| port_of(a)).into();

@@ -117,7 +117,8 @@ pub fn youtube_url(data: &[u8]) {
 
 /// `from|to|step` as the counts API takes them: RFC 3339 bounds (parsed as the query
 /// service parses them) and a step. The bucket count comes before any allocation,
-/// at most 1440 buckets are ever built, and the range plan tiles the range.
+/// at most 1440 buckets are ever built, the range plan tiles the range, and the
+/// retention-aware plans the API answers with read only rows still kept.
 pub fn query_range(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let mut parts = text.splitn(3, '|');
@@ -146,5 +147,25 @@ pub fn query_range(data: &[u8]) {
         assert_eq!((spans[0].start, spans[spans.len() - 1].end), (a, b));
         assert!(spans.windows(2).all(|w| w[0].end == w[1].start), "{spans:?}");
         assert!(spans.len() <= 5, "{spans:?}");
+    }
+    // What the API runs, with the default retention at the fixed now: a plan of
+    // kept rows only, in at most 5 reads, covering at least the asked range (days
+    // are kept forever by default, so no edge moves in); a series of kept buckets
+    // only, at most 1440, at the step asked or the finest that fits.
+    let kept = counting::Retention::default().horizons(NOW);
+    if from < to {
+        let p = counting::plan(from, to, &kept).expect("day rows are kept forever by default");
+        assert!(p.from <= from && p.to >= to, "{p:?}");
+        assert!(p.spans.len() <= 5 && !p.spans.is_empty(), "{p:?}");
+        assert_eq!((p.spans[0].start, p.spans[p.spans.len() - 1].end), (p.from, p.to));
+        assert!(p.spans.windows(2).all(|w| w[0].end == w[1].start), "{p:?}");
+        assert!(p.spans.iter().all(|s| kept.kept(s.granularity, s.start)), "{p:?} {kept:?}");
+    }
+    let step = step.and_then(Granularity::parse).filter(|g| *g != Granularity::Total);
+    if let Ok(s) = counting::series::plan_series(from, to, step, &kept) {
+        let width = s.step.width_ms().expect("a stepped granularity");
+        assert!(s.buckets.len() <= 1440 && step.is_none_or(|g| g == s.step));
+        assert!(s.buckets[0] <= from && s.buckets[s.buckets.len() - 1] + width >= to);
+        assert!(kept.kept(s.step, s.buckets[0]), "{s:?} {kept:?}");
     }
 }

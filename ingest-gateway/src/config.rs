@@ -132,9 +132,9 @@ impl Default for ProducerConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventRules {
-    /// Oldest `occurredAt` accepted, in seconds before now. Keep it below the
-    /// aggregator's minute-row retention, or old minutes are counted into rows
-    /// that are about to expire.
+    /// Oldest `occurredAt` accepted, in seconds before now. An event older than a
+    /// granularity's retention is still counted exactly: rows expire a fixed time
+    /// after their bucket, so it lands in the coarser rows that are kept.
     pub max_age_secs: i64,
     /// How far in the future `occurredAt` may be (client clock skew), in seconds.
     pub max_future_secs: i64,

@@ -1,3 +1,4 @@
+use counting::Retention;
 use platform::auth::AuthConfig;
 use platform::cassandra::CassandraConfig;
 use platform::http::ListenConfig;
@@ -13,6 +14,8 @@ pub struct QueryConfig {
     /// Where catalog events go (the catalog topic; created at start-up if missing).
     pub kafka: KafkaConfig,
     pub catalog_events: CatalogEventsConfig,
+    /// The rollups' TTLs, the aggregator's own section: answers use only rows
+    /// these still keep (`counting::Retention`).
     pub retention: Retention,
     pub auth: AuthConfig,
     pub web: WebConfig,
@@ -33,20 +36,6 @@ impl Default for QueryConfig {
             moderation: Default::default(),
             log: Default::default(),
         }
-    }
-}
-
-/// Must match the aggregator's `retention.minute_secs`: a range whose ragged edge
-/// needs minute rows older than this is refused rather than answered short.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Retention {
-    pub minute_secs: u64,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Self { minute_secs: 8 * 24 * 3600 }
     }
 }
 

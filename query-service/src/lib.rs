@@ -58,6 +58,7 @@ impl Readiness for Ready {
 impl Application {
     pub async fn build(config: QueryConfig) -> anyhow::Result<Self> {
         metrics::describe();
+        config.retention.validate()?;
         let session = platform::cassandra::connect(&config.cassandra, Duration::from_secs(60)).await?;
         if config.cassandra.create_schema {
             platform::cassandra::migrate(&session, &config.cassandra).await?;

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use counting::Retention;
 use platform::auth::Tokens;
 use scylla::client::session::Session;
 
@@ -28,8 +29,8 @@ pub struct AppState {
 /// The counts API's dependencies.
 pub struct CountsState {
     pub rollups: Rollups,
-    /// Must match the aggregator's: older minute edges are refused, not answered short.
-    pub minute_retention_secs: u64,
+    /// The aggregator's TTLs: which rows an answer may still use.
+    pub retention: Retention,
 }
 
 /// The catalog API's dependencies.
@@ -50,10 +51,8 @@ impl AppState {
     /// Prepares every repository's statements on `session`.
     pub async fn build(config: QueryConfig, session: Arc<Session>, events: CatalogEvents) -> anyhow::Result<Self> {
         let ks = config.cassandra.keyspace.clone();
-        let counts = CountsState {
-            rollups: Rollups::new(session.clone(), &ks).await?,
-            minute_retention_secs: config.retention.minute_secs,
-        };
+        let counts =
+            CountsState { rollups: Rollups::new(session.clone(), &ks).await?, retention: config.retention.clone() };
         let catalog = CatalogState {
             users: Users::new(session.clone(), &ks).await?,
             videos: Videos::new(session.clone(), &ks).await?,

@@ -187,3 +187,28 @@ fn the_documented_limits_are_the_enforced_ones() {
     let search = &doc()["paths"]["/api/v1/search/videos"]["get"];
     assert!(search["description"].as_str().unwrap().contains("keyword results"), "{search}");
 }
+
+#[test]
+fn range_answers_document_how_they_cover_the_range() {
+    // Each answer over a range states its coverage, the edges that moved and the
+    // rows that answered (members flattened in from `Resolution`).
+    for name in ["ViewsCount", "Count", "Stats"] {
+        let text = schema(name).to_string();
+        assert!(text.contains("#/components/schemas/Resolution"), "{name}: {text}");
+    }
+    let resolution = schema("Resolution");
+    let required: BTreeSet<&str> =
+        resolution["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(required, BTreeSet::from(["coverage", "adjustments", "spans"]));
+    let names = |schema_name: &str| -> Vec<String> {
+        schema(schema_name)["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names("Coverage"), ["exact", "widened", "narrowed"]);
+    assert_eq!(
+        names("Reason"),
+        ["minute_alignment", "step_alignment", "minute_rows_expired", "hour_rows_expired", "day_rows_expired"]
+    );
+    assert_eq!(names("Level"), ["minute", "hour", "day"]);
+    let views = &doc()["paths"]["/api/v1/videos/{video_id}/views"]["get"]["description"];
+    assert!(views.as_str().unwrap().contains("Never a silently short count"), "{views}");
+}

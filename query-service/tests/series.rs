@@ -61,14 +61,35 @@ async fn series_and_stats_over_the_buckets_of_a_range() {
     let (_, plain) = s.get(&format!("/videos/{video}/counts/play")).await;
     assert!(plain.get("series").is_none() && plain.get("step").is_none(), "{plain}");
 
-    // getStats over the same four hours.
+    // getStats over the same four hours, by the hour.
     for (function, value) in [("count", 2.0), ("sum", 6.0), ("min", 0.0), ("max", 4.0), ("avg", 1.5)] {
-        let path = format!("/videos/{video}/stats/play?function={function}&from={}&to={}", at(h0), at(h0 + 4 * HOUR));
+        let path = format!(
+            "/videos/{video}/stats/play?function={function}&from={}&to={}&step=hour",
+            at(h0),
+            at(h0 + 4 * HOUR)
+        );
         let (status, st) = s.get(&path).await;
         assert_eq!(status, StatusCode::OK, "{st}");
         assert_eq!(st["value"].as_f64(), Some(value), "{function}: {st}");
         assert_eq!((st["buckets"].as_i64(), st["step"].as_str()), (Some(4), Some("hour")));
+        assert_eq!(st["coverage"], "exact", "{st}");
     }
+    // Without a step, the finest that fits: 240 minutes (the fixture's one minute row).
+    let path = format!("/videos/{video}/stats/play?function=sum&from={}&to={}", at(h0), at(h0 + 4 * HOUR));
+    let (_, st) = s.get(&path).await;
+    assert_eq!(
+        (st["buckets"].as_i64(), st["step"].as_str(), st["value"].as_f64()),
+        (Some(240), Some("minute"), Some(4.0))
+    );
+    // A ragged series says its edges moved out to the step.
+    assert_eq!(c["coverage"], "widened", "{c}");
+    let reasons: Vec<(&str, &str)> = c["adjustments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["edge"].as_str().unwrap(), a["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(reasons, [("from", "step_alignment"), ("to", "step_alignment")]);
 
     // Each bad parameter is named.
     let range = format!("from={}&to={}", at(h0), at(h0 + 4 * HOUR));

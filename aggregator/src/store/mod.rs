@@ -16,10 +16,9 @@ pub mod partition_state;
 pub mod ratings;
 pub mod rollups;
 
+use counting::Retention;
 use platform::cassandra::CassandraError;
 use scylla::client::session::Session;
-
-use crate::config::Retention;
 
 pub use partition_state::{Claim, ClaimError};
 

@@ -1,6 +1,8 @@
 //! `rollups` (a row per video, event type, granularity and bucket) and
 //! `rollups_by_bucket` (hour and day rows again, keyed by bucket, for trending).
 //! Values are absolute and carry `last_offset`, so writing one again is harmless.
+//! Each row's TTL ends a fixed time after its bucket (`counting::retention`), so
+//! rewriting a row never extends it and readers know which rows exist.
 
 use counting::{RangeRead, RowKey, RowWrite, StoredRow, write_timestamp};
 use futures::TryStreamExt;
@@ -90,6 +92,7 @@ impl RollupStore {
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_is_idempotent(true);
         let mut values = Vec::with_capacity(rows.len());
+        let now = chrono::Utc::now().timestamp_millis();
         for w in rows {
             batch.append_statement(self.rollups.write_row.clone());
             values.push((
@@ -100,7 +103,7 @@ impl RollupStore {
                 w.value,
                 w.last_offset,
                 partition,
-                self.retention.ttl_secs(w.key.granularity),
+                self.retention.ttl_secs(w.key.granularity, w.key.bucket_ms, now),
                 write_timestamp(epoch, w.last_offset),
             ));
         }
@@ -114,6 +117,7 @@ impl RollupStore {
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_is_idempotent(true);
         let mut values = Vec::with_capacity(rows.len());
+        let now = chrono::Utc::now().timestamp_millis();
         for (key, value, last_offset) in rows {
             batch.append_statement(self.rollups.write_copy.clone());
             values.push((
@@ -122,7 +126,7 @@ impl RollupStore {
                 CqlTimestamp(key.bucket_ms),
                 key.video_id,
                 *value,
-                self.retention.ttl_secs(key.granularity),
+                self.retention.ttl_secs(key.granularity, key.bucket_ms, now),
                 write_timestamp(epoch, *last_offset),
             ));
         }

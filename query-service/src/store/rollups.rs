@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use counting::{EventKind, Granularity, Span, plan_range};
+use counting::{EventKind, Granularity, Span};
 use futures::TryStreamExt;
 use futures::future::try_join_all;
 use scylla::client::session::Session;
@@ -139,17 +139,14 @@ impl Rollups {
 
     /// All-time count of `kind` for `video` (its total row).
     pub async fn total(&self, video: Uuid, kind: EventKind) -> Result<i64> {
-        self.count(video, kind, None).await.map(|(n, _)| n)
+        self.count(video, kind, &[Span { granularity: Granularity::Total, start: 0, end: 0 }]).await
     }
 
-    /// Count of `kind` for `video` in `[from, to)` (minute resolution), or all time.
-    pub async fn count(&self, video: Uuid, kind: EventKind, range: Option<(i64, i64)>) -> Result<(i64, Vec<Span>)> {
-        let spans = match range {
-            None => vec![Span { granularity: Granularity::Total, start: 0, end: 0 }],
-            Some((from, to)) => plan_range(from, to),
-        };
+    /// Count of `kind` for `video` over planned spans (`counting::plan`), read
+    /// concurrently.
+    pub async fn count(&self, video: Uuid, kind: EventKind, spans: &[Span]) -> Result<i64> {
         let sums = try_join_all(spans.iter().map(|s| self.sum_span(video, kind, *s))).await?;
-        Ok((sums.into_iter().sum(), spans))
+        Ok(sums.into_iter().sum())
     }
 
     /// Every video's count of `kind` in one hour or day bucket (one partition).

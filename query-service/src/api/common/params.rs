@@ -54,9 +54,11 @@ pub struct PageParams {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents what `resolve_range` reads
 pub struct RangeParams {
-    /// Start, inclusive (truncated to the minute). Default: the beginning.
+    /// Start, inclusive. Default: the beginning. The answer's `from` says where the
+    /// count starts: rounded down to the minute, or further to the hour or day
+    /// where the finer rows have expired.
     from: Option<chrono::DateTime<chrono::Utc>>,
-    /// End, exclusive (truncated to the minute). Default: now, this minute included.
-    /// Must not be before `from`.
+    /// End, exclusive. Default: now, this minute included. Must not be before
+    /// `from`. Rounded up like `from` is rounded down; the answer's `to` says so.
     to: Option<chrono::DateTime<chrono::Utc>>,
 }

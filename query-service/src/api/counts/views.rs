@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use crate::api::common::params::RangeParams;
 use crate::api::common::{Params, St, only_params};
-use crate::domain::ranges::{ViewsCount, parse_step, parse_time, plan_series, resolve_range, rfc3339};
+use crate::domain::ranges::{
+    Resolution, ViewsCount, parse_step, parse_time, plan_series, resolve_range, rfc3339, series_resolution,
+};
 use crate::state::AppState;
 
 /// A series' bucket width.
@@ -61,18 +63,23 @@ async fn count_of(
 ) -> Result<ViewsCount, Problem> {
     only_params(q, &["from", "to"])?;
     let video = parse_uuid("videoId", video)?;
-    let from = q.get("from").map(String::as_str);
-    let range = resolve_range(from, q.get("to").map(String::as_str), now_ms(), st.counts.minute_retention_secs)?;
-    let (views, spans) = st.counts.rollups.count(video, kind, range).await?;
-    Ok(ViewsCount::new(video, range, views, &spans))
+    let (from, to) = (q.get("from").map(String::as_str), q.get("to").map(String::as_str));
+    let range = resolve_range(from, to, now_ms(), &st.counts.retention)?;
+    let views = st.counts.rollups.count(video, kind, &range.spans()).await?;
+    Ok(ViewsCount::new(video, &range, views))
 }
 
 /// getViewsCount: a video's views over a time range, exact.
 ///
-/// The range is read from the coarsest rollup rows that tile it (whole days, then
-/// hours, then the ragged minutes); `granularity` says which answered. An edge
-/// that needs minute rows older than their retention is a 422 (align it to the
-/// hour) rather than a short answer.
+/// The range is read from the coarsest rollup rows that tile it (whole UTC days,
+/// then hours, then the ragged minutes), using only rows the retention still keeps:
+/// an edge moves out to the minute, and where the minute (or hour) rows there have
+/// expired, to the hour (or day) whose row still holds it. `from` and `to` are the
+/// effective bounds, `coverage` says whether they are the range asked for
+/// (`exact`), a wider one (`widened`) or, when even the day rows before `from`
+/// have expired, a narrower one (`narrowed`), `adjustments` says why each edge
+/// moved and `spans` which rows answered. Never a silently short count; a range
+/// wholly older than every kept row is a 422.
 #[utoipa::path(
     get,
     path = "/api/v1/videos/{video_id}/views",
@@ -109,6 +116,8 @@ pub struct Count {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     series: Option<Vec<Point>>,
+    #[serde(flatten)]
+    resolution: Resolution,
 }
 
 /// One bucket of a series.
@@ -124,6 +133,7 @@ struct Series {
     step: Granularity,
     buckets: Vec<i64>,
     values: Vec<i64>,
+    resolution: Resolution,
 }
 
 impl Series {
@@ -134,32 +144,37 @@ impl Series {
     }
 }
 
+/// The series of `[from, to)` at `step`, or without one at the finest step that fits.
 async fn series_of(
     st: &AppState,
     video: Uuid,
     kind: EventKind,
     q: &HashMap<String, String>,
-    step: &str,
+    step: Option<&str>,
 ) -> Result<Series, Problem> {
-    let step = parse_step(step)?;
+    let step = step.map(parse_step).transpose()?;
     let bound = |field: &'static str| {
         q.get(field)
             .ok_or_else(|| Problem::invalid(field, "is required with `step`"))
             .and_then(|s| parse_time(field, s))
     };
     let (from, to) = (bound("from")?, bound("to")?);
-    let buckets = plan_series(from, to, step, now_ms(), st.counts.minute_retention_secs)?;
-    let values = st.counts.rollups.series(video, kind, step, &buckets).await?;
-    Ok(Series { step, buckets, values })
+    let plan = plan_series(from, to, step, now_ms(), &st.counts.retention)?;
+    let values = st.counts.rollups.series(video, kind, plan.step, &plan.buckets).await?;
+    let resolution = series_resolution((from, to), &plan);
+    Ok(Series { step: plan.step, buckets: plan.buckets, values, resolution })
 }
 
 /// getCount: a video's count of one event type over a range; with `step`, also as
 /// a series with every bucket of the range.
 ///
-/// With `step`, `from` and `to` are required and floored and ceiled to the step;
-/// `to` must be after `from`, the series holds at most 1440 buckets, and minute
-/// buckets must be within the minute retention (8 days by default). Those
-/// cross-field rules are 422s the schema cannot state.
+/// Without `step`, the range rules of getViewsCount apply (any range, answered
+/// from the rows still kept, the effective bounds stated). With `step`, `from` and
+/// `to` are required and floored and ceiled to the step; `to` must be after
+/// `from`, the series holds at most 1440 buckets, and every bucket's row must still
+/// be kept (minute rows live 8 days and hour rows 400 by default), since a bucket
+/// has no coarser row to fall back on. Those cross-field rules are 422s the schema
+/// cannot state; the series is never short of a bucket.
 #[utoipa::path(
     get,
     path = "/api/v1/videos/{video_id}/counts/{event_type}",
@@ -181,7 +196,7 @@ pub async fn counts(
     if let Some(step) = q.get("step") {
         only_params(&q, &["from", "to", "step"])?;
         let video_id = parse_uuid("videoId", &video)?;
-        let s = series_of(&st, video_id, kind, &q, step).await?;
+        let s = series_of(&st, video_id, kind, &q, Some(step)).await?;
         let (from, to) = s.bounds();
         let series = s.buckets.iter().zip(&s.values).map(|(&b, &count)| Point { start: rfc3339(b), count }).collect();
         return Ok(Json(Count {
@@ -193,6 +208,7 @@ pub async fn counts(
             granularity: s.step.as_str().to_owned(),
             step: Some(s.step.as_str()),
             series: Some(series),
+            resolution: s.resolution,
         }));
     }
     let c = count_of(&st, &video, kind, &q).await?;
@@ -205,6 +221,7 @@ pub async fn counts(
         granularity: c.granularity,
         step: None,
         series: None,
+        resolution: c.resolution,
     }))
 }
 
@@ -226,11 +243,15 @@ pub struct Stats {
     /// Buckets the statistic is over (empty ones included, as 0).
     buckets: usize,
     value: f64,
+    #[serde(flatten)]
+    resolution: Resolution,
 }
 
 /// getStats: count (non-empty buckets), sum, min, max or avg over a range's buckets.
 ///
 /// The same range rules as getCount's series apply (422s the schema cannot state).
+/// Without `step`, the finest step whose buckets are all kept and number at most
+/// 1440 is used (minutes for a few hours, hours for up to two months, days beyond).
 #[utoipa::path(
     get,
     path = "/api/v1/videos/{video_id}/stats/{event_type}",
@@ -241,7 +262,7 @@ pub struct Stats {
         ("function" = StatFunction, Query, description = "The statistic"),
         ("from" = chrono::DateTime<chrono::Utc>, Query, description = "Start, inclusive"),
         ("to" = chrono::DateTime<chrono::Utc>, Query, description = "End, exclusive; after `from`"),
-        ("step" = Option<Step>, Query, description = "The bucket width (default hour)"),
+        ("step" = Option<Step>, Query, description = "The bucket width (default: the finest that fits)"),
     ),
     responses((status = 200, description = "The statistic", body = Stats), Invalid, Unavailable)
 )]
@@ -257,7 +278,7 @@ pub async fn stats(
         .get("function")
         .and_then(|f| Stat::parse(f))
         .ok_or_else(|| Problem::invalid("function", "must be count, sum, min, max or avg"))?;
-    let s = series_of(&st, video_id, kind, &q, q.get("step").map_or("hour", String::as_str)).await?;
+    let s = series_of(&st, video_id, kind, &q, q.get("step").map(String::as_str)).await?;
     let (from, to) = s.bounds();
     Ok(Json(Stats {
         video_id,
@@ -268,5 +289,6 @@ pub async fn stats(
         step: s.step.as_str(),
         buckets: s.buckets.len(),
         value: function.of(&s.values),
+        resolution: s.resolution,
     }))
 }
