@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::config::EventRules;
+use crate::metrics::EVENTS_OUT_OF_WINDOW;
 
 /// One event as clients post it to `/events` or inside a batch. Optional members
 /// may be left out, but not sent as `null`: the document says each is a string
@@ -49,12 +50,18 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 }
 
 impl EventRules {
-    /// Checks `occurred_at_ms` against the accepted window around `now_ms`.
+    /// Checks `occurred_at_ms` against the accepted window around `now_ms`; a
+    /// refusal is counted in `gateway_events_out_of_window_total` by edge, so an
+    /// operator sees late data being turned away (how late may still count is
+    /// `max_age_secs`; the README's "Late events").
     pub fn check_time(&self, field: &str, occurred_at_ms: i64, now_ms: i64) -> Result<(), Problem> {
+        let out = |edge: &'static str| EVENTS_OUT_OF_WINDOW.counter_with(&[("edge", edge)]).increment(1);
         if occurred_at_ms < now_ms - self.max_age_secs * 1000 {
+            out("late");
             return Err(Problem::invalid(field, format!("is more than {} seconds in the past", self.max_age_secs)));
         }
         if occurred_at_ms > now_ms + self.max_future_secs * 1000 {
+            out("future");
             return Err(Problem::invalid(
                 field,
                 format!("is more than {} seconds in the future", self.max_future_secs),

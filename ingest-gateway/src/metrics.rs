@@ -52,6 +52,15 @@ pub const STRICT_DROPPED: Metric = Metric::new(
     &[],
     "VideoAdded events not learned because strict.max_videos was reached",
 );
+pub const EVENTS_OUT_OF_WINDOW: Metric = Metric::new(
+    Kind::Counter,
+    "gateway_events_out_of_window_total",
+    &["edge"],
+    "Events refused (422) because occurredAt lay outside [now - events.max_age_secs, now + events.max_future_secs]; edge = late or future",
+);
+
+/// The `edge` label values of [`EVENTS_OUT_OF_WINDOW`].
+pub const WINDOW_EDGES: [&str; 2] = ["late", "future"];
 
 /// Every metric the gateway records itself.
 pub const ALL: &[Metric] = &[
@@ -64,6 +73,7 @@ pub const ALL: &[Metric] = &[
     STRICT_VIDEOS,
     STRICT_REFUSED,
     STRICT_DROPPED,
+    EVENTS_OUT_OF_WINDOW,
 ];
 
 /// Why a produce failed: the `kind` label values of [`PRODUCE_ERRORS`].
@@ -81,4 +91,7 @@ pub fn describe(queue_capacity: u64) {
     STRICT_REFUSED.counter().increment(0);
     STRICT_DROPPED.counter().increment(0);
     STRICT_VIDEOS.gauge().set(0.0);
+    for edge in WINDOW_EDGES {
+        EVENTS_OUT_OF_WINDOW.counter_with(&[("edge", edge)]).increment(0);
+    }
 }

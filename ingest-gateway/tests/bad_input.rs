@@ -14,6 +14,7 @@ const VIDEO: &str = "550e8400-e29b-41d4-a716-446655440000";
 
 struct Gw {
     base: String,
+    admin: String,
     http: Client,
     topic: String,
     _stop: tokio_util::sync::DropGuard,
@@ -35,12 +36,13 @@ async fn start(max_body: usize) -> Gw {
     let topic = cfg.kafka.events_topic();
     let app = Application::build(cfg).await.expect("gateway starts (is Kafka up?)");
     let base = format!("http://{}", app.local_addr());
+    let admin = format!("http://{}", app.admin_addr());
     let stop = CancellationToken::new();
     tokio::spawn(app.run(stop.clone()));
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("x-api-key", key.parse().unwrap());
     let http = Client::builder().default_headers(headers).build().unwrap();
-    Gw { base, http, topic, _stop: stop.drop_guard() }
+    Gw { base, admin, http, topic, _stop: stop.drop_guard() }
 }
 
 impl Gw {
@@ -163,6 +165,17 @@ async fn bad_input_is_rejected_by_field_and_never_produced() {
 
     // Kafka holds exactly the 2 good batch items and the 1 view: nothing rejected leaked.
     assert_eq!(count_messages(&gw.topic, 3), 3);
+
+    // The refused timestamps are counted by edge (two from 2001, one from 2999;
+    // "yesterday" and 12 never parsed as times), so late data turned away shows.
+    let metrics = gw.http.get(format!("{}/metrics", gw.admin)).send().await.unwrap().text().await.unwrap();
+    let value = |edge: &str| {
+        let series = format!("gateway_events_out_of_window_total{{edge=\"{edge}\"}} ");
+        let line =
+            metrics.lines().find(|l| l.starts_with(&series)).unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+        line[series.len()..].trim().parse::<f64>().unwrap()
+    };
+    assert_eq!((value("late"), value("future")), (2.0, 1.0));
 }
 
 /// With no Kafka to acknowledge, the gateway sheds: 503 with Retry-After, never 2xx.
