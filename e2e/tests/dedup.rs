@@ -52,3 +52,64 @@ async fn retried_event_ids_count_once_across_owners() {
     env.assert_minute_rows_exact(&ledger).await;
     assert_eq!(env.aggregator_metric(second, "aggregator_duplicates_dropped_total").await, 60.0);
 }
+
+/// A KillrVideo client that retries a `/view` (or an event without an `eventId`)
+/// with the same `Idempotency-Key` counts once; another key, another video or no
+/// key at all counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_keys_make_retried_views_count_once() {
+    // One origin: the query service forwards the gateway's routes, header included.
+    let mut env = TestEnv::start_one_origin("idemkey", 2).await;
+    let (v0, v1) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut ledger = Ledger::default();
+    let agg = env.spawn_aggregator();
+    let view_path = |v: Uuid| env.gateway_url(&format!("/api/v1/videos/id/{v}/view"));
+    let start = now_ms();
+    // Anonymous, like a browser (`env.http` carries a producer key, which the query
+    // service does not forward: the two routes would be two callers, two scopes).
+    let anonymous = reqwest::Client::new();
+    // (video, key, times sent, times counted)
+    let sends: [(Uuid, Option<&str>, usize, usize); 5] = [
+        (v0, Some("retry-a"), 3, 1),
+        (v0, Some("retry-b"), 2, 1),
+        (v0, None, 2, 2),
+        (v1, Some("retry-a"), 1, 1),
+        (v1, None, 1, 1),
+    ];
+    for (video, key, sent, counted) in sends {
+        for i in 0..sent {
+            // Every second copy goes through the query service's origin.
+            let url =
+                if i % 2 == 1 { env.query_url(&format!("/api/v1/videos/id/{video}/view")) } else { view_path(video) };
+            let mut req = anonymous.post(url);
+            if let Some(k) = key {
+                req = req.header("Idempotency-Key", k);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+        }
+        for _ in 0..counted {
+            ledger.record(video, now_ms());
+        }
+    }
+    // /events without an eventId: the key names the retry; with both, a 422 naming the header.
+    let event = json!({ "videoId": v1 });
+    for _ in 0..2 {
+        let res =
+            env.http.post(env.gateway_url("/api/v1/events")).header("Idempotency-Key", "retry-c").json(&event).send();
+        assert_eq!(res.await.unwrap().status(), 202);
+    }
+    ledger.record(v1, now_ms());
+    let both = json!({ "videoId": v1, "eventId": Uuid::now_v7() });
+    let res = env.http.post(env.gateway_url("/api/v1/events")).header("Idempotency-Key", "x").json(&both).send().await;
+    let res = res.unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(res.json::<Value>().await.unwrap()["field"], "Idempotency-Key");
+    let res = env.http.post(view_path(v0)).header("Idempotency-Key", "").send().await.unwrap();
+    assert_eq!(res.status(), 422, "an empty key is refused, not ignored");
+
+    let ranges = [None, Some((start - HOUR, now_ms() + 2 * MINUTE))];
+    env.assert_converges(&ledger, &ranges, Duration::from_secs(60)).await;
+    // The repeats were dropped by the dedup window, not lost on the way.
+    assert_eq!(env.aggregator_metric(agg, "aggregator_duplicates_dropped_total").await, 4.0);
+}

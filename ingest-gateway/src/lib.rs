@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod config;
 pub mod events;
+pub mod idempotency;
 pub mod known;
 pub mod metrics;
 pub mod policy;

@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::batch;
 use crate::config::GatewayConfig;
 use crate::events::EventIn;
+use crate::idempotency;
 use crate::known::KnownVideos;
 use crate::metrics::EVENTS_REJECTED;
 use crate::policy::{Caller, Cost, Policy};
@@ -44,6 +45,9 @@ pub struct AppState {
 }
 
 type St = State<Arc<AppState>>;
+
+const IDEMPOTENCY_KEY_DOC: &str = "1 to 255 visible ASCII characters, e.g. a UUID. A retry with the same key \
+(same caller, video and event type) within the aggregator's dedup window (10 minutes by default) counts once.";
 
 /// Every route of the gateway, each with its documentation.
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -89,7 +93,10 @@ fn now_ms() -> i64 {
     path = "/api/v1/videos/id/{video_id}/view",
     tag = "counting",
     security((), ("bearer" = []), ("producerKey" = [])),
-    params(("video_id" = uuid::Uuid, Path, description = "The video (any well-formed id, or a known one in strict mode)")),
+    params(
+        ("video_id" = uuid::Uuid, Path, description = "The video (any well-formed id, or a known one in strict mode)"),
+        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY_DOC),
+    ),
     responses(
         (status = 204, description = "Counted once durable in Kafka"),
         BadRequest, Unauthorized, NotFound, TooLarge, Invalid, TooMany, Unavailable
@@ -112,16 +119,22 @@ pub async fn record_view(
     if !body(bytes)?.is_empty() {
         return Err(Problem::invalid("body", "this endpoint takes no body"));
     }
+    let mut event = st.config.events.view_now(video_id, viewer, now_ms());
+    let retry_id = idempotency::event_id(&headers, &caller, video_id, event.event_type)?;
     st.policy.charge(&caller, Cost::View)?;
     st.known.check("videoId", &video_id)?;
-    st.producer.send_all(&[st.config.events.view_now(video_id, viewer, now_ms())]).await?;
+    if let Some(id) = retry_id {
+        (event.event_id, event.client_event_id) = (id.as_bytes().to_vec(), true);
+    }
+    st.producer.send_all(&[event]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Accepted {
-    /// The event's id: the client's `eventId`, or a UUIDv7 stamped here.
+    /// The event's id: the client's `eventId`, the one its `Idempotency-Key`
+    /// stands for, or a UUIDv7 stamped here.
     #[schema(format = Uuid)]
     event_id: String,
 }
@@ -131,7 +144,8 @@ pub struct Accepted {
 /// `occurredAt` must lie within [now − `events.max_age_secs` (7 days), now +
 /// `events.max_future_secs` (5 minutes)]: outside it is a 422 naming the field
 /// (the window moves with the clock, so the schema cannot state it). An
-/// `eventId` makes a retry count once (within the aggregator's dedup window).
+/// `eventId` (or, without one, an `Idempotency-Key` header; not both) makes a
+/// retry count once (within the aggregator's dedup window).
 /// Without credentials only `value` 1 is accepted (anything else is a 401 naming
 /// `value`); a signed-in user spends `value` from their own rate, a producer key 1.
 #[utoipa::path(
@@ -139,6 +153,7 @@ pub struct Accepted {
     path = "/api/v1/events",
     tag = "counting",
     security((), ("bearer" = []), ("producerKey" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY_DOC)),
     request_body = EventIn,
     responses(
         (status = 202, description = "Durable in Kafka", body = Accepted),
@@ -153,9 +168,16 @@ pub async fn post_event(
 ) -> Result<(StatusCode, Json<Accepted>), Problem> {
     let caller = st.policy.caller(&headers, &st.tokens, peer)?;
     let event: EventIn = json(&body(bytes)?)?;
+    if event.event_id.is_some() && headers.contains_key(idempotency::HEADER) {
+        return Err(Problem::invalid(idempotency::HEADER, "send either an eventId or an Idempotency-Key, not both"));
+    }
     st.policy.charge(&caller, Cost::Event { value: event.value.unwrap_or(1) })?;
-    let event = st.config.events.validate(event, "", now_ms())?;
-    st.known.check("videoId", &Uuid::from_slice(&event.video_id).expect("16 bytes"))?;
+    let mut event = st.config.events.validate(event, "", now_ms())?;
+    let video_id = Uuid::from_slice(&event.video_id).expect("16 bytes");
+    if let Some(id) = idempotency::event_id(&headers, &caller, video_id, event.event_type)? {
+        (event.event_id, event.client_event_id) = (id.as_bytes().to_vec(), true);
+    }
+    st.known.check("videoId", &video_id)?;
     st.producer.send_all(std::slice::from_ref(&event)).await?;
     let event_id = Uuid::from_slice(&event.event_id).expect("16 bytes").to_string();
     Ok((StatusCode::ACCEPTED, Json(Accepted { event_id })))

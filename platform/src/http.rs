@@ -67,7 +67,12 @@ pub fn cors(origins: &str) -> anyhow::Result<Option<tower_http::cors::CorsLayer>
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                header::HeaderName::from_static("idempotency-key"),
+            ])
             .expose_headers([header::RETRY_AFTER, header::LOCATION])
             .max_age(Duration::from_secs(600)),
     ))

@@ -60,7 +60,8 @@ pub fn forward(base: &str) -> anyhow::Result<Router> {
     Ok(router.with_state(state))
 }
 
-const PASSED_ON: [header::HeaderName; 3] = [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT];
+const PASSED_ON: [header::HeaderName; 4] =
+    [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, header::HeaderName::from_static("idempotency-key")];
 const PASSED_BACK: [header::HeaderName; 2] = [header::CONTENT_TYPE, header::RETRY_AFTER];
 
 async fn forward_one(
