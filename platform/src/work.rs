@@ -75,21 +75,34 @@ mod tests {
     async fn at_most_workers_run_and_at_most_the_queue_waits() {
         let pool = BoundedPool::new(2, 3);
         let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        // The jobs hold their worker until released, so no job finishes while the
+        // eight are submitted, however slow the machine (a sleep-based version of
+        // this test admitted more than five on a loaded box).
+        let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut jobs = Vec::new();
         for _ in 0..8 {
-            let (pool, now, peak) = (pool.clone(), now.clone(), peak.clone());
+            let (pool, now, peak, release) = (pool.clone(), now.clone(), peak.clone(), release.clone());
             jobs.push(tokio::spawn(async move {
                 pool.run(move || {
                     let n = now.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(n, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(100));
+                    while !release.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
                     now.fetch_sub(1, Ordering::SeqCst);
                 })
                 .await
             }));
-            // In order: the first five are admitted before any finishes.
+        }
+        // The three refusals answer at once; the five admitted wait for the release.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while jobs.iter().filter(|j| j.is_finished()).count() < 3 {
+            assert!(std::time::Instant::now() < deadline, "three submissions should have been refused");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(jobs.iter().filter(|j| j.is_finished()).count(), 3, "the admitted ones are held");
+        release.store(true, Ordering::SeqCst);
         let mut outcomes = Vec::new();
         for j in jobs {
             outcomes.push(j.await.unwrap());
