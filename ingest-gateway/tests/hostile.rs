@@ -277,10 +277,10 @@ async fn operational_routes_are_on_the_admin_listener_only() {
     assert_eq!(gw.http.get(format!("{}/healthz", gw.base)).send().await.unwrap().status(), 200);
     // Ready once the producer has reached Kafka: on a loaded machine that can take a
     // moment after start, so wait for it (the point here is where it answers).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while gw.http.get(format!("{}/readyz", gw.admin)).send().await.unwrap().status() != 200 {
-        assert!(std::time::Instant::now() < deadline, "the admin /readyz never became ready");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(Instant::now() < deadline, "the admin /readyz never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(gw.http.get(format!("{}/healthz", gw.admin)).send().await.unwrap().status(), 200);
     let metrics = gw.metrics().await;
