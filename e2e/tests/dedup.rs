@@ -113,3 +113,40 @@ async fn idempotency_keys_make_retried_views_count_once() {
     // The repeats were dropped by the dedup window, not lost on the way.
     assert_eq!(env.aggregator_metric(agg, "aggregator_duplicates_dropped_total").await, 4.0);
 }
+
+/// With `events.view_once_per_user_secs`, a signed-in user's views of a video
+/// count once per window; other videos, other users and anonymous views count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signed_in_users_views_count_once_per_window() {
+    const WINDOW_SECS: i64 = 3600;
+    let mut env =
+        TestEnv::start_configured("oncewin", 2, |gw, _| gw.events.view_once_per_user_secs = WINDOW_SECS as u64).await;
+    // The decision is the aggregator's dedup window, which must cover the view window.
+    let agg = env.spawn_aggregator_with(&[("AGGREGATOR__DEDUP__WINDOW_SECS", "3700")]);
+    // Stay clear of a window's end, so each user's views fall in one window.
+    let to_end = WINDOW_SECS * 1000 - now_ms().rem_euclid(WINDOW_SECS * 1000);
+    if to_end < 30_000 {
+        tokio::time::sleep(Duration::from_millis(to_end as u64 + 1_000)).await;
+    }
+    let (v0, v1) = (Uuid::new_v4(), Uuid::new_v4());
+    let (u1, u2) = (Uuid::new_v4(), Uuid::new_v4());
+    let anonymous = reqwest::Client::new();
+    let mut ledger = Ledger::default();
+    let start = now_ms();
+    // (video, viewer, views sent, views counted)
+    let sends = [(v0, Some(u1), 3, 1), (v1, Some(u1), 1, 1), (v0, Some(u2), 2, 1), (v0, None, 2, 2)];
+    for (video, user, sent, counted) in sends {
+        for _ in 0..sent {
+            let mut req = anonymous.post(env.gateway_url(&format!("/api/v1/videos/id/{video}/view")));
+            if let Some(u) = user {
+                req = req.bearer_auth(token_for(u));
+            }
+            assert_eq!(req.send().await.unwrap().status(), 204);
+        }
+        for _ in 0..counted {
+            ledger.record(video, now_ms());
+        }
+    }
+    env.assert_converges(&ledger, &[None, Some((start - HOUR, now_ms() + 2 * MINUTE))], Duration::from_secs(60)).await;
+    assert_eq!(env.aggregator_metric(agg, "aggregator_duplicates_dropped_total").await, 3.0);
+}

@@ -142,11 +142,22 @@ pub struct EventRules {
     pub max_value: i64,
     /// Most events in one batch request (422 above), checked before decoding them.
     pub max_batch_events: usize,
+    /// With a value above 0, a signed-in user's `/view`s of one video count once per
+    /// window of this many seconds (fixed windows from the Unix epoch: with 3600,
+    /// once per clock hour). Off (0) by default. Decided by the aggregator's dedup
+    /// window, which must be at least this long (`crate::idempotency`).
+    pub view_once_per_user_secs: u64,
 }
 
 impl Default for EventRules {
     fn default() -> Self {
-        Self { max_age_secs: 7 * 24 * 3600, max_future_secs: 300, max_value: 1_000_000, max_batch_events: 1000 }
+        Self {
+            max_age_secs: 7 * 24 * 3600,
+            max_future_secs: 300,
+            max_value: 1_000_000,
+            max_batch_events: 1000,
+            view_once_per_user_secs: 0,
+        }
     }
 }
 

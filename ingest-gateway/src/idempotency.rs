@@ -9,6 +9,15 @@
 //! default, decided from the log so it holds across owners and crashes) drops the
 //! repeats. A retry later than the window counts again, as with `eventId`.
 //!
+//! The same mechanism makes a signed-in user's views of a video count once per
+//! window when `events.view_once_per_user_secs` is set ([`once_per_window`]): the
+//! id is then named by the user, the video and the window's index, so every view
+//! in the window is a "retry" of the first. The aggregator decides it from the log
+//! (its dedup window must be at least as long as the view window, or a repeat later
+//! than the dedup window counts again), so it is exact under replays and owner
+//! changes; its memory is the dedup window's, about 40 bytes per id seen in the
+//! window on each partition.
+//!
 //! Who is asking is part of the name, so one caller's key can never silence
 //! another's views: a signed-in user by id, a producer key by its position in the
 //! config, and anonymous callers as one caller (not by IP: a phone that retries
@@ -48,6 +57,13 @@ pub fn event_id(headers: &HeaderMap, caller: &Caller, video: Uuid, event_type: i
     Ok(Some(Uuid::new_v5(&NAMESPACE, &name)))
 }
 
+/// The event id of a signed-in `user`'s view of `video` at `now_ms` when views
+/// count once per `window_secs` (fixed windows from the Unix epoch).
+pub fn once_per_window(user: Uuid, video: Uuid, window_secs: u64, now_ms: i64) -> Uuid {
+    let window = now_ms.div_euclid(1000 * window_secs as i64);
+    Uuid::new_v5(&NAMESPACE, format!("once\nuser:{user}\n{video}\n{window_secs}\n{window}").as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
@@ -76,6 +92,18 @@ mod tests {
         assert_ne!(id(&k, &Caller::Key { index: 0 }, v, 1), id(&k, &Caller::Key { index: 1 }, v, 1));
         assert_ne!(id(&k, &user, v, 1), id(&with_key("3f2c9a1e-retry-mf"), &user, v, 1));
         assert_eq!(event_id(&HeaderMap::new(), &user, v, 1).unwrap(), None);
+    }
+
+    #[test]
+    fn a_users_views_share_an_id_within_a_window_only() {
+        let (u, v, w) = (Uuid::from_u128(7), Uuid::from_u128(1), Uuid::from_u128(2));
+        let hour = 3_600_000;
+        let at = |ms| once_per_window(u, v, 3600, ms);
+        assert_eq!(at(5 * hour), at(6 * hour - 1));
+        assert_ne!(at(6 * hour - 1), at(6 * hour));
+        assert_ne!(at(5 * hour), once_per_window(u, w, 3600, 5 * hour));
+        assert_ne!(at(5 * hour), once_per_window(Uuid::from_u128(8), v, 3600, 5 * hour));
+        assert_ne!(at(5 * hour), once_per_window(u, v, 7200, 5 * hour), "another setting, another window");
     }
 
     #[test]

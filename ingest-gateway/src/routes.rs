@@ -119,10 +119,16 @@ pub async fn record_view(
     if !body(bytes)?.is_empty() {
         return Err(Problem::invalid("body", "this endpoint takes no body"));
     }
-    let mut event = st.config.events.view_now(video_id, viewer, now_ms());
-    let retry_id = idempotency::event_id(&headers, &caller, video_id, event.event_type)?;
+    let now = now_ms();
+    let mut event = st.config.events.view_now(video_id, viewer, now);
+    let mut retry_id = idempotency::event_id(&headers, &caller, video_id, event.event_type)?;
     st.policy.charge(&caller, Cost::View)?;
     st.known.check("videoId", &video_id)?;
+    // One view per user and window: every view of the window is a retry of the first.
+    let window = st.config.events.view_once_per_user_secs;
+    if let (Some(user), true) = (viewer, window > 0) {
+        retry_id = Some(idempotency::once_per_window(user, video_id, window, now));
+    }
     if let Some(id) = retry_id {
         (event.event_id, event.client_event_id) = (id.as_bytes().to_vec(), true);
     }
