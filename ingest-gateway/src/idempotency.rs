@@ -15,7 +15,7 @@
 //! in the window is a "retry" of the first. The aggregator decides it from the log
 //! (its dedup window must be at least as long as the view window, or a repeat later
 //! than the dedup window counts again), so it is exact under replays and owner
-//! changes; its memory is the dedup window's, about 40 bytes per id seen in the
+//! changes; its memory is the dedup window's, about 60 bytes per id seen in the
 //! window on each partition.
 //!
 //! Who is asking is part of the name, so one caller's key can never silence
