@@ -2,10 +2,19 @@
 //! a message must pass to be counted. A message that fails them is not an error of
 //! the aggregator: the owner sends it to the dead-letter topic with the reason
 //! ([`DecodeError`]'s text, in the `dlq.reason` header) and moves on.
+//!
+//! The gateway validates what it produces, but anything with access to the topic
+//! can write to it, so every bound is checked again here (`schemas::limits`): a
+//! `value` of 1 to 1,000,000 (sums of those cannot overflow a 64-bit count), a
+//! `received_at_ms` between 2020 and 2100, an `occurred_at_ms` from 30 days before
+//! it to an hour after. The bounds are fixed rather than read off the clock, so a
+//! message counts or not whenever it is read: a replay after a crash decides as the
+//! first reading did.
 
 use counting::{CountedEvent, RatedEvent};
 use prost::Message;
 use schemas::events::{Event, Rating};
+use schemas::limits::{EARLIEST_MS, LATEST_MS, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENT_VALUE};
 use uuid::Uuid;
 
 /// Why a message cannot be counted.
@@ -22,8 +31,19 @@ pub enum DecodeError {
     UnknownEventType(i32),
     #[error("value {0} is not positive")]
     NotPositive(i64),
+    #[error("value {0} is above the largest an event may carry ({MAX_EVENT_VALUE})")]
+    ValueTooLarge(i64),
     #[error("occurred_at_ms is missing")]
     NoOccurredAt,
+    /// A time outside [2020, 2100): `received_at_ms` of an event, `occurred_at_ms`
+    /// of a rating.
+    #[error("{field} {ms} is not between 2020 and 2100")]
+    TimeOutOfRange { field: &'static str, ms: i64 },
+    #[error(
+        "occurred_at_ms {occurred} is outside [received_at_ms - 30 days, received_at_ms + 1 hour] \
+         (received_at_ms {received})"
+    )]
+    OutsideWindow { occurred: i64, received: i64 },
     #[error("rating {0} is not 1 to 5")]
     RatingOutOfRange(i32),
 }
@@ -41,6 +61,10 @@ fn id(field: &'static str, bytes: &[u8]) -> Result<Uuid, DecodeError> {
     Uuid::from_slice(bytes).map_err(|_| DecodeError::NotAnId(field))
 }
 
+fn in_range(field: &'static str, ms: i64) -> Result<(), DecodeError> {
+    if (EARLIEST_MS..LATEST_MS).contains(&ms) { Ok(()) } else { Err(DecodeError::TimeOutOfRange { field, ms }) }
+}
+
 /// Decodes a message of the events topic into a counted event.
 pub fn event(payload: Option<&[u8]>) -> Result<Decoded, DecodeError> {
     let payload = payload.ok_or(DecodeError::Empty)?;
@@ -50,8 +74,17 @@ pub fn event(payload: Option<&[u8]>) -> Result<Decoded, DecodeError> {
     if e.value < 1 {
         return Err(DecodeError::NotPositive(e.value));
     }
+    if e.value > MAX_EVENT_VALUE {
+        return Err(DecodeError::ValueTooLarge(e.value));
+    }
     if e.occurred_at_ms <= 0 {
         return Err(DecodeError::NoOccurredAt);
+    }
+    in_range("received_at_ms", e.received_at_ms)?;
+    // Both are within [2020, 2100), so neither bound can overflow.
+    let window = e.received_at_ms - MAX_EVENT_AGE_MS..=e.received_at_ms + MAX_EVENT_FUTURE_MS;
+    if !window.contains(&e.occurred_at_ms) {
+        return Err(DecodeError::OutsideWindow { occurred: e.occurred_at_ms, received: e.received_at_ms });
     }
     let client_id = match (e.client_event_id, <[u8; 16]>::try_from(e.event_id.as_slice())) {
         (false, _) => None,
@@ -79,6 +112,7 @@ pub fn rating(payload: Option<&[u8]>) -> Result<RatedEvent, DecodeError> {
     if r.occurred_at_ms <= 0 {
         return Err(DecodeError::NoOccurredAt);
     }
+    in_range("occurred_at_ms", r.occurred_at_ms)?;
     let event_id = id("event_id", &r.event_id)?;
     Ok(RatedEvent { video_id, user_id, rating: r.rating, occurred_at_ms: r.occurred_at_ms, event_id })
 }
@@ -88,6 +122,9 @@ mod tests {
     use super::*;
     use counting::EventKind;
     use schemas::events::EventType;
+
+    /// 2024-03-10T00:00:00Z.
+    const T: i64 = 1_710_028_800_000;
 
     fn reason(r: Result<impl std::fmt::Debug, DecodeError>) -> String {
         r.unwrap_err().to_string()
@@ -99,8 +136,8 @@ mod tests {
             event_id: vec![0; 16],
             video_id: vec![7; 16],
             event_type: EventType::Like as i32,
-            occurred_at_ms: 5,
-            received_at_ms: 6,
+            occurred_at_ms: T - 5,
+            received_at_ms: T,
             value: 3,
             user_id: vec![],
             client_event_id: false,
@@ -108,7 +145,7 @@ mod tests {
         };
         let d = event(Some(&good.encode_to_vec())).unwrap();
         let e = d.event;
-        assert_eq!((e.kind, e.value, e.occurred_at_ms, d.client_id, d.viewer), (EventKind::Like, 3, 5, None, None));
+        assert_eq!((e.kind, e.value, e.occurred_at_ms, d.client_id, d.viewer), (EventKind::Like, 3, T - 5, None, None));
         let viewed = Event { event_type: EventType::View as i32, user_id: vec![9; 16], ..good.clone() };
         assert_eq!(event(Some(&viewed.encode_to_vec())).unwrap().viewer, None, "the client's word is no viewer");
         let verified = Event { user_verified: true, ..viewed.clone() };
@@ -137,10 +174,59 @@ mod tests {
         assert_eq!(reason(event(Some(&bad.encode_to_vec()))), "client event_id is not 16 bytes");
     }
 
+    /// What a producer with access to the topic could write, past the gateway.
+    #[test]
+    fn decode_refuses_values_and_times_the_gateway_would_refuse() {
+        let good = Event {
+            event_id: vec![0; 16],
+            video_id: vec![7; 16],
+            event_type: EventType::View as i32,
+            occurred_at_ms: T,
+            received_at_ms: T,
+            value: 1,
+            user_id: vec![],
+            client_event_id: false,
+            user_verified: false,
+        };
+        let decoded = |e: &Event| event(Some(&e.encode_to_vec()));
+        let max = Event { value: MAX_EVENT_VALUE, ..good.clone() };
+        assert_eq!(decoded(&max).unwrap().event.value, MAX_EVENT_VALUE);
+        for (bad, why) in [
+            (
+                Event { value: MAX_EVENT_VALUE + 1, ..good.clone() },
+                "value 1000001 is above the largest an event may carry (1000000)",
+            ),
+            (
+                Event { value: 1 << 62, ..good.clone() },
+                "value 4611686018427387904 is above the largest an event may carry (1000000)",
+            ),
+            (Event { value: i64::MIN, ..good.clone() }, "value -9223372036854775808 is not positive"),
+            (Event { received_at_ms: 0, ..good.clone() }, "received_at_ms 0 is not between 2020 and 2100"),
+            (
+                Event { received_at_ms: LATEST_MS, occurred_at_ms: LATEST_MS, ..good.clone() },
+                "received_at_ms 4102444800000 is not between 2020 and 2100",
+            ),
+            (
+                Event { received_at_ms: i64::MAX, occurred_at_ms: i64::MAX, ..good.clone() },
+                "received_at_ms 9223372036854775807 is not between 2020 and 2100",
+            ),
+            (Event { occurred_at_ms: T - MAX_EVENT_AGE_MS - 1, ..good.clone() }, "outside"),
+            (Event { occurred_at_ms: T + MAX_EVENT_FUTURE_MS + 1, ..good.clone() }, "outside"),
+            (Event { occurred_at_ms: 1, ..good.clone() }, "outside"),
+        ] {
+            let got = reason(decoded(&bad));
+            assert!(got == why || (why == "outside" && got.contains("is outside [received_at_ms")), "{got}");
+        }
+        // The edges of the window are in.
+        assert!(decoded(&Event { occurred_at_ms: T - MAX_EVENT_AGE_MS, ..good.clone() }).is_ok());
+        assert!(decoded(&Event { occurred_at_ms: T + MAX_EVENT_FUTURE_MS, ..good.clone() }).is_ok());
+        assert!(decoded(&Event { received_at_ms: EARLIEST_MS, occurred_at_ms: EARLIEST_MS - 1, ..good }).is_ok());
+    }
+
     #[test]
     fn decode_rating_checks_every_field() {
         let good =
-            Rating { event_id: vec![0; 16], video_id: vec![7; 16], user_id: vec![8; 16], rating: 4, occurred_at_ms: 5 };
+            Rating { event_id: vec![0; 16], video_id: vec![7; 16], user_id: vec![8; 16], rating: 4, occurred_at_ms: T };
         let r = rating(Some(&good.encode_to_vec())).unwrap();
         assert_eq!((r.video_id, r.user_id, r.rating), (Uuid::from_bytes([7; 16]), Uuid::from_bytes([8; 16]), 4));
         for (bad, why) in [
@@ -150,6 +236,11 @@ mod tests {
             (Rating { video_id: vec![1], ..good.clone() }, "video_id is not 16 bytes"),
             (Rating { event_id: vec![1], ..good.clone() }, "event_id is not 16 bytes"),
             (Rating { occurred_at_ms: 0, ..good.clone() }, "occurred_at_ms is missing"),
+            (Rating { occurred_at_ms: 5, ..good.clone() }, "occurred_at_ms 5 is not between 2020 and 2100"),
+            (
+                Rating { occurred_at_ms: i64::MAX, ..good.clone() },
+                "occurred_at_ms 9223372036854775807 is not between 2020 and 2100",
+            ),
         ] {
             assert_eq!(reason(rating(Some(&bad.encode_to_vec()))), why);
         }

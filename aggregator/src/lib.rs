@@ -40,10 +40,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use platform::http::{Readiness, service_router};
+use platform::http::{Readiness, admin_router};
+use platform::server::{Listener, ServerConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::AggregatorConfig;
@@ -73,7 +73,9 @@ use store::RollupStore;
 
 pub struct Application {
     config: AggregatorConfig,
-    listener: TcpListener,
+    /// The operational port (`/metrics`, `/readyz` with the reason, `/healthz`),
+    /// served by `platform::server` with the admin listener's limits: keep it private.
+    listener: Listener,
     store: Arc<RollupStore>,
     dlq: FutureProducer,
 }
@@ -120,14 +122,13 @@ impl Application {
             .set("enable.idempotence", "true")
             .create()
             .context("creating dead-letter producer")?;
-        let listener =
-            TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
+        let listener = Listener::bind(ServerConfig::admin(&config.http.listen)).await?;
         metrics::describe();
         Ok(Self { config, listener, store, dlq })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener.local_addr()
     }
 
     /// Consumes until `shutdown` is cancelled, then flushes, commits and leaves the
@@ -156,13 +157,8 @@ impl Application {
         }
 
         let ready = Arc::new(Ready { store: self.store.clone(), heartbeats });
-        let router = service_router(axum::Router::new(), ready);
         let http_stop = CancellationToken::new();
-        let http = tokio::spawn(
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-                .into_future(),
-        );
+        let http = tokio::spawn(self.listener.serve(admin_router(ready), http_stop.clone(), Duration::from_secs(1)));
         // A loop ends only at shutdown or by panicking. Either way the other one is
         // stopped too (flushing and committing what it holds): a half-running
         // aggregator would keep partitions it does not serve.

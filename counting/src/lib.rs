@@ -30,7 +30,7 @@ pub use ratings::{RatedEvent, RatingChange};
 pub use retention::{Horizons, Retention};
 pub use rollup::{
     Activity, ActivityKind, CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite,
-    StoredRow, write_timestamp,
+    StoredRow, add_count, write_timestamp,
 };
 pub use rounds::{Cadence, Census, PartitionCounts, Round, SeriesFlush, SeriesKey};
 pub use time::Granularity;

@@ -60,6 +60,15 @@ pub struct RowWrite {
     pub last_offset: i64,
 }
 
+/// A count plus what a flush adds to it. Counts only grow: the sum saturates at
+/// `i64::MAX` instead of wrapping (in release builds `+` wraps, and a count would
+/// go negative), and a negative delta adds nothing. The aggregator's decoder
+/// already refuses values outside 1..=1,000,000 (`schemas::limits`), so neither
+/// case happens with events that passed it; this is the core's own guarantee.
+pub fn add_count(count: i64, delta: i64) -> i64 {
+    count.saturating_add(delta.max(0))
+}
+
 /// Cassandra write timestamp for a write by the owner in `epoch` of rows complete
 /// up to `offset`: later owners always win, and within one owner later flushes win.
 /// Offsets must stay below 2^40 (about 10^12 messages per partition).
@@ -98,7 +107,8 @@ impl PartitionBuffer {
         self.fold_with(offset, |buf| {
             let e = event?;
             let minute = Granularity::Minute.bucket(e.occurred_at_ms);
-            *buf.minutes.entry((e.video_id, e.kind, minute)).or_insert(0) += e.value;
+            let sum = buf.minutes.entry((e.video_id, e.kind, minute)).or_insert(0);
+            *sum = add_count(*sum, e.value);
             Some(())
         })
     }
@@ -178,7 +188,8 @@ impl PartitionBuffer {
             }
             for granularity in Granularity::ALL {
                 let key = RowKey { video_id, kind, granularity, bucket_ms: granularity.bucket(minute) };
-                *rows.entry(key).or_insert(0) += delta;
+                let sum = rows.entry(key).or_insert(0);
+                *sum = add_count(*sum, delta);
             }
         }
         let mut deltas: Vec<(RowKey, i64)> = rows.into_iter().collect();
@@ -318,11 +329,7 @@ impl FlushPlan {
                     });
                 }
             };
-            out.writes.push(RowWrite {
-                key: *key,
-                value: base.saturating_add(*delta),
-                last_offset: self.through_offset,
-            });
+            out.writes.push(RowWrite { key: *key, value: add_count(base, *delta), last_offset: self.through_offset });
         }
         Ok(out)
     }

@@ -71,7 +71,7 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use crate::kind::EventKind;
-use crate::rollup::{Activity, ActivityKind, CountedEvent, Folded, Overlap, RowKey, RowWrite, StoredRow};
+use crate::rollup::{Activity, ActivityKind, CountedEvent, Folded, Overlap, RowKey, RowWrite, StoredRow, add_count};
 use crate::time::Granularity;
 
 /// One (video, event type): the rows whose all-time row's `last_offset` is their
@@ -136,7 +136,7 @@ impl Pending {
     fn add(&mut self, minute: i64, value: i64) {
         let at = self.minutes.partition_point(|(m, _)| *m < minute);
         match self.minutes.get_mut(at) {
-            Some((m, d)) if *m == minute => *d += value,
+            Some((m, d)) if *m == minute => *d = add_count(*d, value),
             _ => {
                 let (hour, day) = (Granularity::Hour.bucket(minute), Granularity::Day.bucket(minute));
                 let within = |from: i64, width: i64| {
@@ -146,7 +146,7 @@ impl Pending {
                 let new_hour = !within(hour, crate::time::HOUR_MS);
                 let new_day = !within(day, crate::time::DAY_MS);
                 self.rows += 1 + u32::from(new_hour) + u32::from(new_day);
-                self.minutes.insert(at, (minute, value));
+                self.minutes.insert(at, (minute, add_count(0, value)));
             }
         }
         self.events = self.events.saturating_add(1);
@@ -244,7 +244,7 @@ impl SeriesFlush {
                     out.skipped += 1;
                     continue;
                 }
-                Some(row) if row.last_offset < self.first_offset => row.value.saturating_add(*delta),
+                Some(row) if row.last_offset < self.first_offset => add_count(row.value, *delta),
                 Some(row) => {
                     return Err(Overlap {
                         key: *key,
@@ -417,7 +417,8 @@ fn expand(key: SeriesKey, p: Pending) -> SeriesFlush {
         for granularity in Granularity::ALL {
             let row =
                 RowKey { video_id: key.video_id, kind: key.kind, granularity, bucket_ms: granularity.bucket(*minute) };
-            *rows.entry(row).or_insert(0) += delta;
+            let sum = rows.entry(row).or_insert(0);
+            *sum = add_count(*sum, *delta);
         }
     }
     // RowKey orders by granularity before bucket, and Total is the last granularity.

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use platform::ratelimit::Rate;
 use rand::Rng;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -74,6 +75,8 @@ pub struct TestEnv {
     /// The gateway's admin listener (`/metrics`, `/readyz`).
     pub gateway_admin: SocketAddr,
     pub query: SocketAddr,
+    /// The query service's admin listener (`/metrics`, `/readyz`).
+    pub query_admin: SocketAddr,
     /// Sends the gateway's producer key on every request (see [`test_gateway`]).
     pub http: reqwest::Client,
     /// A client without credentials: what an anonymous browser sends.
@@ -133,6 +136,11 @@ impl TestEnv {
         tokio::spawn(gateway.run(stop.clone()));
 
         q.http.listen = "127.0.0.1:0".into();
+        q.admin.listen = "127.0.0.1:0".into();
+        // Tests sign users in from one address faster than people do.
+        let l = &mut q.limits;
+        (l.login_per_ip, l.login_per_account, l.register_per_ip, l.register_per_account) =
+            (Rate::UNLIMITED, Rate::UNLIMITED, Rate::UNLIMITED, Rate::UNLIMITED);
         q.cassandra.nodes = cassandra_nodes();
         q.cassandra.keyspace = keyspace.clone();
         q.auth.jwt_secret = JWT_SECRET.into();
@@ -144,6 +152,7 @@ impl TestEnv {
         }
         let query = query_service::Application::build(q).await.expect("query service starts (is Cassandra up?)");
         let query_addr = query.local_addr();
+        let query_admin = query.admin_addr();
         tokio::spawn(query.run(stop.clone()));
 
         TestEnv {
@@ -154,6 +163,7 @@ impl TestEnv {
             gateway: gateway_addr,
             gateway_admin,
             query: query_addr,
+            query_admin,
             http: http_with_key(&api_key),
             anonymous: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             api_key,
@@ -304,6 +314,10 @@ impl TestEnv {
     /// On the gateway's admin listener: `/metrics`, `/readyz`.
     pub fn gateway_admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.gateway_admin)
+    }
+
+    pub fn query_admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.query_admin)
     }
 
     pub fn query_url(&self, path: &str) -> String {

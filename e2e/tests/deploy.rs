@@ -389,7 +389,7 @@ fn compose_has_the_topology_and_every_service_accepts_its_environment() {
     }
     let query_server = servers.remove("query").expect("haproxy's web frontend has the query service as a server");
     assert_eq!(servers, gateway_ports, "haproxy servers (traffic port, check port on the admin listener) vs gateways");
-    assert_eq!(query_server, (18081, None), "haproxy's query server port");
+    assert_eq!(query_server, (18081, Some(18084)), "haproxy's query server port, checked on its admin port");
     assert!(haproxy.contains("GET /readyz"), "haproxy does not check the gateways' readiness");
 
     // HAProxy's limits agree with what the gateways tolerate (their defaults, as

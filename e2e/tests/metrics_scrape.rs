@@ -221,7 +221,7 @@ async fn golden_metrics_after_real_traffic() {
 
     // --- query service: counted against a snapshot, since the convergence loop
     // above made an unknown number of requests ---
-    let q0 = scrape(&env, &env.query_url("/metrics")).await;
+    let q0 = scrape(&env, &env.query_admin_url("/metrics")).await;
     for video in videos.iter().take(5) {
         assert_eq!(env.views(*video, None).await, Ok(ledger.count(*video, None)));
     }
@@ -234,7 +234,7 @@ async fn golden_metrics_after_real_traffic() {
     let res =
         env.http.get(env.query_url(&format!("/api/v1/videos/{}/views?from=noon", videos[0]))).send().await.unwrap();
     assert_eq!(res.status(), 422);
-    let q1 = scrape(&env, &env.query_url("/metrics")).await;
+    let q1 = scrape(&env, &env.query_admin_url("/metrics")).await;
     let delta =
         |name: &str, with: &[(&str, &str)]| q1.value(name, with).unwrap_or(0.0) - q0.value(name, with).unwrap_or(0.0);
     let req = |route, status| [("route", route), ("method", "GET"), ("status", status)];
@@ -263,9 +263,10 @@ async fn golden_metrics_after_real_traffic() {
     // --- made-up methods and paths fold into one label value on every service (the
     // issue saw 3 such requests add 78 series to the query service's /metrics) ---
     let agg_base = agg_url.trim_end_matches("/metrics").to_owned();
-    for (name, base, metrics) in
-        [("query", env.query_url(""), env.query_url("/metrics")), ("aggregator", agg_base.clone(), agg_url.clone())]
-    {
+    for (name, base, metrics) in [
+        ("query", env.query_url(""), env.query_admin_url("/metrics")),
+        ("aggregator", agg_base.clone(), agg_url.clone()),
+    ] {
         let junk = |round: usize| {
             let (http, base) = (env.http.clone(), base.clone());
             async move {

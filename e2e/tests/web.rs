@@ -32,6 +32,7 @@ async fn start(forward: bool) -> Origin {
     tokio::spawn(gateway.run(stop.clone()));
     let mut q = query_service::QueryConfig::default();
     q.http.listen = "127.0.0.1:0".into();
+    q.admin.listen = "127.0.0.1:0".into();
     q.cassandra.keyspace = format!("t_web_{}", &tag[..8]);
     q.auth.jwt_secret = SECRET.into();
     q.web.cors_origins = "https://app.example.org, http://localhost:3000".into();

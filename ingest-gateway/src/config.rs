@@ -149,6 +149,29 @@ pub struct EventRules {
     pub view_once_per_user_secs: u64,
 }
 
+impl EventRules {
+    /// Within what the whole pipeline accepts (`schemas::limits`): the aggregator
+    /// dead-letters events outside it, so a looser gateway would lose them.
+    pub fn check(&self) -> anyhow::Result<()> {
+        use schemas::limits::{MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENT_VALUE};
+        anyhow::ensure!(
+            (1..=MAX_EVENT_VALUE).contains(&self.max_value),
+            "events.max_value must be 1 to {MAX_EVENT_VALUE} (the aggregator refuses more)"
+        );
+        anyhow::ensure!(
+            (0..=MAX_EVENT_AGE_MS / 1000).contains(&self.max_age_secs),
+            "events.max_age_secs must be 0 to {} (the aggregator refuses older events)",
+            MAX_EVENT_AGE_MS / 1000
+        );
+        anyhow::ensure!(
+            (0..=MAX_EVENT_FUTURE_MS / 1000).contains(&self.max_future_secs),
+            "events.max_future_secs must be 0 to {} (the aggregator refuses events further ahead)",
+            MAX_EVENT_FUTURE_MS / 1000
+        );
+        Ok(())
+    }
+}
+
 impl Default for EventRules {
     fn default() -> Self {
         Self {

@@ -62,6 +62,7 @@ impl Readiness for Ready {
 
 impl Application {
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
+        config.events.check()?;
         // The null sink never talks to Kafka, so it needs no topic.
         if config.kafka.create_topics && config.producer.sink == config::Sink::Kafka {
             platform::kafka::ensure_topics(&config.kafka).await?;

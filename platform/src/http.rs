@@ -25,8 +25,8 @@ use crate::metrics::{HTTP_REQUEST_DURATION, HTTP_REQUESTS};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Where a service that still serves through `axum::serve` listens (the query
-/// service and the aggregator until they move to [`crate::server::ServerConfig`]).
+/// Where a port with nothing but operational routes listens (the aggregator's,
+/// served with [`crate::server::ServerConfig::admin`]'s limits).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
@@ -395,9 +395,10 @@ pub fn admin_router(ready: Arc<dyn Readiness>) -> Router {
         .fallback(not_found)
 }
 
-/// Wraps a service's API routes with the operational routes on the same port,
-/// problem+json fallbacks and per-route metrics. For services that have not moved
-/// to [`public_router`] + [`admin_router`] yet; its `/readyz` gives no reason.
+/// Wraps an API's routes with the operational routes on the same port,
+/// problem+json fallbacks and per-route metrics, for a private server without an
+/// admin listener (the benchmarks' peer); its `/readyz` gives no reason. Every
+/// service uses [`public_router`] + [`admin_router`].
 pub fn service_router(api: Router, ready: Arc<dyn Readiness>) -> Router {
     describe_http_metrics();
     let ops = Router::new()

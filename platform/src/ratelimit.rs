@@ -32,26 +32,44 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::Problem;
 
-/// One limit: a sustained rate and a burst. `per_second = 0` turns it off.
+/// One limit: a sustained rate and a burst. The rate is `per_second`, or, when that
+/// is 0, `per_minute` (for slow things such as sign-ins); both 0 turn it off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
-    /// Cells per second, sustained (0: no limit).
+    /// Cells per second, sustained (0: see `per_minute`).
+    #[serde(default)]
     pub per_second: u32,
     /// Cells that may be spent at once after a quiet period (at least 1).
     pub burst: u32,
+    /// Cells per minute, sustained, when `per_second` is 0 (both 0: no limit).
+    #[serde(default)]
+    pub per_minute: u32,
 }
 
 impl Rate {
-    pub const UNLIMITED: Rate = Rate { per_second: 0, burst: 0 };
+    pub const UNLIMITED: Rate = Rate { per_second: 0, burst: 0, per_minute: 0 };
 
     pub const fn new(per_second: u32, burst: u32) -> Self {
-        Self { per_second, burst }
+        Self { per_second, burst, per_minute: 0 }
+    }
+
+    /// `per_minute` cells a minute, `burst` at once.
+    pub const fn per_minute(per_minute: u32, burst: u32) -> Self {
+        Self { per_second: 0, burst, per_minute }
+    }
+
+    pub fn is_unlimited(&self) -> bool {
+        self.per_second == 0 && self.per_minute == 0
     }
 
     fn quota(&self) -> Option<Quota> {
-        let per_second = NonZeroU32::new(self.per_second)?;
-        Some(Quota::per_second(per_second).allow_burst(NonZeroU32::new(self.burst.max(1)).expect("at least 1")))
+        let quota = match (NonZeroU32::new(self.per_second), NonZeroU32::new(self.per_minute)) {
+            (Some(s), _) => Quota::per_second(s),
+            (None, Some(m)) => Quota::per_minute(m),
+            (None, None) => return None,
+        };
+        Some(quota.allow_burst(NonZeroU32::new(self.burst.max(1)).expect("at least 1")))
     }
 }
 
@@ -221,7 +239,8 @@ impl ClientIp {
         Ok(Self { trusted })
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|c| c.contains(ip))
     }
 
@@ -269,6 +288,16 @@ mod tests {
         assert_eq!((p.status, p.retry_after_secs), (429, Some(2)));
         let p = Refusal::TooLarge { burst: 3 }.into_problem("per-user", "value");
         assert_eq!((p.status, p.field.as_deref()), (422, Some("value")));
+    }
+
+    #[test]
+    fn a_rate_per_minute_refills_a_cell_every_so_many_seconds() {
+        let l = KeyedLimiter::<u32>::new(Rate::per_minute(6, 2));
+        l.check(&1, 2).unwrap();
+        let Err(Refusal::Wait(wait)) = l.check(&1, 1) else { panic!("the third must wait") };
+        assert!(wait > Duration::from_secs(9) && wait <= Duration::from_secs(10), "{wait:?}");
+        assert_eq!(Refusal::Wait(wait).into_problem("login", "email").retry_after_secs, Some(10));
+        assert!(!Rate::per_minute(6, 2).is_unlimited() && Rate::UNLIMITED.is_unlimited());
     }
 
     #[test]

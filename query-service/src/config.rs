@@ -1,15 +1,19 @@
 use counting::Retention;
 use platform::auth::AuthConfig;
 use platform::cassandra::CassandraConfig;
-use platform::http::ListenConfig;
 use platform::kafka::KafkaConfig;
+use platform::ratelimit::Rate;
+use platform::server::{AdminConfig, ServerConfig};
 use platform::telemetry::LogConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueryConfig {
-    pub http: ListenConfig,
+    /// The public port: the API, the dashboard and a bare `/healthz`.
+    pub http: ServerConfig,
+    /// `/metrics`, `/readyz` with the reason, `/healthz`: keep it off the public network.
+    pub admin: AdminConfig,
     pub cassandra: CassandraConfig,
     /// Where catalog events go (the catalog topic; created at start-up if missing).
     pub kafka: KafkaConfig,
@@ -20,13 +24,16 @@ pub struct QueryConfig {
     pub auth: AuthConfig,
     pub web: WebConfig,
     pub moderation: ModerationConfig,
+    pub passwords: PasswordConfig,
+    pub limits: Limits,
     pub log: LogConfig,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         Self {
-            http: ListenConfig::on("127.0.0.1:18081"),
+            http: ServerConfig::on("127.0.0.1:18081"),
+            admin: AdminConfig::on("127.0.0.1:18084"),
             cassandra: Default::default(),
             kafka: Default::default(),
             catalog_events: Default::default(),
@@ -34,6 +41,8 @@ impl Default for QueryConfig {
             auth: Default::default(),
             web: Default::default(),
             moderation: Default::default(),
+            passwords: Default::default(),
+            limits: Default::default(),
             log: Default::default(),
         }
     }
@@ -64,12 +73,81 @@ impl Default for CatalogEventsConfig {
     }
 }
 
-/// How the first moderator comes to be: accounts with these emails get the
-/// `moderator` role when they register or log in (`QUERY__MODERATION__MODERATORS=
-/// '["ann@example.org"]'`). Moderators can then assign the role to others. Removing
-/// an email here does not revoke the role it already granted (use the revoke route).
+/// Moderators used to be granted here, by email, at sign-up and login. Emails are
+/// never verified, so whoever registered a listed address first became a
+/// moderator. Now the role is granted by user id with `vcount-admin moderators
+/// grant --user-id ID` (audited), and a non-empty list stops the service at
+/// start-up, saying so, rather than being silently ignored. Roles it granted
+/// before stay: they are in the users' rows.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModerationConfig {
+    /// No longer supported: must be empty.
     pub moderators: Vec<String>,
+}
+
+impl ModerationConfig {
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.moderators.is_empty(),
+            "moderation.moderators is no longer supported (emails are not verified, so it let whoever \
+             registered a listed address first become a moderator): remove it, and grant the role by user id \
+             with `vcount-admin moderators grant --user-id ID`; roles it granted before are kept"
+        );
+        Ok(())
+    }
+}
+
+/// Password hashing (argon2id, 19 MiB and about 20-50 ms of one core per hash) on a
+/// bounded pool: at most `hash_workers` at once, at most `hash_queue` more waiting,
+/// the rest refused at once with 503 and `Retry-After`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Hashes computed at once; 0: one per core.
+    pub hash_workers: usize,
+    /// Hashes waiting for a worker; more are refused (503).
+    pub hash_queue: usize,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self { hash_workers: 0, hash_queue: 8 }
+    }
+}
+
+/// Rate limits on sign-in and sign-up (429 with `Retry-After`), per client address
+/// and per account (the email), and the reads an anonymous request may cost.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Logins per client IP (IPv6: per /64).
+    pub login_per_ip: Rate,
+    /// Logins per email, whoever sends them: slows guessing one account's password.
+    pub login_per_account: Rate,
+    /// Registrations per client IP.
+    pub register_per_ip: Rate,
+    /// Registrations per email.
+    pub register_per_account: Rate,
+    /// Addresses or CIDR blocks of the proxies in front (the load balancer): only
+    /// their `X-Forwarded-For` names the client. Empty: the peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Rows one trending request reads, over all the buckets of its window.
+    pub trending_rows: usize,
+    /// Rows one search reads per query word (the newest videos holding it).
+    pub search_rows_per_word: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            login_per_ip: Rate::per_minute(30, 10),
+            login_per_account: Rate::per_minute(10, 5),
+            register_per_ip: Rate::per_minute(10, 5),
+            register_per_account: Rate::per_minute(3, 3),
+            trusted_proxies: Vec::new(),
+            trending_rows: 100_000,
+            search_rows_per_word: 10_000,
+        }
+    }
 }

@@ -14,14 +14,23 @@
 //!   rows as named structs, one typed error mapped to an answer in one place.
 //! - [`state`]: what handlers reach, as counts and catalog sub-states.
 //!
-//! Beside them, [`dashboard`] serves the counts page (static files, not API).
+//! Beside them, [`dashboard`] serves the counts page (static files, not API), and
+//! [`passwords`] hashes on a bounded pool.
+//!
+//! Two listeners, served by `platform::server` (header, body and request timeouts,
+//! connection and in-flight limits): the public one (`http.listen`: the API, the
+//! dashboard and a bare `/healthz`) and the admin one (`admin.listen`: `/metrics`,
+//! `/readyz` with the reason, `/healthz`), so operational detail never reaches the
+//! internet.
 
 pub mod api;
 pub mod catalog_events;
 pub mod config;
 pub mod dashboard;
 pub mod domain;
+pub mod limits;
 pub mod metrics;
+pub mod passwords;
 pub mod state;
 pub mod store;
 
@@ -33,16 +42,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use platform::http::{Readiness, service_router};
-use tokio::net::TcpListener;
+use platform::http::{Readiness, admin_router, public_router};
+use platform::server::{Listener, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use config::QueryConfig;
 use state::AppState;
 
+/// A built query service: listening, not yet serving (so tests can read the ports).
 pub struct Application {
-    listener: TcpListener,
+    public: Listener,
+    admin: Listener,
     router: axum::Router,
+    admin_router: axum::Router,
+    /// Stops the rate limiters' sweepers.
+    background: CancellationToken,
 }
 
 struct Ready(Arc<AppState>);
@@ -57,6 +71,11 @@ impl Readiness for Ready {
 
 impl Application {
     pub async fn build(config: QueryConfig) -> anyhow::Result<Self> {
+        config.moderation.check()?;
+        anyhow::ensure!(
+            config.http.cors_origins.is_empty(),
+            "the query service's browser origins are web.cors_origins, not http.cors_origins"
+        );
         metrics::describe();
         config.retention.validate()?;
         let session = platform::cassandra::connect(&config.cassandra, Duration::from_secs(60)).await?;
@@ -71,27 +90,40 @@ impl Application {
             tracing::warn!(error = %e, "could not create the Kafka topics; catalog events may fail until Kafka is up");
         }
         let events = catalog_events::CatalogEvents::new(&config.kafka, config.catalog_events.delivery_timeout_ms)?;
-        let listener =
-            TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        let (gateway_url, cors_origins) = (config.web.gateway_url.clone(), config.web.cors_origins.clone());
+        let public = Listener::bind(config.http.clone()).await?;
+        let admin = Listener::bind(ServerConfig::admin(&config.admin.listen)).await.context("the admin listener")?;
+        let (web, forwarding) = (config.web.clone(), api::gateway::Forwarding::new(&config)?);
+        let background = CancellationToken::new();
         let state = Arc::new(AppState::build(config, Arc::new(session), events).await?);
-        let api = api::router(state.clone(), &gateway_url)?.merge(dashboard::routes());
-        let mut router = service_router(api, Arc::new(Ready(state)));
-        if let Some(cors) = platform::http::cors(&cors_origins)? {
+        state.catalog.limits.spawn_sweepers(&background);
+        let api = api::router(state.clone(), &web.gateway_url, forwarding)?.merge(dashboard::routes());
+        let mut router = public_router(api);
+        if let Some(cors) = platform::http::cors(&web.cors_origins)? {
             router = router.layer(cors);
         }
-        Ok(Self { listener, router })
+        Ok(Self { public, admin, router, admin_router: admin_router(Arc::new(Ready(state))), background })
     }
 
+    /// The public port.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.public.local_addr()
     }
 
+    /// The admin port (`/metrics`, `/readyz`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting and lets
+    /// in-flight requests finish (up to `http.request_timeout_ms`).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "query service listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("serving http")
+        tracing::info!(addr = %self.local_addr(), admin = %self.admin_addr(), "query service listening");
+        let drain = Duration::from_millis(self.public.config().request_timeout_ms);
+        let admin = tokio::spawn(self.admin.serve(self.admin_router, shutdown.clone(), Duration::from_secs(1)));
+        self.public.serve(self.router, shutdown, drain).await.context("serving http")?;
+        let _ = admin.await;
+        self.background.cancel();
+        tracing::info!("query service stopped");
+        Ok(())
     }
 }

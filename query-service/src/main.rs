@@ -8,6 +8,6 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let app = Application::build(config).await?;
-    println!("query-service listening on http://{}", app.local_addr());
+    println!("query-service listening on http://{} (admin http://{})", app.local_addr(), app.admin_addr());
     app.run(shutdown).await
 }

@@ -26,9 +26,38 @@ pub const CATALOG_EVENTS_FAILED: Metric = Metric::new(
     "Catalog events not delivered within the producer's timeout, by kind (the change itself is stored)",
 );
 
+pub const PASSWORD_HASHES: Metric = Metric::new(
+    Kind::Counter,
+    "query_password_hashes_total",
+    &[],
+    "argon2id hashes computed (registrations, and every login: one each, known email or not)",
+);
+pub const PASSWORD_HASHES_REFUSED: Metric = Metric::new(
+    Kind::Counter,
+    "query_password_hashes_refused_total",
+    &[],
+    "Registrations and logins answered 503 because the password hashing pool was full",
+);
+pub const RATE_LIMITED: Metric = Metric::new(
+    Kind::Counter,
+    "query_rate_limited_total",
+    &["limit"],
+    "Requests answered 429, by the limit they hit (login_ip, login_account, register_ip, register_account)",
+);
+
 /// Every metric the query service records itself.
-pub const ALL: &[Metric] =
-    &[CASSANDRA_READ_DURATION, CASSANDRA_ERRORS, CATALOG_EVENTS_PUBLISHED, CATALOG_EVENTS_FAILED];
+pub const ALL: &[Metric] = &[
+    CASSANDRA_READ_DURATION,
+    CASSANDRA_ERRORS,
+    CATALOG_EVENTS_PUBLISHED,
+    CATALOG_EVENTS_FAILED,
+    PASSWORD_HASHES,
+    PASSWORD_HASHES_REFUSED,
+    RATE_LIMITED,
+];
+
+/// The `limit` label values of [`RATE_LIMITED`].
+pub const RATE_LIMITS: [&str; 4] = ["login_ip", "login_account", "register_ip", "register_account"];
 
 /// The `op` label value of [`CASSANDRA_ERRORS`]: a rollup range read.
 pub const OP_READ: &str = "read";
@@ -42,5 +71,10 @@ pub fn describe() {
     CASSANDRA_ERRORS.counter_with(&[("op", OP_READ)]).increment(0);
     for kind in CATALOG_EVENT_KINDS {
         CATALOG_EVENTS_FAILED.counter_with(&[("kind", kind)]).increment(0);
+    }
+    PASSWORD_HASHES.counter().increment(0);
+    PASSWORD_HASHES_REFUSED.counter().increment(0);
+    for limit in RATE_LIMITS {
+        RATE_LIMITED.counter_with(&[("limit", limit)]).increment(0);
     }
 }

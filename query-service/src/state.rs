@@ -1,9 +1,9 @@
 //! What every handler can reach, in two parts like the API: the counts (the
 //! rollups the aggregator writes) and the catalog (its repositories, the catalog
-//! events producer, sign-in tokens and the configured moderators). Built once at
-//! start-up, where every statement is prepared; shared as `Arc<AppState>`.
+//! events producer, sign-in tokens, password hashing and the sign-in limits).
+//! Built once at start-up, where every statement is prepared; shared as
+//! `Arc<AppState>`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use counting::Retention;
@@ -12,6 +12,9 @@ use scylla::client::session::Session;
 
 use crate::catalog_events::CatalogEvents;
 use crate::config::QueryConfig;
+use crate::limits::SignInLimits;
+use crate::passwords::Passwords;
+use crate::store::audit::Audit;
 use crate::store::comments::Comments;
 use crate::store::flags::Flags;
 use crate::store::indexes::Indexes;
@@ -31,6 +34,8 @@ pub struct CountsState {
     pub rollups: Rollups,
     /// The aggregator's TTLs: which rows an answer may still use.
     pub retention: Retention,
+    /// Rows one trending request reads (`limits.trending_rows`).
+    pub trending_rows: usize,
 }
 
 /// The catalog API's dependencies.
@@ -41,34 +46,37 @@ pub struct CatalogState {
     pub indexes: Indexes,
     pub comments: Comments,
     pub flags: Flags,
+    pub audit: Audit,
     pub events: CatalogEvents,
     pub tokens: Tokens,
-    /// Emails (lower-cased) that get the moderator role at registration and login.
-    pub moderators: HashSet<String>,
+    pub passwords: Passwords,
+    pub limits: SignInLimits,
+    /// Rows one search reads per word (`limits.search_rows_per_word`).
+    pub search_rows_per_word: usize,
 }
 
 impl AppState {
     /// Prepares every repository's statements on `session`.
     pub async fn build(config: QueryConfig, session: Arc<Session>, events: CatalogEvents) -> anyhow::Result<Self> {
         let ks = config.cassandra.keyspace.clone();
-        let counts =
-            CountsState { rollups: Rollups::new(session.clone(), &ks).await?, retention: config.retention.clone() };
+        let counts = CountsState {
+            rollups: Rollups::new(session.clone(), &ks).await?,
+            retention: config.retention.clone(),
+            trending_rows: config.limits.trending_rows,
+        };
         let catalog = CatalogState {
             users: Users::new(session.clone(), &ks).await?,
             videos: Videos::new(session.clone(), &ks).await?,
             ratings: Ratings::new(session.clone(), &ks).await?,
             indexes: Indexes::new(session.clone(), &ks).await?,
             comments: Comments::new(session.clone(), &ks).await?,
-            flags: Flags::new(session, &ks).await?,
+            flags: Flags::new(session.clone(), &ks).await?,
+            audit: Audit::new(session, &ks).await?,
             events,
             tokens: Tokens::new(&config.auth)?,
-            moderators: config
-                .moderation
-                .moderators
-                .iter()
-                .map(|e| e.trim().to_lowercase())
-                .filter(|e| !e.is_empty())
-                .collect(),
+            passwords: Passwords::new(&config.passwords)?,
+            limits: SignInLimits::new(&config.limits)?,
+            search_rows_per_word: config.limits.search_rows_per_word,
         };
         Ok(Self { config, counts, catalog })
     }

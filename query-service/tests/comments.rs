@@ -176,7 +176,8 @@ async fn activity_feed_lists_comments_and_rates_newest_first() {
         .expect("fixture row");
 
     let path = format!("/users/{ann}/activity");
-    let (status, page) = s.get_as(&path, None).await;
+    let me = Some(token.as_str());
+    let (status, page) = s.get_as(&path, me).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(pagination(&page), (1, 10, 4, 1));
     let data = page["data"].as_array().unwrap();
@@ -196,19 +197,34 @@ async fn activity_feed_lists_comments_and_rates_newest_first() {
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
 
     // Paging: 3 + 1, then past the end; bad sizes; bad and unknown users.
-    let (_, p2) = s.get_as(&format!("{path}?pageSize=3&page=2"), None).await;
+    let (_, p2) = s.get_as(&format!("{path}?pageSize=3&page=2"), me).await;
     assert_eq!((p2["data"][0]["activityId"].as_str(), pagination(&p2)), (Some(i1.as_str()), (2, 3, 4, 2)), "{p2}");
-    let (_, past) = s.get_as(&format!("{path}?pageSize=3&page=3"), None).await;
+    let (_, past) = s.get_as(&format!("{path}?pageSize=3&page=3"), me).await;
     assert_eq!((past["data"].as_array().unwrap().len(), pagination(&past)), (0, (3, 3, 4, 2)), "{past}");
     for bad in ["0", "101"] {
-        let (status, p) = s.get_as(&format!("{path}?pageSize={bad}"), None).await;
+        let (status, p) = s.get_as(&format!("{path}?pageSize={bad}"), me).await;
         assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("pageSize")), "{p}");
     }
-    let (status, p) = s.get_as("/users/nope/activity", None).await;
+    let (status, p) = s.get_as("/users/nope/activity", me).await;
     assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("userId")), "{p}");
-    let (status, _) = s.get_as(&format!("/users/{}/activity", uuid::Uuid::now_v7()), None).await;
+    // A valid token of an account that is gone.
+    let gone = uuid::Uuid::now_v7();
+    let tokens =
+        platform::auth::Tokens::new(&platform::auth::AuthConfig { jwt_secret: SECRET.into(), token_ttl_secs: 60 });
+    let gone_token = tokens.unwrap().issue(gone, vec![]).unwrap();
+    let (status, _) = s.get_as(&format!("/users/{gone}/activity"), Some(&gone_token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (bob, _) = signed_in(&s, "Bob").await;
-    let (status, empty) = s.get_as(&format!("/users/{bob}/activity"), None).await;
+    let (bob, bob_token) = signed_in(&s, "Bob").await;
+    let (status, empty) = s.get_as(&format!("/users/{bob}/activity"), Some(&bob_token)).await;
     assert_eq!((status, pagination(&empty)), (StatusCode::OK, (1, 10, 0, 0)), "{empty}");
+
+    // The feed is its owner's only: what Ann viewed and rated is not for anyone
+    // else, signed in or not (her comments are public at /users/{id}/comments).
+    let (status, p) = s.get_as(&path, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{p}");
+    let (status, p) = s.get_as(&path, Some(&bob_token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{p}");
+    assert!(p.get("data").is_none(), "{p}");
+    let (status, public) = s.get_as(&format!("/users/{ann}/comments"), Some(&bob_token)).await;
+    assert_eq!((status, pagination(&public)), (StatusCode::OK, (1, 10, 3, 1)), "{public}");
 }

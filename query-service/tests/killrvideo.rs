@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{SECRET, Service, register_and_login, submit};
+use common::{SECRET, Service, register_and_login, signed_in, submit};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -32,8 +32,10 @@ fn refused_for_input(status: StatusCode) -> bool {
 #[tokio::test]
 async fn every_call_of_the_react_front_end_is_accepted() {
     let email = format!("{}@example.org", uuid::Uuid::new_v4().simple());
-    let s = Service::start_with(SECRET, |c| c.moderation.moderators = vec![email.clone()]).await;
+    let s = Service::start(SECRET).await;
     let (user, token, _) = register_and_login(&s, "Kay", &email).await;
+    s.grant_moderator(&user).await;
+    let (other_user, _) = signed_in(&s, "Lou").await;
     let t = Some(token.as_str());
     let video = submit(&s, &token, "Front end video", "watched from the React app", &["react", "music"]).await;
     let (page, size) = (1, 10);
@@ -76,6 +78,7 @@ async fn every_call_of_the_react_front_end_is_accepted() {
         ("searchUsers", "/moderation/users".to_owned()),
         ("searchUsers (query)", "/moderation/users?q=kay".to_owned()),
         ("getUser", format!("/users/{user}")),
+        ("getUser (another user)", format!("/users/{other_user}")),
     ];
     for (name, path) in &gets {
         let (status, body) = call(&s, Method::GET, path, t, None).await;
@@ -85,6 +88,10 @@ async fn every_call_of_the_react_front_end_is_accepted() {
     // The search answers with keyword results when asked for semantic ones.
     let (_, found) = call(&s, Method::GET, "/search/videos?query=react&mode=semantic", t, None).await;
     assert_eq!(common::ids(&found), vec![video.clone()], "{found}");
+    // What `useUserNames` shows beside videos and comments: the names, from the
+    // public profile (which has no email, roles or login times).
+    let (_, public) = call(&s, Method::GET, &format!("/users/{user}"), None, None).await;
+    assert_eq!((public["firstName"].as_str(), public["lastName"].as_str()), (Some("Kay"), Some("Test")), "{public}");
     // `page_size` is the page size.
     let (_, latest) = call(&s, Method::GET, "/videos/latest?page=1&page_size=1", t, None).await;
     assert_eq!(latest["pagination"]["pageSize"], 1, "{latest}");
@@ -110,8 +117,8 @@ async fn every_call_of_the_react_front_end_is_accepted() {
     }
     // Body-less POSTs, sent with `Content-Type: application/json` as api.ts does.
     for (name, path) in [
-        ("assignModerator", format!("/moderation/users/{user}/assign-moderator")),
-        ("revokeModerator", format!("/moderation/users/{user}/revoke-moderator")),
+        ("assignModerator", format!("/moderation/users/{other_user}/assign-moderator")),
+        ("revokeModerator", format!("/moderation/users/{other_user}/revoke-moderator")),
         ("restoreVideo", format!("/moderation/videos/{video}/restore")),
         ("restoreComment", format!("/moderation/comments/{comment_id}/restore")),
     ] {

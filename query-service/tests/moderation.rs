@@ -1,7 +1,8 @@
 //! Flags and moderation, on the real Cassandra: flagging (auth, validation,
-//! unknown content), the moderator role (configured first moderator, assign and
-//! revoke, 401/403), listing and acting on flags, soft delete by approval and the
-//! restore routes, user search.
+//! unknown content), the moderator role (granted by the operator by user id,
+//! never by email at sign-up; assign and revoke by moderators, in effect at once;
+//! 401/403), the audit log, listing and acting on flags, soft delete by approval
+//! and the restore routes, user search.
 
 mod common;
 
@@ -58,19 +59,35 @@ async fn flag(s: &Service, token: &str, body: Value) -> Value {
     f
 }
 
-/// A moderator listed in the config, and a second service on the same keyspace
-/// that lists an account created before it.
+/// The old way, granting by email in the config, is refused at start-up, saying
+/// what to do instead: whoever registered a listed address first became a
+/// moderator (emails are not verified).
 #[tokio::test]
-async fn moderators_come_from_config_and_from_other_moderators() {
-    let first = email();
-    let listed = first.to_uppercase();
-    let s = Service::start_with(SECRET, |c| c.moderation.moderators = vec![listed.clone()]).await;
+async fn moderators_are_never_granted_by_email() {
+    let cfg = Service::config(SECRET, |c| c.moderation.moderators = vec!["ann@example.org".into()]);
+    let err = query_service::Application::build(cfg).await.err().expect("moderation.moderators is refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("vcount-admin moderators grant --user-id"), "{err}");
+}
 
-    // The configured email (in any case) is a moderator from registration on.
-    let (_, mod_token, mod_user) = register_and_login(&s, "Mia", &first).await;
-    assert_eq!(mod_user["roles"], json!(["USER", "moderator"]), "{mod_user}");
+/// A moderator made by the operator (by user id), who grants and revokes others;
+/// every change is in effect at once, whatever the tokens say.
+#[tokio::test]
+async fn moderators_come_from_the_operator_and_from_other_moderators() {
+    let s = Service::start(SECRET).await;
+    let first = email();
+
+    // Sign-up gives the role to no one; the operator grants it by user id.
+    let (mod_id, mod_token, mod_user) = register_and_login(&s, "Mia", &first).await;
+    assert_eq!(mod_user["roles"], json!(["USER"]), "{mod_user}");
+    let (status, _) = s.get_as("/moderation/flags", Some(&mod_token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    s.grant_moderator(&mod_id).await;
+    // The token from before the grant works at once: the role is read from the store.
     let (status, _) = s.get_as("/moderation/flags", Some(&mod_token)).await;
     assert_eq!(status, StatusCode::OK);
+    let (_, again) = login(&s, &first).await;
+    assert_eq!(again["roles"], json!(["USER", "moderator"]), "{again}");
 
     // Others are not.
     let zelda_email = email();
@@ -132,14 +149,12 @@ async fn moderators_come_from_config_and_from_other_moderators() {
     assert_eq!((status, &u["roles"]), (StatusCode::OK, &json!(["USER", "moderator"])), "{u}");
     assert_eq!(u["userId"], zelda.as_str());
 
-    // The old token keeps its old roles until it expires; a new login has the role.
-    let (status, _) = s.get_as("/moderation/flags", Some(&zelda_token)).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (zelda_token, _) = login(&s, &zelda_email).await;
+    // In effect at once, with the token Zelda already had.
     let (status, _) = s.get_as("/moderation/flags", Some(&zelda_token)).await;
     assert_eq!(status, StatusCode::OK);
 
-    // Revoking takes it away again (at the next login).
+    // Revoking takes it away again, at once: the still valid token is refused on
+    // its very next request (roles are checked in the store, not in the token).
     let revoke = format!("/moderation/users/{zelda}/revoke-moderator");
     let (status, _) = send(&s, &revoke, None, json!(null)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -147,31 +162,53 @@ async fn moderators_come_from_config_and_from_other_moderators() {
     assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("userId")), "{p}");
     let (status, u) = send(&s, &revoke, Some(&mod_token), json!(null)).await;
     assert_eq!((status, &u["roles"]), (StatusCode::OK, &json!(["USER"])), "{u}");
-    let (zelda_token, _) = login(&s, &zelda_email).await;
-    let (status, _) = s.get_as("/moderation/flags", Some(&zelda_token)).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, p) = s.get_as("/moderation/flags", Some(&zelda_token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "revoked, the old token is refused at once: {p}");
+    let (status, _) = send(&s, &assign, Some(&zelda_token), json!(null)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "nor can it grant itself the role back");
 
-    // An account that existed before its email was listed becomes a moderator at
-    // its next login (here: a second service on the same keyspace listing it).
-    let ks = s.keyspace.clone();
-    let listed_later = zelda_email.clone();
-    let s2 = Service::start_with(SECRET, move |c| {
-        c.cassandra.keyspace = ks;
-        c.moderation.moderators = vec![listed_later];
-    })
-    .await;
-    let (token, user) = login(&s2, &zelda_email).await;
-    assert_eq!(user["roles"], json!(["USER", "moderator"]), "{user}");
-    let (status, _) = s2.get_as("/moderation/flags", Some(&token)).await;
-    assert_eq!(status, StatusCode::OK);
+    // The audit log: who, what, when, on whom, newest first, moderators only.
+    let (status, _) = s.get_as("/moderation/audit", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = s.get_as("/moderation/audit", Some(&zelda_token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, log) = s.get_as("/moderation/audit?pageSize=10", Some(&mod_token)).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let entries = log["data"].as_array().unwrap();
+    let got: Vec<(&str, &str, Option<&str>, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["moderatorId"].as_str(),
+                e["targetId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let (m, z) = (mod_id.as_str(), zelda.as_str());
+    assert_eq!(
+        got,
+        [
+            ("moderator", "revoke_moderator", Some(m), z),
+            ("moderator", "assign_moderator", Some(m), z),
+            ("vcount-admin", "assign_moderator", None, m),
+        ],
+        "{log}"
+    );
+    assert_eq!(pagination(&log), [1, 10, 3, 1]);
+    assert!(entries.iter().all(|e| e["targetType"] == "user" && e["createdAt"].is_string()), "{log}");
+    assert_eq!(entries[2]["notes"], "tests");
+    let (_, page2) = s.get_as("/moderation/audit?pageSize=2&page=2", Some(&mod_token)).await;
+    assert_eq!(page2["data"][0]["actor"], "vcount-admin", "{page2}");
+    let (status, p) = s.get_as("/moderation/audit?pageSize=101", Some(&mod_token)).await;
+    assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("pageSize")), "{p}");
 }
 
 #[tokio::test]
 async fn flags_moderation_soft_delete_and_restore() {
-    let mod_email = email();
-    let listed = mod_email.clone();
-    let s = Service::start_with(SECRET, move |c| c.moderation.moderators = vec![listed]).await;
-    let (moderator, mod_token, _) = register_and_login(&s, "Mia", &mod_email).await;
+    let s = Service::start(SECRET).await;
+    let (moderator, mod_token) = moderator(&s, "Mia").await;
     let (ann, ann_token) = signed_in(&s, "Ann").await;
     let (bob, bob_token) = signed_in(&s, "Bob").await;
     let v1 = video(&s, &ann_token, "Flagged").await;
@@ -342,7 +379,7 @@ async fn flags_moderation_soft_delete_and_restore() {
     assert_eq!((ids(&after, "commentid"), totals(&after)), (vec![kept["commentid"].as_str().unwrap()], (1, 1)));
     let (_, by_bob) = s.get_as(&format!("/users/{bob}/comments"), None).await;
     assert_eq!(totals(&by_bob), (0, 0), "{by_bob}");
-    let (_, feed) = s.get_as(&format!("/users/{bob}/activity"), None).await;
+    let (_, feed) = s.get_as(&format!("/users/{bob}/activity"), Some(&bob_token)).await;
     assert_eq!(totals(&feed), (0, 0), "{feed}");
     let body = json!({"contentType": "comment", "contentId": bad_comment, "reasonCode": "spam"});
     let (status, _) = send(&s, "/flags", Some(&ann_token), body).await;
@@ -375,7 +412,7 @@ async fn flags_moderation_soft_delete_and_restore() {
     assert_eq!(r, json!({"content_id": bad_comment, "content_type": "comment", "status_message": "comment restored"}));
     let (_, back) = s.get_as(&comments, None).await;
     assert_eq!(back, before, "the comment is back in its place");
-    let (_, feed) = s.get_as(&format!("/users/{bob}/activity"), None).await;
+    let (_, feed) = s.get_as(&format!("/users/{bob}/activity"), Some(&bob_token)).await;
     assert_eq!((ids(&feed, "activityId"), totals(&feed)), (vec![bad_comment.as_str()], (1, 1)));
     let (_, r) = send(&s, &restore_comment, Some(&mod_token), json!(null)).await;
     assert_eq!(r["status_message"], "comment was not hidden");
@@ -390,16 +427,49 @@ async fn flags_moderation_soft_delete_and_restore() {
     // Restoring leaves the flag as it was.
     let (_, got) = s.get_as(&format!("/moderation/flags/{id1}"), Some(&mod_token)).await;
     assert_eq!(got["status"], "approved");
+
+    // Every action is in the audit log, newest first, with its status and notes;
+    // refused requests (401, 403, 422, 404 before reading the flag) left none.
+    let (_, log) = s.get_as("/moderation/audit?pageSize=100", Some(&mod_token)).await;
+    let got: Vec<(&str, &str, &str, &Value, &Value)> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "moderator")
+        .map(|e| {
+            assert_eq!(e["moderatorId"], json!(moderator), "{e}");
+            (
+                e["action"].as_str().unwrap(),
+                e["targetType"].as_str().unwrap(),
+                e["targetId"].as_str().unwrap(),
+                &e["status"],
+                &e["notes"],
+            )
+        })
+        .collect();
+    let (c, n) = (bad_comment.as_str(), Value::Null);
+    let v1 = v1.as_str();
+    assert_eq!(
+        got,
+        [
+            ("restore_video", "video", v1, &n, &n),
+            ("restore_comment", "comment", c, &n, &n),
+            ("restore_comment", "comment", c, &n, &n),
+            ("flag_action", "flag", id2, &json!("approved"), &n),
+            ("flag_action", "flag", id1, &json!("approved"), &json!("spam")),
+            ("flag_action", "flag", id3, &json!("rejected"), &n),
+            ("flag_action", "flag", id3, &json!("under_review"), &json!("checking")),
+        ],
+        "{log}"
+    );
 }
 
 /// Concurrent actions on one flag: whatever the interleaving, each answers 200
 /// or 409 and the flag ends up listed under exactly its final status.
 #[tokio::test]
 async fn concurrent_actions_leave_one_listing() {
-    let mod_email = email();
-    let listed = mod_email.clone();
-    let s = Service::start_with(SECRET, move |c| c.moderation.moderators = vec![listed]).await;
-    let (_, mod_token, _) = register_and_login(&s, "Mia", &mod_email).await;
+    let s = Service::start(SECRET).await;
+    let (_, mod_token) = moderator(&s, "Mia").await;
     let (_, token) = signed_in(&s, "Ann").await;
     let v = video(&s, &token, "Contested").await;
     let f = flag(&s, &token, json!({"contentType": "video", "contentId": v, "reasonCode": "other"})).await;
@@ -425,10 +495,8 @@ async fn concurrent_actions_leave_one_listing() {
 /// is repaired by the next read of that listing.
 #[tokio::test]
 async fn a_stale_flag_listing_is_repaired_on_read() {
-    let mod_email = email();
-    let listed = mod_email.clone();
-    let s = Service::start_with(SECRET, move |c| c.moderation.moderators = vec![listed]).await;
-    let (_, mod_token, _) = register_and_login(&s, "Mia", &mod_email).await;
+    let s = Service::start(SECRET).await;
+    let (_, mod_token) = moderator(&s, "Mia").await;
     let (_, token) = signed_in(&s, "Ann").await;
     let v = video(&s, &token, "Stale").await;
     let f = flag(&s, &token, json!({"contentType": "video", "contentId": v, "reasonCode": "other"})).await;

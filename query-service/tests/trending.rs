@@ -94,7 +94,8 @@ async fn trending_sums_the_buckets_of_the_window() {
         (&*rfc3339(hour - HOUR_MS), &*rfc3339(hour + HOUR_MS))
     );
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys.len(), 6, "{v}");
+    assert_eq!(keys.len(), 7, "{v}");
+    assert_eq!(v["complete"], true, "every bucket read whole: {v}");
     assert_eq!(
         items(&v),
         [(unknown.clone(), 1000), (t[1].clone(), 7), (t[0].clone(), 5), (t[4].clone(), 5), (t[2].clone(), 1)]

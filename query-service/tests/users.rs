@@ -90,9 +90,18 @@ async fn register_login_and_profiles() {
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!((me["firstName"].as_str(), me["lastName"].as_str()), (Some("Anne"), Some("Lee")));
 
-    // Public profile: by id; a bad id is 422, an unknown one 404.
-    let (status, profile) = s.send(get.clone(), &format!("/users/{id}"), None, None).await;
-    assert_eq!((status, profile["firstName"].as_str()), (StatusCode::OK, Some("Anne")), "{profile}");
+    // Public profile: by id, the names only. User ids are public (on videos and
+    // comments), so the email, roles and login times stay in /users/me: anonymous
+    // and signed-in askers, the user included, get the same three members.
+    for token in [None, Some(token.as_str())] {
+        let (status, profile) = s.send(get.clone(), &format!("/users/{id}"), token, None).await;
+        assert_eq!(status, StatusCode::OK, "{profile}");
+        assert_eq!(
+            profile,
+            json!({"userId": id, "firstName": "Anne", "lastName": "Lee"}),
+            "no email, roles or login times"
+        );
+    }
     let (status, p) = s.send(get.clone(), "/users/not-a-uuid", None, None).await;
     assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("userId")), "{p}");
     let (status, _) = s.send(get, &format!("/users/{}", uuid::Uuid::new_v4()), None, None).await;

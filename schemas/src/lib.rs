@@ -8,6 +8,27 @@ pub mod events {
 
 pub mod kind;
 
+/// Bounds every event on the events topic keeps, whoever produced it. The gateway
+/// refuses more before producing (its `events.*` settings may be stricter, never
+/// looser: it checks at start-up), and the aggregator re-checks what it decodes and
+/// dead-letters what breaks them, since anything with access to the topic can
+/// write to it. Sums of values this size cannot overflow a 64-bit count: 2^63 is
+/// 9.2 trillion events of the largest value.
+pub mod limits {
+    /// Largest `value` of one event.
+    pub const MAX_EVENT_VALUE: i64 = 1_000_000;
+    /// How far `occurred_at_ms` may lie before `received_at_ms`: 30 days.
+    pub const MAX_EVENT_AGE_MS: i64 = 30 * 24 * 3_600_000;
+    /// How far `occurred_at_ms` may lie after `received_at_ms` (clock skew): 1 hour.
+    pub const MAX_EVENT_FUTURE_MS: i64 = 3_600_000;
+    /// `received_at_ms` (and a rating's `occurred_at_ms`) lies in
+    /// [`EARLIEST_MS`, `LATEST_MS`): 2020-01-01 to 2100-01-01 UTC. Fixed bounds, not
+    /// the reader's clock: whether a message counts must not depend on when it is
+    /// read, or a replay after a crash could count what the first reading refused.
+    pub const EARLIEST_MS: i64 = 1_577_836_800_000;
+    pub const LATEST_MS: i64 = 4_102_444_800_000;
+}
+
 /// Generated from `proto/catalog.proto`: catalog changes on the catalog topic.
 pub mod catalog {
     include!(concat!(env!("OUT_DIR"), "/vcount.catalog.v1.rs"));
@@ -34,6 +55,7 @@ pub mod cql {
         Migration { version: 7, name: "comments", source: include_str!("../cql/007_comments.cql") },
         Migration { version: 8, name: "flags", source: include_str!("../cql/008_flags.cql") },
         Migration { version: 9, name: "counts", source: include_str!("../cql/009_counts.cql") },
+        Migration { version: 11, name: "moderation_audit", source: include_str!("../cql/011_moderation_audit.cql") },
     ];
 
     impl Migration {

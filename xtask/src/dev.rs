@@ -41,7 +41,7 @@ struct Service {
 const SERVICES: [Service; 3] = [
     Service { name: "aggregator", listen_key: "AGGREGATOR__HTTP__LISTEN", ops_key: "AGGREGATOR__HTTP__LISTEN" },
     Service { name: "ingest-gateway", listen_key: "GATEWAY__HTTP__LISTEN", ops_key: "GATEWAY__ADMIN__LISTEN" },
-    Service { name: "query-service", listen_key: "QUERY__HTTP__LISTEN", ops_key: "QUERY__HTTP__LISTEN" },
+    Service { name: "query-service", listen_key: "QUERY__HTTP__LISTEN", ops_key: "QUERY__ADMIN__LISTEN" },
 ];
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -284,6 +284,7 @@ pub fn up(stack: &Stack) -> anyhow::Result<()> {
     }
     let [agg, gw, q] = SERVICES.each_ref().map(|s| dev.url(s));
     let gw_admin = dev.ops_url(&SERVICES[1]);
+    let q_admin = dev.ops_url(&SERVICES[2]);
     let key_file = stack.home.join("producer-key").display().to_string();
     let (kafka, cassandra) =
         (ready::loopback(stack.port(Server::Kafka)), ready::loopback(stack.port(Server::Cassandra)));
@@ -293,7 +294,7 @@ pub fn up(stack: &Stack) -> anyhow::Result<()> {
 The pipeline is up.
   ingest gateway  {gw}        (metrics: {gw_admin}/metrics, the admin port)
   producer key    VCOUNT_API_KEY=$(cat {key_file})  (X-Api-Key: batches and values other than 1)
-  query service   {q}        (metrics: {q}/metrics)
+  query service   {q}        (metrics: {q_admin}/metrics, the admin port)
   counts page     {q}/dashboard
   aggregator      {agg}/metrics
   Kafka           {kafka}    Cassandra {cassandra}

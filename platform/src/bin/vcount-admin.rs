@@ -3,10 +3,18 @@
 //!   vcount-admin keyspaces [--prefix P]        list keyspaces
 //!   vcount-admin drop-keyspaces --prefix P     drop every keyspace whose name starts with P
 //!   vcount-admin api-key --name N              make a producer API key for the gateway
+//!   vcount-admin moderators grant --user-id ID [--note TEXT]   make a user a moderator (audited)
+//!   vcount-admin moderators revoke --user-id ID [--note TEXT]  take the role away (audited)
+//!   vcount-admin moderators list               every moderator, by email
 //!
 //! `scripts/test` drops the `t_` keyspaces earlier test runs left behind: every test
 //! makes a keyspace of its own, and a Cassandra that keeps hundreds of them (about
 //! twenty tables each) runs out of heap.
+//!
+//! `moderators` is how the first moderator comes to be (`platform::moderation`): by
+//! user id, never by email (emails are not verified). The query service checks the
+//! role in the store on every moderation request, so a grant or revoke is in effect
+//! at once.
 
 use std::time::Duration;
 
@@ -52,6 +60,58 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         burst: u32,
     },
+    /// Grant, revoke and list the moderator role.
+    Moderators {
+        /// The query service's keyspace (`cassandra.keyspace`).
+        #[arg(long, global = true, env = "VCOUNT_KEYSPACE", default_value = "vcount")]
+        keyspace: String,
+        #[command(subcommand)]
+        command: ModeratorsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModeratorsCommand {
+    /// Make a registered user a moderator (the audit log says vcount-admin did).
+    Grant {
+        #[arg(long)]
+        user_id: uuid::Uuid,
+        /// Why, for the audit log (default: the operator's login name).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Take the role away; the user's next moderation request is refused.
+    Revoke {
+        #[arg(long)]
+        user_id: uuid::Uuid,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Every user holding the role (scans the users table).
+    List,
+}
+
+/// Grants or revokes, and says what happened.
+async fn moderator(
+    session: &scylla::client::session::Session,
+    keyspace: &str,
+    user: uuid::Uuid,
+    on: bool,
+    note: Option<String>,
+) -> anyhow::Result<()> {
+    use platform::moderation::{Actor, Moderation, RoleChange};
+    let m = Moderation::new(session, keyspace).await?;
+    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let note = Some(note.unwrap_or_else(|| format!("operator {operator}")));
+    match m.set_moderator(session, Actor::Admin, user, on, note).await? {
+        RoleChange::NoSuchUser => anyhow::bail!("no user {user} in keyspace {keyspace} (register the account first)"),
+        RoleChange::Done { had_it } => {
+            let (verb, already) = if on { ("granted", had_it) } else { ("revoked", !had_it) };
+            let note = if already { " (no change: it already was so)" } else { "" };
+            println!("moderator role {verb} for {user}{note}; recorded in {keyspace}.moderation_audit");
+        }
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -74,6 +134,16 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<String> = pager.rows_stream::<(String,)>()?.map_ok(|(n,)| n).try_collect().await?;
     match cli.command {
         Command::ApiKey { .. } => unreachable!("handled above"),
+        Command::Moderators { keyspace, command } => match command {
+            ModeratorsCommand::Grant { user_id, note } => moderator(&session, &keyspace, user_id, true, note).await?,
+            ModeratorsCommand::Revoke { user_id, note } => moderator(&session, &keyspace, user_id, false, note).await?,
+            ModeratorsCommand::List => {
+                let m = platform::moderation::Moderation::new(&session, &keyspace).await?;
+                for (id, email) in m.moderators(&session).await? {
+                    println!("{id}  {email}");
+                }
+            }
+        },
         Command::Keyspaces { prefix } => {
             for n in names.iter().filter(|n| n.starts_with(&prefix)) {
                 println!("{n}");

@@ -32,8 +32,8 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 }
 
 /// The router; with `gateway_url`, the gateway's routes are forwarded there.
-pub fn router(state: Arc<AppState>, gateway_url: &str) -> anyhow::Result<Router> {
+pub fn router(state: Arc<AppState>, gateway_url: &str, forwarding: gateway::Forwarding) -> anyhow::Result<Router> {
     let (router, _) = routes().split_for_parts();
     let router = router.with_state(state);
-    Ok(if gateway_url.is_empty() { router } else { router.merge(gateway::forward(gateway_url)?) })
+    Ok(if gateway_url.is_empty() { router } else { router.merge(gateway::forward(gateway_url, forwarding)?) })
 }

@@ -2,15 +2,21 @@
 //!
 //! * Related to a video: the other videos carrying any of its tags (the newest
 //!   [`PER_TAG`] of each tag), scored by how many tags they share with it; ties go
-//!   to more views, then to the newer video.
+//!   to more views, then to the newer video. Views are read for at most
+//!   [`MAX_VIEW_READS`] candidates (the best scored, newest first): beyond them a
+//!   tie is broken by age alone, so one request costs at most that many reads.
 //! * For you: the signed-in user's interests are the tags of their uploads (the
 //!   newest [`MAX_SOURCES`]) and of the videos they rated 3 or more (the
 //!   [`MAX_SOURCES`] most recently rated), each tag weighted by how many of those
 //!   videos carry it; the [`MAX_INTERESTS`] heaviest tags are kept. Candidates are the
 //!   newest [`PER_TAG`] videos of each interest, scored by the summed weights of the
-//!   interests they carry, newest first among equals. Everything the user uploaded or
-//!   rated (any rating) is left out. With no candidates at all (no activity, no tags,
-//!   or nothing else shares them) the answer is the latest videos.
+//!   interests they carry, newest first among equals. Everything the user uploaded
+//!   (the newest [`MAX_SOURCES`]) or rated (the first [`MAX_RATED_READ`] ratings read)
+//!   is left out. With no candidates at all (no activity, no tags, or nothing else
+//!   shares them) the answer is the latest videos.
+//!
+//! Every read is bounded: at most 20 tags × [`PER_TAG`] candidates, [`MAX_SOURCES`]
+//! uploads, [`MAX_RATED_READ`] ratings, [`MAX_VIEW_READS`] view counts.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -24,6 +30,10 @@ pub const MAX_SOURCES: usize = 100;
 pub const MAX_INTERESTS: usize = 20;
 /// A rating of at least this counts as liking the video.
 pub const LIKED: i32 = 3;
+/// Ratings of a user read for their interests (video id order).
+pub const MAX_RATED_READ: usize = 1000;
+/// View counts read to break ties among related videos.
+pub const MAX_VIEW_READS: usize = 100;
 pub const DEFAULT_RELATED: u32 = 5;
 pub const MAX_RELATED: u32 = 20;
 

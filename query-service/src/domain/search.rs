@@ -4,8 +4,10 @@
 //! title, description and tags, lower-cased and split on anything that is not a
 //! letter or digit. A query's words must all match; videos rank by their matches
 //! (for each query word, in how many of the three fields it occurs) and then newest
-//! first. A query reads one partition per word, whole, so its cost grows with how
-//! common its words are; there is no stop-word list yet.
+//! first. A query reads one partition per word, newest first, at most
+//! `limits.search_rows_per_word` rows of it (10,000 by default), so its cost is
+//! bounded however common its words are: a word held by more videos is matched
+//! among its newest ones only (there is no stop-word list).
 //!
 //! Suggestions read `tags_by_prefix` (see migration 006): one clustering slice.
 //!

@@ -3,6 +3,15 @@
 //! covers yesterday 14:00 to today 15:00 (25 hour buckets), and the answer says so
 //! in `from` and `to`. Counts are summed per video over the window's buckets, equal
 //! counts in video id order.
+//!
+//! **Bounded reads.** A bucket partition holds every video with events in it, and
+//! posting views for made-up ids (strict mode off) adds rows to it, so a request
+//! reads at most `limits.trending_rows` rows (100,000 by default), that budget split
+//! evenly over the window's buckets ([`rows_per_bucket`]). A bucket with more videos
+//! than its share is read in part (its lowest video ids), the ranking then misses
+//! the rest, and the answer says so (`complete: false`). Keeping the read exact at
+//! any size is the writer's part: a bounded top-K per bucket instead of a row per
+//! video (the aggregator's write path, issue 15).
 
 use std::collections::HashMap;
 
@@ -65,8 +74,15 @@ pub struct Top {
     pub from: i64,
     pub to: i64,
     pub granularity: Granularity,
-    /// Every video with a positive count, most counted first, ties by id.
+    /// Every video read with a positive count, most counted first, ties by id.
     pub ranked: Vec<(Uuid, i64)>,
+    /// Every bucket was read whole (none reached its share of the row budget).
+    pub complete: bool,
+}
+
+/// Each bucket's share of a request's row budget (at least 1 row).
+pub fn rows_per_bucket(budget: usize, buckets: usize) -> usize {
+    (budget / buckets.max(1)).max(1)
 }
 
 /// Per-video sums over buckets, most first, equal sums by video id; zeros left out.
@@ -119,6 +135,14 @@ mod tests {
         assert_eq!(Window::Month.bounds(NOW), (day - 30 * 24 * hour, day + 24 * hour));
         // On a boundary the window starts exactly `length` ago.
         assert_eq!(Window::Day.bounds(day), (day - 24 * hour, day + hour));
+    }
+
+    #[test]
+    fn the_row_budget_is_shared_by_the_buckets() {
+        assert_eq!(rows_per_bucket(100_000, 25), 4_000);
+        assert_eq!(rows_per_bucket(100_000, 31), 3_225);
+        assert_eq!(rows_per_bucket(10, 31), 1, "every bucket reads something");
+        assert_eq!(rows_per_bucket(10, 0), 10);
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl Indexes {
             user_head: prep(format!("SELECT videoid FROM {ks}.videos_by_user WHERE userid = ? LIMIT ?")).await?,
             tag_count: prep(format!("SELECT COUNT(*) FROM {ks}.videos_by_tag WHERE tag = ?")).await?,
             tag_head: prep(format!("SELECT videoid FROM {ks}.videos_by_tag WHERE tag = ? LIMIT ?")).await?,
-            word: prep(format!("SELECT videoid, hits FROM {ks}.videos_by_word WHERE word = ?")).await?,
+            word: prep(format!("SELECT videoid, hits FROM {ks}.videos_by_word WHERE word = ? LIMIT ?")).await?,
             prefix_slice: prep(format!("SELECT tag FROM {ks}.tags_by_prefix WHERE prefix = ? AND tag >= ? LIMIT ?"))
                 .await?,
             session,
@@ -174,14 +174,14 @@ impl Indexes {
         self.ids(&self.tag_head, (tag, limit(n))).await
     }
 
-    /// Every upload of `user`, newest first.
-    pub async fn uploads(&self, user: Uuid) -> Result<Vec<Uuid>> {
-        self.ids(&self.user_head, (user, i32::MAX)).await
+    /// The newest `n` uploads of `user`.
+    pub async fn uploads(&self, user: Uuid, n: usize) -> Result<Vec<Uuid>> {
+        self.ids(&self.user_head, (user, limit(n))).await
     }
 
-    /// `(videoId, hits)` of every video whose text holds `word`.
-    pub async fn word(&self, word: &str) -> Result<Vec<(Uuid, i32)>> {
-        let rows: Vec<WordRow> = self.rows(&self.word, (word,)).await?;
+    /// `(videoId, hits)` of the newest `max` videos whose text holds `word`.
+    pub async fn word(&self, word: &str, max: usize) -> Result<Vec<(Uuid, i32)>> {
+        let rows: Vec<WordRow> = self.rows(&self.word, (word, limit(max))).await?;
         Ok(rows.into_iter().map(|r| (r.video_id, r.hits.unwrap_or(1))).collect())
     }
 

@@ -5,12 +5,13 @@
 //! Two parts, like the API: [`rollups`] reads what the aggregator writes for the
 //! counts API (rollups by range, by bucket); every other module is the catalog's
 //! (users, videos, ratings, the catalog's indexes, comments and activity, flags
-//! and moderation state).
+//! and moderation state, the moderation audit log).
 //!
 //! Repositories return [`StoreError`] and know nothing of HTTP: the one mapping to
 //! a problem+json answer is `api::common::error`, which logs the cause and answers
 //! without it.
 
+pub mod audit;
 pub mod comments;
 pub mod flags;
 pub mod indexes;

@@ -58,7 +58,7 @@ impl Ratings {
             .await?,
             rated_by: prepare(
                 &session,
-                format!("SELECT videoid, rating, updated_at FROM {ks}.ratings_by_user WHERE userid = ?"),
+                format!("SELECT videoid, rating, updated_at FROM {ks}.ratings_by_user WHERE userid = ? LIMIT ?"),
                 true,
             )
             .await?,
@@ -79,10 +79,12 @@ impl Ratings {
         Ok(rows.maybe_first_row::<RatingRow>()?.and_then(|r| r.rating))
     }
 
-    /// Every rating `user` has given.
-    pub async fn rated_by(&self, user: Uuid) -> Result<Vec<Rated>> {
+    /// The ratings `user` has given, at most `max` of them (in video id order, so
+    /// the oldest videos' first when there are more).
+    pub async fn rated_by(&self, user: Uuid, max: usize) -> Result<Vec<Rated>> {
         use futures::TryStreamExt;
-        let pager = self.session.execute_iter(self.rated_by.clone(), (user,)).await?;
+        let limit = i32::try_from(max).unwrap_or(i32::MAX);
+        let pager = self.session.execute_iter(self.rated_by.clone(), (user, limit)).await?;
         let rows: Vec<RatedRow> = pager.rows_stream::<RatedRow>()?.try_collect().await?;
         Ok(rows
             .into_iter()

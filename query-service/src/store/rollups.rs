@@ -64,7 +64,7 @@ impl Rollups {
             &session,
             format!(
                 "SELECT video_id, value FROM {keyspace}.rollups_by_bucket \
-                 WHERE event_type = ? AND granularity = ? AND bucket = ?"
+                 WHERE event_type = ? AND granularity = ? AND bucket = ? LIMIT ?"
             ),
             true,
         )
@@ -149,10 +149,12 @@ impl Rollups {
         Ok(sums.into_iter().sum())
     }
 
-    /// Every video's count of `kind` in one hour or day bucket (one partition).
-    pub async fn bucket(&self, kind: EventKind, g: Granularity, bucket: i64) -> Result<Vec<(Uuid, i64)>> {
-        let pager =
-            self.session.execute_iter(self.bucket.clone(), (kind.as_str(), g.as_str(), CqlTimestamp(bucket))).await?;
+    /// The count of `kind` of the first `max` videos (in video id order) of one
+    /// hour or day bucket (one partition).
+    pub async fn bucket(&self, kind: EventKind, g: Granularity, bucket: i64, max: usize) -> Result<Vec<(Uuid, i64)>> {
+        let limit = i32::try_from(max).unwrap_or(i32::MAX);
+        let values = (kind.as_str(), g.as_str(), CqlTimestamp(bucket), limit);
+        let pager = self.session.execute_iter(self.bucket.clone(), values).await?;
         let rows: Vec<VideoValueRow> = pager.rows_stream::<VideoValueRow>()?.try_collect().await?;
         Ok(rows.into_iter().map(|r| (r.video_id, r.value.unwrap_or(0))).collect())
     }

@@ -1,6 +1,6 @@
 //! `users` and `user_credentials`: profiles, and the email → password hash claim.
+//! (Roles change through `platform::moderation`, which audits them.)
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -21,8 +21,6 @@ pub struct Users {
     read_user: PreparedStatement,
     update_names: PreparedStatement,
     touch_login: PreparedStatement,
-    grant_role: PreparedStatement,
-    revoke_role: PreparedStatement,
     scan: PreparedStatement,
 }
 
@@ -84,8 +82,6 @@ impl Users {
             read_user: prep(format!("SELECT {COLUMNS} FROM {ks}.users WHERE userid = ?")).await?,
             update_names: prep(format!("UPDATE {ks}.users SET firstname = ?, lastname = ? WHERE userid = ?")).await?,
             touch_login: prep(format!("UPDATE {ks}.users SET last_login_date = ? WHERE userid = ?")).await?,
-            grant_role: prep(format!("UPDATE {ks}.users SET roles = roles + ? WHERE userid = ?")).await?,
-            revoke_role: prep(format!("UPDATE {ks}.users SET roles = roles - ? WHERE userid = ?")).await?,
             scan: prep(format!("SELECT {COLUMNS} FROM {ks}.users")).await?,
             session,
         })
@@ -130,15 +126,6 @@ impl Users {
 
     pub async fn touch_login(&self, id: Uuid, at: DateTime<Utc>) -> Result<()> {
         self.session.execute_unpaged(&self.touch_login, (CqlTimestamp(at.timestamp_millis()), id)).await?;
-        Ok(())
-    }
-
-    /// Adds (`on`) or removes `role` in an existing user's roles. The caller checks
-    /// that the user exists: an UPDATE of a missing key would create a row.
-    pub async fn set_role(&self, id: Uuid, role: &str, on: bool) -> Result<()> {
-        let stmt = if on { &self.grant_role } else { &self.revoke_role };
-        let roles: HashSet<&str> = [role].into();
-        self.session.execute_unpaged(stmt, (roles, id)).await?;
         Ok(())
     }
 

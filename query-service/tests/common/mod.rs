@@ -9,6 +9,8 @@ pub struct Service {
     /// The keyspace this service was given (for fixture rows written directly).
     pub keyspace: String,
     base: String,
+    /// The admin listener: `/metrics`, `/readyz`.
+    pub admin: String,
     http: reqwest::Client,
     stop: CancellationToken,
 }
@@ -19,19 +21,59 @@ impl Service {
     }
 
     /// Like [`start`](Self::start), with the config adjusted by `adjust` first.
+    /// Tests sign many users in from one address, faster than a person would: the
+    /// sign-in rate limits are off unless `adjust` sets them (`tests/signin_limits.rs`).
     pub async fn start_with(secret: &str, adjust: impl FnOnce(&mut query_service::QueryConfig)) -> Self {
-        let tag = uuid::Uuid::new_v4().simple().to_string();
-        let mut cfg = query_service::QueryConfig::default();
-        cfg.http.listen = "127.0.0.1:0".into();
-        cfg.cassandra.keyspace = format!("t_users_{}", &tag[..8]);
-        cfg.auth.jwt_secret = secret.into();
-        adjust(&mut cfg);
+        platform::telemetry::init_logging(&platform::telemetry::LogConfig { filter: "warn".into(), json: false });
+        let cfg = Self::config(secret, adjust);
         let keyspace = cfg.cassandra.keyspace.clone();
         let app = query_service::Application::build(cfg).await.expect("query service starts (is Cassandra up?)");
         let base = format!("http://{}", app.local_addr());
+        let admin = format!("http://{}", app.admin_addr());
         let stop = CancellationToken::new();
         tokio::spawn(app.run(stop.clone()));
-        Self { base, keyspace, http: reqwest::Client::new(), stop }
+        Self { base, admin, keyspace, http: reqwest::Client::new(), stop }
+    }
+
+    /// The config [`start_with`](Self::start_with) uses.
+    pub fn config(secret: &str, adjust: impl FnOnce(&mut query_service::QueryConfig)) -> query_service::QueryConfig {
+        use platform::ratelimit::Rate;
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let mut cfg = query_service::QueryConfig::default();
+        cfg.http.listen = "127.0.0.1:0".into();
+        cfg.admin.listen = "127.0.0.1:0".into();
+        cfg.cassandra.keyspace = format!("t_users_{}", &tag[..8]);
+        cfg.auth.jwt_secret = secret.into();
+        let l = &mut cfg.limits;
+        (l.login_per_ip, l.login_per_account, l.register_per_ip, l.register_per_account) =
+            (Rate::UNLIMITED, Rate::UNLIMITED, Rate::UNLIMITED, Rate::UNLIMITED);
+        adjust(&mut cfg);
+        cfg
+    }
+
+    /// The base URL of the public port (`http://127.0.0.1:port`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A metric of this process (the sum over its label sets) from the admin
+    /// listener's `/metrics`; 0 when absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.http.get(format!("{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Makes `user` a moderator as an operator does (`vcount-admin moderators grant`).
+    pub async fn grant_moderator(&self, user: &str) {
+        use platform::moderation::{Actor, Moderation, RoleChange};
+        let cql = self.cql().await;
+        let m = Moderation::new(&cql, &self.keyspace).await.unwrap();
+        let user = uuid::Uuid::parse_str(user).unwrap();
+        let done = m.set_moderator(&cql, Actor::Admin, user, true, Some("tests".into())).await.unwrap();
+        assert!(matches!(done, RoleChange::Done { .. }), "{done:?}");
     }
 
     pub async fn send(
@@ -104,6 +146,15 @@ pub async fn signed_in(s: &Service, first: &str) -> (String, String) {
     let (status, login) = s.post("/users/login", json!({"email": email, "password": "password123"})).await;
     assert_eq!(status, StatusCode::OK, "{login}");
     (reg["userId"].as_str().unwrap().to_owned(), login["token"].as_str().unwrap().to_owned())
+}
+
+/// Registers a user and makes them a moderator as an operator does (`vcount-admin
+/// moderators grant`): (userId, token). The token from before the grant works: the
+/// role is read from the store.
+pub async fn moderator(s: &Service, first: &str) -> (String, String) {
+    let (id, token) = signed_in(s, first).await;
+    s.grant_moderator(&id).await;
+    (id, token)
 }
 
 /// Registers a user with this email and logs in: (userId, token, the login's user).

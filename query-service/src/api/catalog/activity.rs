@@ -1,18 +1,23 @@
 //! A user's activity feed: views (signed in), ratings (both written by the
 //! aggregator) and comments, newest first.
+//!
+//! Private: what someone watched is theirs, so the feed answers its owner only
+//! (401 without a token, 403 for anyone else, moderators included). What others
+//! may see of a user's activity is what they published: their comments
+//! (`/users/{id}/comments`) and their uploads (`/videos/by-uploader/{id}`).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use platform::http::{Problem, parse_uuid};
-use platform::openapi::{Invalid, NotFound, Unavailable};
+use platform::openapi::{Forbidden, Invalid, NotFound, Unauthorized, Unavailable};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::comments::id_time;
 use crate::api::common::params::PageParams;
-use crate::api::common::{Params, St};
+use crate::api::common::{Params, SignedIn, St};
 use crate::domain::paging::{Page, PageRequest};
 
 /// What an activity is.
@@ -41,19 +46,31 @@ pub struct Activity {
     activity_timestamp: Option<DateTime<Utc>>,
 }
 
-/// A user's views, ratings and comments, newest first; 404 for an unknown user.
+/// The signed-in user's own views, ratings and comments, newest first.
+///
+/// Only the user themself may read it: 401 without a token, 403 for anyone else.
+/// Others see a user's comments at `/users/{user_id}/comments`.
 #[utoipa::path(
     get,
     path = "/api/v1/users/{user_id}/activity",
     tag = "users",
-    params(("user_id" = Uuid, Path, description = "The user"), PageParams),
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user: the signed-in user only"), PageParams),
     responses(
         (status = 200, description = "A page of the feed", body = Page<Activity>),
-        NotFound, Invalid, Unavailable
+        Unauthorized, Forbidden, NotFound, Invalid, Unavailable
     )
 )]
-pub async fn activity(State(st): St, Path(user): Path<String>, q: Params) -> Result<Json<Page<Activity>>, Problem> {
+pub async fn activity(
+    State(st): St,
+    Path(user): Path<String>,
+    SignedIn(claims): SignedIn,
+    q: Params,
+) -> Result<Json<Page<Activity>>, Problem> {
     let user = parse_uuid("userId", &user)?;
+    if claims.sub != user {
+        return Err(Problem::forbidden("a user's activity is visible to that user only"));
+    }
     let req = PageRequest::from_query(&q)?;
     st.catalog.users.get(user).await?.ok_or_else(|| Problem::not_found("no such user"))?;
     let (rows, total) = st.catalog.comments.activity(user, req).await?;

@@ -53,4 +53,5 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(moderation::revoke))
         .routes(routes!(moderation::restore_video))
         .routes(routes!(moderation::restore_comment))
+        .routes(routes!(moderation::audit_log))
 }

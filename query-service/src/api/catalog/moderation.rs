@@ -1,8 +1,13 @@
 //! Flags and moderation. Anyone signed in flags a video or a comment; moderators
-//! (the `moderator` role in the token) list and act on flags, search users, grant
-//! and revoke the role, and restore hidden content. Approving a flag soft-deletes
-//! the content (`api::catalog::shared::set_hidden`); the rules are
-//! `domain::moderation`, the concurrency story `store::flags`.
+//! (the `moderator` role in their `users` row, checked on every request) list and
+//! act on flags, search users, grant and revoke the role, restore hidden content,
+//! and read the audit log. Approving a flag soft-deletes the content
+//! (`api::catalog::shared::set_hidden`); the rules are `domain::moderation`, the
+//! concurrency story `store::flags`.
+//!
+//! Every action (a flag's status, a role granted or revoked, a restore) is
+//! appended to the audit log before it is made (`platform::moderation`): who,
+//! what, when, the target and the notes.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use platform::http::{Problem, parse_uuid};
+use platform::moderation::{Action as AuditAction, Actor, AuditEntry, RoleChange};
 use platform::openapi::{BadRequest, Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthorized, Unavailable};
 use scylla::value::CqlTimestamp;
 use serde::{Deserialize, Serialize};
@@ -19,8 +25,8 @@ use uuid::Uuid;
 
 use super::shared::{set_hidden, visible_video};
 use super::users::User;
-use crate::api::common::auth::MODERATOR;
-use crate::api::common::{Moderator, Params, SignedIn, St, json_body};
+use crate::api::common::params::PageParams;
+use crate::api::common::{Moderator, Params, SignedIn, St, json_body, page_request};
 use crate::domain::moderation::{
     ALL_FLAGS, ContentType, Flag, FlagStatus, MAX_NOTES_CHARS, MAX_REASON_CHARS, ReasonCode, USER_SEARCH_LIMIT,
     USER_SEARCH_SCAN, optional_text,
@@ -100,11 +106,11 @@ pub async fn create_flag(
     get,
     path = "/api/v1/moderation/flags",
     tag = "moderation",
-    description = "Needs the `moderator` role in the token.",
+    description = "Needs the `moderator` role (checked in the store on every request).",
     security(("bearer" = [])),
     params(
         ("status" = Option<FlagStatus>, Query, description = "Only flags with this status (default: all)"),
-        crate::api::common::params::PageParams,
+        PageParams,
     ),
     responses(
         (status = 200, description = "A page of flags", body = Page<Flag>),
@@ -148,7 +154,7 @@ async fn flag_by_path(st: &AppState, id: &str) -> Result<Flag, Problem> {
     get,
     path = "/api/v1/moderation/flags/{flag_id}",
     tag = "moderation",
-    description = "Needs the `moderator` role in the token.",
+    description = "Needs the `moderator` role (checked in the store on every request).",
     security(("bearer" = [])),
     params(("flag_id" = Uuid, Path, description = "The flag")),
     responses((status = 200, description = "The flag", body = Flag), Unauthorized, Forbidden, NotFound, Invalid, Unavailable)
@@ -174,7 +180,7 @@ pub struct Action {
     post,
     path = "/api/v1/moderation/flags/{flag_id}/action",
     tag = "moderation",
-    description = "Needs the `moderator` role in the token.",
+    description = "Needs the `moderator` role (checked in the store on every request).",
     security(("bearer" = [])),
     params(("flag_id" = Uuid, Path, description = "The flag")),
     request_body = Action,
@@ -194,6 +200,12 @@ pub async fn act(
     let notes = optional_text("moderatorNotes", a.moderator_notes, MAX_NOTES_CHARS)?;
     let flags = &st.catalog.flags;
     let mut flag = flags.get(flag_id).await?.ok_or_else(|| Problem::not_found("no such flag"))?;
+    let entry = AuditEntry {
+        status: Some(a.status.as_str().to_owned()),
+        notes: notes.clone(),
+        ..AuditEntry::now(Actor::Moderator(claims.sub), AuditAction::FlagAction, flag_id)
+    };
+    st.catalog.audit.append(&entry).await?;
     let old_version = flag.version;
     flag.version += 1;
     let ts = CqlTimestamp(Utc::now().timestamp_millis());
@@ -227,7 +239,7 @@ pub async fn act(
     get,
     path = "/api/v1/moderation/users",
     tag = "moderation",
-    description = "Needs the `moderator` role in the token.",
+    description = "Needs the `moderator` role (checked in the store on every request).",
     security(("bearer" = [])),
     params(("q" = Option<String>, Query, max_length = 100, description = "Text to look for (trimmed, at most 100 characters)")),
     responses((status = 200, description = "The users", body = Vec<User>), Unauthorized, Forbidden, Invalid, Unavailable)
@@ -257,40 +269,42 @@ pub async fn search_users(State(st): St, Moderator(_): Moderator, q: Params) -> 
     Ok(Json(found))
 }
 
-async fn set_moderator(st: &AppState, id: &str, on: bool) -> Result<Json<User>, Problem> {
+async fn set_moderator(st: &AppState, by: Uuid, id: &str, on: bool) -> Result<Json<User>, Problem> {
     let id = parse_uuid("userId", id)?;
-    let users = &st.catalog.users;
-    users.get(id).await?.ok_or_else(|| Problem::not_found("no such user"))?;
-    users.set_role(id, MODERATOR, on).await?;
-    Ok(Json(users.get(id).await?.ok_or_else(|| Problem::not_found("no such user"))?.into()))
+    let no_such = || Problem::not_found("no such user");
+    if st.catalog.audit.set_moderator(Actor::Moderator(by), id, on).await? == RoleChange::NoSuchUser {
+        return Err(no_such());
+    }
+    Ok(Json(st.catalog.users.get(id).await?.ok_or_else(no_such)?.into()))
 }
 
-/// Grant the moderator role (it reaches the user at their next login).
+/// Grant the moderator role (effective at once: roles are checked in the store).
 #[utoipa::path(
     post,
     path = "/api/v1/moderation/users/{user_id}/assign-moderator",
     tag = "moderation",
-    description = "Needs the `moderator` role in the token.",
+    description = "Needs the `moderator` role (checked in the store on every request).",
     security(("bearer" = [])),
     params(("user_id" = Uuid, Path, description = "The user")),
     responses((status = 200, description = "The user", body = User), Unauthorized, Forbidden, NotFound, Invalid, Unavailable)
 )]
-pub async fn assign(State(st): St, Moderator(_): Moderator, Path(id): Path<String>) -> Result<Json<User>, Problem> {
-    set_moderator(&st, &id, true).await
+pub async fn assign(State(st): St, Moderator(m): Moderator, Path(id): Path<String>) -> Result<Json<User>, Problem> {
+    set_moderator(&st, m.sub, &id, true).await
 }
 
-/// Take the moderator role away (it reaches the user at their next login).
+/// Take the moderator role away: the user's next moderation request is refused,
+/// whatever their token says.
 #[utoipa::path(
     post,
     path = "/api/v1/moderation/users/{user_id}/revoke-moderator",
     tag = "moderation",
-    description = "Needs the `moderator` role in the token.",
+    description = "Needs the `moderator` role (checked in the store on every request).",
     security(("bearer" = [])),
     params(("user_id" = Uuid, Path, description = "The user")),
     responses((status = 200, description = "The user", body = User), Unauthorized, Forbidden, NotFound, Invalid, Unavailable)
 )]
-pub async fn revoke(State(st): St, Moderator(_): Moderator, Path(id): Path<String>) -> Result<Json<User>, Problem> {
-    set_moderator(&st, &id, false).await
+pub async fn revoke(State(st): St, Moderator(m): Moderator, Path(id): Path<String>) -> Result<Json<User>, Problem> {
+    set_moderator(&st, m.sub, &id, false).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -302,6 +316,11 @@ pub struct Restored {
 }
 
 async fn restore(st: &AppState, content: ContentType, id: Uuid, by: Uuid) -> Result<Json<Restored>, Problem> {
+    let action = match content {
+        ContentType::Video => AuditAction::RestoreVideo,
+        ContentType::Comment => AuditAction::RestoreComment,
+    };
+    st.catalog.audit.append(&AuditEntry::now(Actor::Moderator(by), action, id)).await?;
     let status_message = if st.catalog.flags.hidden(content, id).await? {
         set_hidden(st, content, id, false, by).await?;
         format!("{} restored", content.as_str())
@@ -316,7 +335,7 @@ async fn restore(st: &AppState, content: ContentType, id: Uuid, by: Uuid) -> Res
     post,
     path = "/api/v1/moderation/videos/{video_id}/restore",
     tag = "moderation",
-    description = "Needs the `moderator` role in the token.",
+    description = "Needs the `moderator` role (checked in the store on every request).",
     security(("bearer" = [])),
     params(("video_id" = Uuid, Path, description = "The video")),
     responses((status = 200, description = "Restored", body = Restored), Unauthorized, Forbidden, NotFound, Invalid, Unavailable)
@@ -336,7 +355,7 @@ pub async fn restore_video(
     post,
     path = "/api/v1/moderation/comments/{comment_id}/restore",
     tag = "moderation",
-    description = "Needs the `moderator` role in the token.",
+    description = "Needs the `moderator` role (checked in the store on every request).",
     security(("bearer" = [])),
     params(("comment_id" = Uuid, Path, description = "The comment")),
     responses((status = 200, description = "Restored", body = Restored), Unauthorized, Forbidden, NotFound, Invalid, Unavailable)
@@ -349,4 +368,110 @@ pub async fn restore_comment(
     let id = parse_uuid("commentId", &id)?;
     st.catalog.comments.get(id).await?.ok_or_else(|| Problem::not_found("no such comment"))?;
     restore(&st, ContentType::Comment, id, claims.sub).await
+}
+
+/// One entry of the moderation audit log.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntryView {
+    audit_id: Uuid,
+    /// When it was done.
+    #[schema(required = true)]
+    created_at: Option<chrono::DateTime<Utc>>,
+    /// `moderator` (through the API) or `vcount-admin` (an operator).
+    #[schema(value_type = AuditActor)]
+    actor: String,
+    /// The moderator's user id; null for `vcount-admin`.
+    #[schema(required = true)]
+    moderator_id: Option<Uuid>,
+    #[schema(value_type = AuditActionName)]
+    action: String,
+    /// What `targetId` names.
+    #[schema(value_type = AuditTargetType)]
+    target_type: String,
+    #[schema(required = true)]
+    target_id: Option<Uuid>,
+    /// A flag action's new status; null otherwise.
+    #[schema(required = true, value_type = Option<FlagStatus>)]
+    status: Option<String>,
+    #[schema(required = true)]
+    notes: Option<String>,
+}
+
+/// Who acted.
+#[derive(ToSchema)]
+#[allow(dead_code)] // the values `Actor::as_str` writes
+pub enum AuditActor {
+    #[schema(rename = "moderator")]
+    Moderator,
+    #[schema(rename = "vcount-admin")]
+    VcountAdmin,
+}
+
+/// What was done.
+#[derive(ToSchema)]
+#[allow(dead_code)] // the values `platform::moderation::Action::as_str` writes
+pub enum AuditActionName {
+    #[schema(rename = "flag_action")]
+    FlagAction,
+    #[schema(rename = "assign_moderator")]
+    AssignModerator,
+    #[schema(rename = "revoke_moderator")]
+    RevokeModerator,
+    #[schema(rename = "restore_video")]
+    RestoreVideo,
+    #[schema(rename = "restore_comment")]
+    RestoreComment,
+}
+
+/// What an audit entry's target is.
+#[derive(ToSchema)]
+#[allow(dead_code)] // the values `platform::moderation::Action::target_type` writes
+pub enum AuditTargetType {
+    #[schema(rename = "flag")]
+    Flag,
+    #[schema(rename = "user")]
+    User,
+    #[schema(rename = "video")]
+    Video,
+    #[schema(rename = "comment")]
+    Comment,
+}
+
+/// The moderation audit log, newest first: every flag action, role change and
+/// restore, by whom and when. Append-only: entries are never changed or removed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/moderation/audit",
+    tag = "moderation",
+    description = "Needs the `moderator` role (checked in the store on every request).",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of the log", body = Page<AuditEntryView>),
+        Unauthorized, Forbidden, Invalid, Unavailable
+    )
+)]
+pub async fn audit_log(
+    State(st): St,
+    Moderator(_): Moderator,
+    q: Params,
+) -> Result<Json<Page<AuditEntryView>>, Problem> {
+    let req = page_request(&q)?;
+    let (rows, total) = st.catalog.audit.page(req).await?;
+    let data = rows
+        .into_iter()
+        .map(|r| AuditEntryView {
+            audit_id: r.audit_id,
+            created_at: time(r.created_at),
+            actor: r.actor.unwrap_or_default(),
+            moderator_id: r.moderator_id,
+            action: r.action.unwrap_or_default(),
+            target_type: r.target_type.unwrap_or_default(),
+            target_id: r.target_id,
+            status: r.status,
+            notes: r.notes,
+        })
+        .collect();
+    Ok(Json(Page::new(req, data, total)))
 }

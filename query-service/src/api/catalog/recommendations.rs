@@ -19,7 +19,8 @@ use crate::api::common::params::PageParams;
 use crate::api::common::{Params, SignedIn, St, only_params, page_request};
 use crate::domain::paging::{Page, number};
 use crate::domain::recommend::{
-    DEFAULT_RELATED, LIKED, MAX_INTERESTS, MAX_RELATED, MAX_SOURCES, PER_TAG, by_score, interests, score,
+    DEFAULT_RELATED, LIKED, MAX_INTERESTS, MAX_RATED_READ, MAX_RELATED, MAX_SOURCES, MAX_VIEW_READS, PER_TAG, by_score,
+    interests, score,
 };
 use crate::state::AppState;
 
@@ -63,15 +64,18 @@ pub async fn related(State(st): St, Path(id): Path<String>, q: Params) -> Result
     let scores = score(&heads, &vec![1; heads.len()], &HashSet::from([id]));
     let mut ranked = by_score(&scores);
     // Views only matter among the candidates that can still make the cut: those
-    // scoring at least as much as the last one on the list.
+    // scoring at least as much as the last one on the list, at most MAX_VIEW_READS
+    // of them (the rest keep their newest-first order, after those read).
     let cut = ranked.get(limit - 1).map_or(0, |(_, s)| *s);
-    let contenders = ranked.iter().take_while(|(_, s)| *s >= cut).map(|(id, _)| *id).collect::<Vec<_>>();
+    let contenders =
+        ranked.iter().take_while(|(_, s)| *s >= cut).take(MAX_VIEW_READS).map(|(id, _)| *id).collect::<Vec<_>>();
     let st = &st;
     let views: HashMap<Uuid, i64> = futures::stream::iter(contenders)
         .map(|id| async move { Ok::<_, Problem>((id, st.counts.rollups.total(id, EventKind::View).await?)) })
         .buffer_unordered(READ_CONCURRENCY)
         .try_collect()
         .await?;
+    // Unread views sort after read ones (`None` < `Some`), then newest first.
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(views.get(&b.0).cmp(&views.get(&a.0))).then(b.0.cmp(&a.0)));
     let ids: Vec<Uuid> = ranked.iter().map(|(id, _)| *id).collect();
     let found = first_summaries(st, &ids, limit).await?;
@@ -109,10 +113,11 @@ pub async fn for_you(
     let req = page_request(&q)?;
     let st: &AppState = &st;
     let c = &st.catalog;
-    let (uploads, mut rated) = futures::try_join!(c.indexes.uploads(claims.sub), c.ratings.rated_by(claims.sub))?;
+    let (uploads, mut rated) =
+        futures::try_join!(c.indexes.uploads(claims.sub, MAX_SOURCES), c.ratings.rated_by(claims.sub, MAX_RATED_READ))?;
     rated.sort_unstable_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(b.video.cmp(&a.video)));
     let liked = rated.iter().filter(|r| r.rating >= LIKED).map(|r| r.video).take(MAX_SOURCES);
-    let sources: Vec<Uuid> = uploads.iter().copied().take(MAX_SOURCES).chain(liked).collect();
+    let sources: Vec<Uuid> = uploads.iter().copied().chain(liked).collect();
     let tag_sets: Vec<BTreeSet<String>> = futures::stream::iter(sources)
         .map(|id| async move { Ok::<_, Problem>(tags_of(st, id).await?.unwrap_or_default()) })
         .buffer_unordered(READ_CONCURRENCY)

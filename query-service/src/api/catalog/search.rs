@@ -29,6 +29,11 @@ pub enum SearchMode {
 /// Videos whose title, description or tags hold every word of the query, most
 /// matches first, then newest.
 ///
+/// Each word is looked up among the newest `limits.search_rows_per_word` videos
+/// holding it (10,000 by default): a search reads at most that many rows per word,
+/// however common the word, so an older video whose every word is that common is
+/// not found, and `totalItems` counts the matches among those read.
+///
 /// `mode=semantic` (what KillrVideo's front end sends) is accepted and, until
 /// semantic search exists, answered with the same keyword results.
 #[utoipa::path(
@@ -50,7 +55,8 @@ pub async fn search_videos(State(st): St, q: Params) -> Result<Json<Page<VideoSu
     parse_mode(q.get("mode").map(String::as_str))?;
     let words = query_words(q.get("query"))?;
     let req = PageRequest::from_query(&q)?;
-    let lists = try_join_all(words.iter().map(|w| st.catalog.indexes.word(w))).await?;
+    let per_word = st.catalog.search_rows_per_word;
+    let lists = try_join_all(words.iter().map(|w| st.catalog.indexes.word(w, per_word))).await?;
     let ranked = rank_matches(lists);
     let total = ranked.len() as u64;
     let page = ranked.into_iter().skip(req.offset()).take(req.page_size as usize).collect();

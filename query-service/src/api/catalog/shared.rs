@@ -155,10 +155,18 @@ pub async fn summaries(st: &AppState, ids: &[Uuid]) -> Result<Vec<VideoSummary>,
     Ok(found.into_iter().flatten().collect())
 }
 
+/// Ids [`first_summaries`] looks at, at most: trending ranks counted ids, and views
+/// can be posted for ids that are no video, so without a bound a request could
+/// read a row for every made-up id.
+pub const MAX_SUMMARY_CANDIDATES: usize = 200;
+
 /// Summaries of the first `n` of `ranked` that still have a video row (an index may
-/// name a video whose submit failed), read a chunk of `n` at a time.
+/// name a video whose submit failed, trending may count an id that is no video),
+/// read a chunk of `n` at a time, looking at no more than the first
+/// [`MAX_SUMMARY_CANDIDATES`] ids (so fewer than `n` may come back).
 pub async fn first_summaries(st: &AppState, ranked: &[Uuid], n: usize) -> Result<Vec<VideoSummary>, Problem> {
     let mut out = Vec::with_capacity(n);
+    let ranked = &ranked[..ranked.len().min(MAX_SUMMARY_CANDIDATES.max(n))];
     for chunk in ranked.chunks(n.max(1)) {
         if out.len() >= n {
             break;

@@ -1,31 +1,35 @@
 //! KillrVideo users: register, log in, the signed-in user's profile, public
-//! profiles. Passwords are argon2id hashes, hashed on the blocking pool; sessions
-//! are HS256 JWTs.
+//! profiles. Passwords are argon2id hashes on a bounded pool (`crate::passwords`);
+//! sessions are HS256 JWTs; sign-ins and sign-ups are rate limited per address and
+//! per account (`crate::limits`).
+//!
+//! A profile has two views: the user's own (`/users/me`: email, roles, login
+//! times) and everyone else's (`/users/{id}`: the id and the names, what a front
+//! end shows beside a video or a comment). User ids are public, so a public
+//! profile with the email would let anyone collect every address.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use platform::http::{Problem, parse_uuid};
-use platform::openapi::{BadRequest, Conflict, Invalid, NotFound, TooLarge, Unauthorized, Unavailable};
-use rand::RngCore;
+use platform::openapi::{BadRequest, Conflict, Invalid, NotFound, TooLarge, TooMany, Unauthorized, Unavailable};
+use platform::server::PeerAddr;
 use schemas::catalog::UserCreated;
 use schemas::catalog::catalog_event::Change;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::common::auth::MODERATOR;
 use crate::api::common::{SignedIn, St, json_body};
 use crate::catalog_events::id_bytes;
-use crate::domain::validate::{email, name, password};
+use crate::domain::validate::{MAX_PASSWORD_BYTES, email, name, password};
+use crate::limits::Attempt;
 use crate::store::users::{NewUser, UserRow, time};
 
-/// KillrVideo's User.
+/// KillrVideo's User: the signed-in user's own record (and moderators' view).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
@@ -58,6 +62,25 @@ impl From<UserRow> for User {
     }
 }
 
+/// A user as anyone may see them: no email, roles or login times.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicUser {
+    user_id: Uuid,
+    first_name: String,
+    last_name: String,
+}
+
+impl From<UserRow> for PublicUser {
+    fn from(r: UserRow) -> Self {
+        Self {
+            user_id: r.user_id,
+            first_name: r.first_name.unwrap_or_default(),
+            last_name: r.last_name.unwrap_or_default(),
+        }
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Register {
@@ -70,7 +93,8 @@ pub struct Register {
     /// Compared lower-cased.
     #[schema(format = Email, max_length = 254)]
     email: String,
-    /// At least 8 characters (at most 1024 bytes).
+    /// At least 8 characters, at most 1024 bytes (so at most 256 characters of any
+    /// script), checked before anything is hashed.
     #[schema(min_length = 8, max_length = 256)]
     password: String,
 }
@@ -84,33 +108,17 @@ pub struct Registered {
     user_id: Uuid,
 }
 
-async fn hash(password: String) -> Result<String, Problem> {
-    tokio::task::spawn_blocking(move || {
-        let mut salt = [0u8; 16];
-        rand::rng().fill_bytes(&mut salt);
-        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r)
-    .map_err(|e| {
-        tracing::error!(error = %e, "hashing a password failed");
-        Problem::internal()
-    })
+fn taken() -> Problem {
+    Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", "this email is already registered")
 }
 
-async fn verify_password(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-    })
-    .await
-    .unwrap_or(false)
-}
-
-/// Register; a taken email (in any case) is 409.
+/// Register; a taken email (in any case) is 409. Every account starts with the
+/// role `USER` only (moderators are granted by `vcount-admin` or another moderator).
 ///
-/// Of two sign-ups with one email exactly one wins (a lightweight transaction).
+/// Of two sign-ups with one email exactly one wins (a lightweight transaction). A
+/// taken email is found before the password is hashed. Sign-ups are rate limited
+/// per client address and per email (429 with `Retry-After`); when too many
+/// passwords are being hashed at once the answer is 503 with `Retry-After`.
 #[utoipa::path(
     post,
     path = "/api/v1/users/register",
@@ -118,29 +126,31 @@ async fn verify_password(password: String, stored: String) -> bool {
     request_body = Register,
     responses(
         (status = 201, description = "Registered", body = Registered),
-        BadRequest, Conflict, TooLarge, Invalid, Unavailable
+        BadRequest, Conflict, TooLarge, Invalid, TooMany, Unavailable
     )
 )]
 pub async fn register(
     State(st): St,
+    PeerAddr(peer): PeerAddr,
+    headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Registered>), Problem> {
     let r: Register = json_body(bytes)?;
     let (first, last, email) = (name("firstName", &r.first_name)?, name("lastName", &r.last_name)?, email(&r.email)?);
     password(&r.password)?;
     let c = &st.catalog;
-    let id = Uuid::now_v7();
-    let hashed = hash(r.password).await?;
-    let mut roles = vec!["USER"];
-    if c.moderators.contains(&email) {
-        roles.push(MODERATOR);
+    c.limits.check(Attempt::Register, c.limits.client(peer, &headers), &email)?;
+    if c.users.credentials(&email).await?.is_some() {
+        return Err(taken());
     }
-    c.users.insert(&NewUser { id, first_name: &first, last_name: &last, email: &email, roles }).await?;
+    let id = Uuid::now_v7();
+    let hashed = c.passwords.hash(r.password).await?;
+    c.users.insert(&NewUser { id, first_name: &first, last_name: &last, email: &email, roles: vec!["USER"] }).await?;
     // The email is claimed last, with a lightweight transaction: of two sign-ups
     // with one email exactly one wins; the loser's profile row is removed.
     if !c.users.claim_email(&email, &hashed, id).await? {
         let _ = c.users.delete(id).await;
-        return Err(Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", "this email is already registered"));
+        return Err(taken());
     }
     let created = UserCreated { user_id: id_bytes(id), first_name: first.clone(), last_name: last.clone() };
     c.events.publish(id, Change::UserCreated(created));
@@ -151,7 +161,10 @@ pub async fn register(
 #[schema(as = Credentials)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
+    #[schema(max_length = 254)]
     email: String,
+    /// At most 1024 bytes (256 characters of any script).
+    #[schema(max_length = 256)]
     password: String,
 }
 
@@ -164,7 +177,11 @@ pub struct Session {
 }
 
 /// Log in: a token, and the user. An unknown email and a wrong password get the
-/// same 401.
+/// same 401, after the same work (one password hash either way).
+///
+/// Logins are rate limited per client address and per email (429 with
+/// `Retry-After`); when too many passwords are being checked at once the answer is
+/// 503 with `Retry-After`. A password over 1024 bytes is refused (422) unhashed.
 #[utoipa::path(
     post,
     path = "/api/v1/users/login",
@@ -172,34 +189,39 @@ pub struct Session {
     request_body = Login,
     responses(
         (status = 200, description = "Signed in", body = Session),
-        BadRequest, Unauthorized, TooLarge, Invalid, Unavailable
+        BadRequest, Unauthorized, TooLarge, Invalid, TooMany, Unavailable
     )
 )]
-pub async fn login(State(st): St, bytes: Result<Bytes, BytesRejection>) -> Result<Json<Session>, Problem> {
+pub async fn login(
+    State(st): St,
+    PeerAddr(peer): PeerAddr,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Json<Session>, Problem> {
     let l: Login = json_body(bytes)?;
     let c = &st.catalog;
     let denied = || Problem::unauthorized("wrong email or password");
+    if l.password.len() > MAX_PASSWORD_BYTES {
+        return Err(Problem::invalid("password", format!("at most {MAX_PASSWORD_BYTES} bytes")));
+    }
+    // Not an address at all: no account can have it, so nothing to hide by hashing.
     let email = email(&l.email).map_err(|_| denied())?;
-    let Some((stored, id)) = c.users.credentials(&email).await? else { return Err(denied()) };
-    if !verify_password(l.password, stored).await {
+    c.limits.check(Attempt::Login, c.limits.client(peer, &headers), &email)?;
+    let found = c.users.credentials(&email).await?;
+    let (stored, id) = found.map_or((None, None), |(h, id)| (Some(h), Some(id)));
+    if !c.passwords.verify(l.password, stored).await? {
         return Err(denied());
     }
+    let id = id.ok_or_else(denied)?;
     let now = Utc::now();
     c.users.touch_login(id, now).await?;
     let mut user = User::from(c.users.get(id).await?.ok_or_else(denied)?);
     user.last_login_date = Some(now);
-    // Configured moderators get the role here too, so that an account that
-    // existed before it was listed becomes a moderator at its next login.
-    if c.moderators.contains(&email) && !user.roles.iter().any(|r| r == MODERATOR) {
-        c.users.set_role(id, MODERATOR, true).await?;
-        user.roles.push(MODERATOR.to_owned());
-        user.roles.sort();
-    }
     let token = c.tokens.issue(user.user_id, user.roles.clone())?;
     Ok(Json(Session { token, user }))
 }
 
-/// The signed-in user's full record.
+/// The signed-in user's full record: email, roles, login times.
 #[utoipa::path(
     get,
     path = "/api/v1/users/me",
@@ -250,15 +272,16 @@ pub async fn update_me(
     Ok(Json(users.get(claims.sub).await?.ok_or_else(gone)?.into()))
 }
 
-/// A user's profile.
+/// A user's public profile: the id and the names. The email, roles and login
+/// times are the user's own (`/users/me`).
 #[utoipa::path(
     get,
     path = "/api/v1/users/{user_id}",
     tag = "users",
     params(("user_id" = Uuid, Path, description = "The user")),
-    responses((status = 200, description = "The user", body = User), NotFound, Invalid, Unavailable)
+    responses((status = 200, description = "The user", body = PublicUser), NotFound, Invalid, Unavailable)
 )]
-pub async fn profile(State(st): St, Path(user_id): Path<String>) -> Result<Json<User>, Problem> {
+pub async fn profile(State(st): St, Path(user_id): Path<String>) -> Result<Json<PublicUser>, Problem> {
     let id = parse_uuid("userId", &user_id)?;
     let user = st.catalog.users.get(id).await?.ok_or_else(|| Problem::not_found("no such user"))?;
     Ok(Json(user.into()))

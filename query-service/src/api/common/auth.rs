@@ -1,7 +1,11 @@
 //! Who is asking: `Authorization: Bearer <JWT>` (HS256, issued at login). A
-//! missing or bad token is 401; a valid one without the right role is 403. Roles
-//! are read from the token, so a role change reaches a user at their next login
-//! (a token issued before keeps its roles until it expires).
+//! missing or bad token is 401; a valid one without the right role is 403.
+//!
+//! The token says who the user is; what they may do is read from the store on
+//! every moderation request (the `roles` of their `users` row), not from the
+//! token's `roles` claim: a revoked moderator is refused at once, not when their
+//! token expires, and a granted one is let in without signing in again. The claim
+//! is still issued, for front ends that show moderator menus.
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use platform::http::Problem;
 use crate::state::AppState;
 
 /// The role that opens the moderation routes.
-pub const MODERATOR: &str = "moderator";
+pub use platform::moderation::MODERATOR;
 
 /// The signed-in user; 401 otherwise.
 pub struct SignedIn(pub Claims);
@@ -37,7 +41,8 @@ impl FromRequestParts<Arc<AppState>> for MaybeSignedIn {
     }
 }
 
-/// A signed-in moderator: 401 without a valid token, 403 without the role.
+/// A signed-in moderator: 401 without a valid token, 403 unless the store says
+/// the user holds the role now.
 pub struct Moderator(pub Claims);
 
 impl FromRequestParts<Arc<AppState>> for Moderator {
@@ -45,7 +50,7 @@ impl FromRequestParts<Arc<AppState>> for Moderator {
 
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, Problem> {
         let claims = st.catalog.tokens.required(&parts.headers)?;
-        if !claims.has_role(MODERATOR) {
+        if !st.catalog.audit.is_moderator(claims.sub).await? {
             return Err(Problem::forbidden("moderators only"));
         }
         Ok(Self(claims))

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::api::common::{Params, St, only_params};
 use crate::domain::paging::number;
 use crate::domain::ranges::rfc3339;
-use crate::domain::trending::{DEFAULT_TOP, MAX_TOP, Top, Window, rank};
+use crate::domain::trending::{DEFAULT_TOP, MAX_TOP, Top, Window, rank, rows_per_bucket};
 use crate::state::CountsState;
 
 /// The counting API's trending windows.
@@ -30,14 +30,17 @@ pub enum WindowName {
 }
 
 /// The window's videos by their count of `kind`, read one bucket partition each,
-/// concurrently (at most 31 for 30 days).
+/// concurrently (at most 31 for 30 days), at most `counts.trending_rows` rows in all
+/// (see `domain::trending`).
 pub async fn top(counts: &CountsState, kind: EventKind, window: Window, now_ms: i64) -> Result<Top, Problem> {
     let g = window.granularity();
     let (from, to) = window.bounds(now_ms);
     let width = g.width_ms().expect("hour and day buckets have a width");
-    let buckets = (from..to).step_by(width as usize).map(|b| counts.rollups.bucket(kind, g, b));
-    let rows = try_join_all(buckets).await?;
-    Ok(Top { from, to, granularity: g, ranked: rank(rows) })
+    let starts: Vec<i64> = (from..to).step_by(width as usize).collect();
+    let share = rows_per_bucket(counts.trending_rows, starts.len());
+    let rows = try_join_all(starts.iter().map(|b| counts.rollups.bucket(kind, g, *b, share))).await?;
+    let complete = rows.iter().all(|r| r.len() < share);
+    Ok(Top { from, to, granularity: g, ranked: rank(rows), complete })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -65,10 +68,18 @@ pub struct TrendingAnswer {
     #[schema(format = DateTime)]
     to: String,
     items: Vec<TrendingItem>,
+    /// Whether every bucket was read whole. `false`: some bucket holds more videos
+    /// than one request may read (`limits.trending_rows`, shared by the buckets),
+    /// and the ranking covers only part of them.
+    complete: bool,
 }
 
 /// The top N videos by count of an event type over the hour or day buckets
 /// overlapping a window.
+///
+/// A request reads at most `limits.trending_rows` rows (100,000 by default) over
+/// all its buckets; when a bucket holds more videos than its share, `complete` is
+/// false and the ranking covers only the videos read.
 #[utoipa::path(
     get,
     path = "/api/v1/trending",
@@ -96,5 +107,6 @@ pub async fn trending(State(st): St, q: Params) -> Result<Json<TrendingAnswer>, 
         from: rfc3339(top.from),
         to: rfc3339(top.to),
         items: top.ranked.into_iter().take(limit).map(|(video_id, count)| TrendingItem { video_id, count }).collect(),
+        complete: top.complete,
     }))
 }
