@@ -252,7 +252,7 @@ async fn every_panel_query_and_rule_answers_on_a_real_prometheus() {
         env.aggregator_metrics_url(agg).trim_start_matches("http://").split('/').next().unwrap().to_owned();
     let targets = BTreeMap::from([
         ("gateway", env.gateway_admin.to_string()),
-        ("query", env.query.to_string()),
+        ("query", env.query_admin.to_string()),
         ("aggregator", agg_target),
     ]);
     let prom = start_prometheus(&local_config(&root, &targets), "dash").await;
