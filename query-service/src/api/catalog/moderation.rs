@@ -293,7 +293,7 @@ pub async fn assign(State(st): St, Moderator(m): Moderator, Path(id): Path<Strin
 }
 
 /// Take the moderator role away: the user's next moderation request is refused,
-/// whatever their token says.
+/// whatever their token says. Not one's own (422 naming `userId`).
 #[utoipa::path(
     post,
     path = "/api/v1/moderation/users/{user_id}/revoke-moderator",
@@ -304,6 +304,15 @@ pub async fn assign(State(st): St, Moderator(m): Moderator, Path(id): Path<Strin
     responses((status = 200, description = "The user", body = User), Unauthorized, Forbidden, NotFound, Invalid, Unavailable)
 )]
 pub async fn revoke(State(st): St, Moderator(m): Moderator, Path(id): Path<String>) -> Result<Json<User>, Problem> {
+    // A moderator cannot drop their own role: a last moderator would lock every
+    // moderator out (only an operator could grant again), and a slip is undone by
+    // nobody. Another moderator, or `vcount-admin moderators revoke`, can.
+    if parse_uuid("userId", &id)? == m.sub {
+        return Err(Problem::invalid(
+            "userId",
+            "a moderator cannot revoke their own role; another moderator or an operator can",
+        ));
+    }
     set_moderator(&st, m.sub, &id, false).await
 }
 
