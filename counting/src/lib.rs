@@ -20,6 +20,7 @@ pub mod rollup;
 pub mod rounds;
 pub mod series;
 pub mod time;
+pub mod timestamp;
 pub mod viewers;
 
 pub use cache::{PartKey, RangeRead, RowCache};

@@ -181,3 +181,6 @@
 //! [`RowCache`]: crate::RowCache
 //! [`DedupWindow`]: crate::DedupWindow
 //! [`DedupWindow::observe`]: crate::DedupWindow::observe
+
+#[cfg(test)]
+mod fencing;
