@@ -110,7 +110,7 @@ async fn an_unwritable_dead_letter_topic_halts_only_the_poisons_partition() {
     let mut env = TestEnv::start("dlqdown", 4).await;
     let dlq = format!("{}video-events.dlq", env.topic_prefix);
     let retention = ("retention.ms", "2592000000");
-    e2e::broker::set_topic_config(&dlq, &[("max.message.bytes", "200"), retention]).await;
+    broker::set_topic_config(&dlq, &[("max.message.bytes", "200"), retention]).await;
     let videos = uuids(12);
     let mut before = Ledger::default();
     let sent = raw_views(&env, &videos, 120, &mut before).await;
@@ -137,7 +137,7 @@ async fn an_unwritable_dead_letter_topic_halts_only_the_poisons_partition() {
     eprintln!("[dlqdown] stopped {took:?} after SIGTERM");
 
     // The topic is fixed; the halt outlives the process until an operator resumes.
-    e2e::broker::set_topic_config(&dlq, &[("max.message.bytes", "1048588"), retention]).await;
+    broker::set_topic_config(&dlq, &[("max.message.bytes", "1048588"), retention]).await;
     let next = env.spawn_aggregator_with(&quick);
     env.wait_metric(next, HALTED, "reason=\"dead_letter\"", 1.0, Duration::from_secs(60)).await;
     assert_eq!(env.aggregator_metric(next, "aggregator_dead_letters_total").await, 0.0);
@@ -167,7 +167,7 @@ async fn messages_deleted_before_they_were_counted_halt_the_partition() {
     let p = parts[&videos[0]];
     let in_p: Vec<&(Uuid, i64, i32, i64)> = sent.iter().filter(|s| s.2 == p).collect();
     let cut = in_p[in_p.len() / 2].3;
-    e2e::broker::delete_records(&env.events_topic(), p, cut).await;
+    broker::delete_records(&env.events_topic(), p, cut).await;
     let mut kept = Ledger::default();
     for (video, at, part, offset) in &sent {
         if *part != p || *offset >= cut {
@@ -213,7 +213,7 @@ async fn a_recreated_topic_halts_every_partition_it_had_counted() {
         ..Default::default()
     };
     kafka.create_topics = true;
-    e2e::broker::recreate_topic(&kafka, &env.events_topic()).await;
+    broker::recreate_topic(&kafka, &env.events_topic()).await;
     let mut second = Ledger::default();
     raw_views(&env, &videos, 30, &mut second).await;
 
@@ -237,7 +237,7 @@ async fn a_grown_topic_is_refused_at_start_up() {
     env.assert_converges(&first, &[None], Duration::from_secs(60)).await;
     env.terminate_aggregator(a);
 
-    e2e::broker::grow_topic(&env.events_topic(), 5).await;
+    broker::grow_topic(&env.events_topic(), 5).await;
     let (ok, log) = env.try_aggregator(&[], Duration::from_secs(60)).expect("the aggregator refuses to run");
     assert!(!ok, "exits with an error");
     assert!(log.contains("has 5 partitions but was counted with 3"), "{log}");
