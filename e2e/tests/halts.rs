@@ -270,3 +270,50 @@ async fn a_row_written_from_another_partition_halts() {
     assert!(view.halt.unwrap().detail.contains("kafka partition 77"));
     assert_eq!(env.views(stranger, None).await, Ok(5), "the stranger's row was not added to");
 }
+
+/// An epoch outside the fenced write timestamp's domain (issue 11 item 6) would
+/// make `epoch << 40 | offset` wrap: the owner halts instead of writing. (Here the
+/// partition's epoch is set to the last valid one, so the next claim crosses it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_epoch_beyond_the_timestamp_domain_halts_instead_of_writing() {
+    let mut env = TestEnv::start("domain", 2).await;
+    let videos = uuids(4);
+    let mut first = Ledger::default();
+    let sent = raw_views(&env, &videos, 20, &mut first).await;
+    let a = env.spawn_aggregator();
+    env.assert_converges(&first, &[None], Duration::from_secs(60)).await;
+    env.terminate_aggregator(a);
+
+    let p = sent[0].2;
+    let admin = env.admin().await;
+    let cql = format!("UPDATE {}.partition_state SET epoch = ? WHERE topic = ? AND kafka_partition = ?", env.keyspace);
+    admin.session.query_unpaged(cql, (counting::timestamp::MAX_EPOCH, env.events_topic(), p)).await.unwrap();
+    let mut second = Ledger::default();
+    raw_views(&env, &videos, 20, &mut second).await;
+    let b = env.spawn_aggregator();
+    env.wait_metric(b, HALTED, "reason=\"timestamp_domain\"", 1.0, Duration::from_secs(60)).await;
+    let parts = partitions_of(&sent);
+    env.assert_converges(&merge(&first, &without_partition(&second, &parts, p)), &[None], Duration::from_secs(60))
+        .await;
+}
+
+/// The events topic keeps its messages for the configured retention (7 days by
+/// default), set explicitly when the topic is created (issue 11 item 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_events_topic_is_created_with_an_explicit_retention() {
+    let env = TestEnv::start("retention-ms", 2).await;
+    let kafka = platform::kafka::KafkaConfig::default();
+    for topic in [env.events_topic(), format!("{}video-ratings", env.topic_prefix)] {
+        let kafka = platform::kafka::KafkaConfig { brokers: brokers(), ..kafka.clone() };
+        let retention = platform::kafka::topic_config(&kafka, &topic, "retention.ms").await.unwrap();
+        assert_eq!(retention, Some("604800000".to_owned()), "{topic}");
+    }
+    let timestamps = platform::kafka::topic_config(
+        &platform::kafka::KafkaConfig { brokers: brokers(), ..kafka },
+        &env.events_topic(),
+        "message.timestamp.type",
+    )
+    .await
+    .unwrap();
+    assert_eq!(timestamps.as_deref(), Some("LogAppendTime"));
+}
