@@ -5,7 +5,7 @@
 //! and exact sums and counts (`counting::ratings`).
 //!
 //! The exactly-once protocol, its proofs and its tests are in one place:
-//! `counting::protocol` (steps P1–P10). The modules here perform those steps:
+//! `counting::protocol` (steps P1–P11, with P3a). The modules here perform those steps:
 //!
 //! | module | what it holds | steps |
 //! | --- | --- | --- |
