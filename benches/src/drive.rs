@@ -21,6 +21,10 @@ pub struct Sent {
     pub ok: bool,
     /// Events acknowledged.
     pub acked: Vec<Record>,
+    /// Events of a request that failed without an answer saying they were not
+    /// written (a timeout, a refused or reset connection, a 5xx): each may or may
+    /// not be in the log, so each may or may not be counted.
+    pub unconfirmed: Vec<Record>,
     /// One label per failed request or rejected event.
     pub errors: Vec<String>,
     pub rejected: u64,
@@ -29,6 +33,12 @@ pub struct Sent {
 impl Sent {
     fn failed(kind: String) -> Self {
         Self { errors: vec![kind], ..Self::default() }
+    }
+
+    /// Failed, and unless the gateway refused them (4xx), perhaps written anyway.
+    fn failed_with(kind: String, rejected: bool, records: Vec<Record>) -> Self {
+        let unconfirmed = if rejected { Vec::new() } else { records };
+        Self { rejected: u64::from(rejected), unconfirmed, ..Self::failed(kind) }
     }
 }
 
@@ -57,20 +67,20 @@ impl Driver {
         match (self, mode) {
             (Driver::View(_), _) => {
                 let video = work.popularity.pick(&mut rand::rng());
+                let record = Record { video, kind: EventKind::View, at_ms: None };
                 match self.view(video).await {
-                    Ok(()) => Sent {
-                        ok: true,
-                        acked: vec![Record { video, kind: EventKind::View, at_ms: None }],
-                        ..Sent::default()
-                    },
-                    Err(kind) => Sent::failed(kind),
+                    Ok(()) => Sent { ok: true, acked: vec![record], ..Sent::default() },
+                    Err(kind) => {
+                        let refused = kind.starts_with("status_4");
+                        Sent { rejected: 0, ..Sent::failed_with(kind, refused, vec![record]) }
+                    }
                 }
             }
             (Driver::Client { client, .. }, Mode::Single) => {
                 let (event, record) = work.event(&mut rand::rng(), now);
                 match client.send(event).await {
                     Ok(_) => Sent { ok: true, acked: vec![record], ..Sent::default() },
-                    Err(e) => Sent { rejected: u64::from(e.is_rejected()), ..Sent::failed(e.kind()) },
+                    Err(e) => Sent::failed_with(e.kind(), e.is_rejected(), vec![record]),
                 }
             }
             (Driver::Client { client, .. }, Mode::Batch) => {
@@ -92,7 +102,7 @@ impl Driver {
                         }
                         sent
                     }
-                    Err(e) => Sent::failed(e.kind()),
+                    Err(e) => Sent { rejected: 0, ..Sent::failed_with(e.kind(), e.is_rejected(), records) },
                 }
             }
             (Driver::Client { client, batcher }, Mode::Batcher) => {
@@ -103,7 +113,7 @@ impl Driver {
                 };
                 match result {
                     Ok(_) => Sent { ok: true, acked: vec![record], ..Sent::default() },
-                    Err(e) => Sent { rejected: u64::from(e.is_rejected()), ..Sent::failed(e.kind()) },
+                    Err(e) => Sent::failed_with(e.kind(), e.is_rejected(), vec![record]),
                 }
             }
         }
