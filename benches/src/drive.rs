@@ -35,11 +35,18 @@ impl Sent {
         Self { errors: vec![kind], ..Self::default() }
     }
 
-    /// Failed, and unless the gateway refused them (4xx), perhaps written anyway.
-    fn failed_with(kind: String, rejected: bool, records: Vec<Record>) -> Self {
-        let unconfirmed = if rejected { Vec::new() } else { records };
-        Self { rejected: u64::from(rejected), unconfirmed, ..Self::failed(kind) }
+    /// Failed; unless surely not written (refused, or never sent), perhaps
+    /// written anyway.
+    fn failed_with(kind: String, not_written: bool, records: Vec<Record>) -> Self {
+        let unconfirmed = if not_written { Vec::new() } else { records };
+        Self { unconfirmed, ..Self::failed(kind) }
     }
+}
+
+/// The client says the events were not sent, or refused: they are not in the log.
+fn surely_not_written(e: &vcount_client::Error) -> bool {
+    use vcount_client::Error;
+    matches!(e, Error::Rejected { .. } | Error::CircuitOpen { attempts: 0, .. } | Error::Config(_))
 }
 
 /// Labels a raw HTTP failure like the client library labels its failures.
@@ -72,7 +79,7 @@ impl Driver {
                     Ok(()) => Sent { ok: true, acked: vec![record], ..Sent::default() },
                     Err(kind) => {
                         let refused = kind.starts_with("status_4");
-                        Sent { rejected: 0, ..Sent::failed_with(kind, refused, vec![record]) }
+                        Sent::failed_with(kind, refused, vec![record])
                     }
                 }
             }
@@ -80,7 +87,10 @@ impl Driver {
                 let (event, record) = work.event(&mut rand::rng(), now);
                 match client.send(event).await {
                     Ok(_) => Sent { ok: true, acked: vec![record], ..Sent::default() },
-                    Err(e) => Sent::failed_with(e.kind(), e.is_rejected(), vec![record]),
+                    Err(e) => Sent {
+                        rejected: u64::from(e.is_rejected()),
+                        ..Sent::failed_with(e.kind(), surely_not_written(&e), vec![record])
+                    },
                 }
             }
             (Driver::Client { client, .. }, Mode::Batch) => {
@@ -102,7 +112,7 @@ impl Driver {
                         }
                         sent
                     }
-                    Err(e) => Sent { rejected: 0, ..Sent::failed_with(e.kind(), e.is_rejected(), records) },
+                    Err(e) => Sent::failed_with(e.kind(), surely_not_written(&e), records),
                 }
             }
             (Driver::Client { client, batcher }, Mode::Batcher) => {
@@ -113,7 +123,10 @@ impl Driver {
                 };
                 match result {
                     Ok(_) => Sent { ok: true, acked: vec![record], ..Sent::default() },
-                    Err(e) => Sent::failed_with(e.kind(), e.is_rejected(), vec![record]),
+                    Err(e) => Sent {
+                        rejected: u64::from(e.is_rejected()),
+                        ..Sent::failed_with(e.kind(), surely_not_written(&e), vec![record])
+                    },
                 }
             }
         }
