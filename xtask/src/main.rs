@@ -52,7 +52,7 @@ enum Command {
         cmd: DevCmd,
     },
     /// The fault suite (what `scripts/faults` runs): R1–R7 and backpressure under load,
-    /// on its own stack (default home .local/faults, every port + 10000), and the
+    /// on its own stack (default home .local/faults, every port + 20000), and the
     /// reliability table.
     Faults {
         #[command(flatten)]
