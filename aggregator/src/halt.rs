@@ -144,6 +144,16 @@ pub(crate) fn pause<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str,
     }
 }
 
+/// Resumes partition `p` of `topic` in `consumer` (a pause from an earlier
+/// ownership of the same partition survives a reassignment).
+pub(crate) fn resume<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, p: i32) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, p);
+    if let Err(e) = consumer.resume(&tpl) {
+        tracing::error!(partition = p, error = %e, "could not resume the partition; it will not be read");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

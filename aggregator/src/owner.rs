@@ -171,12 +171,20 @@ impl Owner {
         starts
     }
 
-    /// After the consumer took the assignment: pauses what must not be read, and
-    /// commits the starts the group does not know yet.
+    /// After the consumer took the assignment: pauses what must not be read,
+    /// resumes the rest, and commits the starts the group does not know yet.
+    ///
+    /// The resume is not redundant: librdkafka keeps a partition's pause across an
+    /// unassign and a new assign of the same partition. A member fenced out of a
+    /// partition (or that had halted it) pauses it; when a later rebalance gives it
+    /// the same partition back, it would take it over and then never read it: a
+    /// wedge that R7 of the fault suite (a woken owner, then a rebalance) found.
     pub fn after_assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, parts: &[i32]) {
         for &p in parts {
             if self.slots.get(&p).is_none_or(|s| !s.may_fold()) {
                 halt::pause(consumer, &self.shared.topic, p);
+            } else {
+                halt::resume(consumer, &self.shared.topic, p);
             }
         }
         for (p, start, resumed_from) in std::mem::take(&mut self.to_commit) {

@@ -63,7 +63,14 @@ async fn a_paused_owner_woken_after_its_successor_took_over_is_refused_at_p5() {
 
     let refused = env.wait_metric(old, "aggregator_fenced_out_total", "", 1.0, Duration::from_secs(60)).await;
     eprintln!("[zombie-mark] the woken owner's P5 was refused for {refused} partitions");
-    let ledger = load.handle.await.unwrap();
+    let mut ledger = load.handle.await.unwrap();
+
+    // The successor leaves: the woken member gets back the very partitions it was
+    // fenced out of (and paused then). It must read them again: events sent now
+    // are counted only if it does (a pause surviving the reassignment wedged them).
+    env.terminate_aggregator(new);
+    env.wait_metric(old, "aggregator_assigned_partitions", &events, 4.0, Duration::from_secs(60)).await;
+    send_views(&env, &mut ledger, &uuids(10), 400, 60_000).await;
     env.assert_converges(&ledger, &failure_ranges(now_ms()), Duration::from_secs(120)).await;
     env.assert_minute_rows_exact(&ledger).await;
 }
