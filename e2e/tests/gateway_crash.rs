@@ -27,13 +27,16 @@ fn gateway_bin() -> std::path::PathBuf {
     bin
 }
 
-/// Starts the gateway as a child process on `port` and waits for its first line.
-fn spawn_gateway(env: &TestEnv, port: u16, n: usize) -> Child {
+/// Starts the gateway as a child process on `port`, accepting the producer key
+/// whose SHA-256 is `key_sha256`, and waits for its first line.
+fn spawn_gateway(env: &TestEnv, port: u16, key_sha256: &str, n: usize) -> Child {
     let dir = target_dir().join("tmp").join("aggregator-logs");
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join(format!("{}-gateway-{n}.log", env.name));
     let mut child = Command::new(gateway_bin())
         .env("GATEWAY__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEWAY__ADMIN__LISTEN", "127.0.0.1:0")
+        .env("GATEWAY__PRODUCERS__KEYS", format!(r#"[{{name="tests",sha256="{key_sha256}",per_second=0,burst=0}}]"#))
         .env("GATEWAY__KAFKA__BROKERS", brokers())
         .env("GATEWAY__KAFKA__TOPIC_PREFIX", &env.topic_prefix)
         .env("GATEWAY__KAFKA__PARTITIONS", env.partitions.to_string())
@@ -66,8 +69,11 @@ async fn a_gateway_killed_under_load_never_gives_a_false_2xx() {
     env.spawn_aggregator();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut starts = 0;
-    let mut gateway = spawn_gateway(&env, port, starts);
+    // A producer key: the anonymous per-IP limit is not what this is about.
+    let (key, key_sha256) = platform::apikeys::generate();
+    let mut gateway = spawn_gateway(&env, port, &key_sha256, starts);
     let mut cfg = ClientConfig::new(format!("http://127.0.0.1:{port}"));
+    cfg.api_key = Some(key);
     // Few, quick retries: some requests give up while the gateway is down (their
     // events are in doubt), others are retried into the restarted gateway.
     // The breaker stays out of it: it would refuse the retries this is about.
@@ -118,7 +124,7 @@ async fn a_gateway_killed_under_load_never_gives_a_false_2xx() {
         kills += 1;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         starts += 1;
-        gateway = spawn_gateway(&env, port, starts);
+        gateway = spawn_gateway(&env, port, &key_sha256, starts);
         tokio::time::sleep(Duration::from_secs(3)).await;
         dropped = env.aggregator_metric(0, "aggregator_duplicates_dropped_total").await;
     }

@@ -167,6 +167,8 @@ fn build(root: &Path, debug: bool) -> anyhow::Result<Bins> {
 }
 
 const GATEWAY_PORT: u16 = 28180;
+/// The gateway's admin listener (`/metrics`, `/readyz`).
+const GATEWAY_ADMIN_PORT: u16 = 28190;
 const QUERY_PORT: u16 = 28181;
 const AGGREGATOR_PORT: u16 = 28182;
 const PARTITIONS: i32 = 6;
@@ -203,6 +205,7 @@ impl Row {
 struct Proc {
     child: Child,
     log: PathBuf,
+    /// Where it serves `/metrics` and `/readyz`.
     port: u16,
 }
 
@@ -261,6 +264,9 @@ struct World<'a> {
     starts: usize,
     /// The gateway's `http.max_in_flight`.
     gateway_max_in_flight: usize,
+    /// The load generator's producer API key, and its SHA-256 for the gateway.
+    api_key: String,
+    api_key_sha256: String,
     rt: tokio::runtime::Runtime,
     http: reqwest::Client,
 }
@@ -273,7 +279,7 @@ impl<'a> World<'a> {
             format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() % 0xffffff);
         let dir = dir.join(scenario.name());
         fs::create_dir_all(&dir)?;
-        Ok(Self {
+        let mut w = Self {
             stack,
             bins,
             prefix: format!("f-{}-{tag}.", scenario.name()),
@@ -285,9 +291,13 @@ impl<'a> World<'a> {
             aggregators: Vec::new(),
             starts: 0,
             gateway_max_in_flight: 1024,
+            api_key: uuid_like(),
+            api_key_sha256: String::new(),
             rt: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?,
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
-        })
+        };
+        w.api_key_sha256 = sha256_hex(&w.api_key);
+        Ok(w)
     }
 
     fn kafka(&self) -> String {
@@ -320,6 +330,11 @@ impl<'a> World<'a> {
             "gateway" => env.extend([
                 ("GATEWAY__HTTP__LISTEN", listen),
                 ("GATEWAY__HTTP__MAX_IN_FLIGHT", self.gateway_max_in_flight.to_string()),
+                ("GATEWAY__ADMIN__LISTEN", format!("127.0.0.1:{GATEWAY_ADMIN_PORT}")),
+                (
+                    "GATEWAY__PRODUCERS__KEYS",
+                    format!(r#"[{{name="faults",sha256="{}",per_second=0,burst=0}}]"#, self.api_key_sha256),
+                ),
                 ("GATEWAY__KAFKA__BROKERS", self.kafka()),
                 ("GATEWAY__KAFKA__TOPIC_PREFIX", self.prefix.clone()),
                 ("GATEWAY__KAFKA__PARTITIONS", PARTITIONS.to_string()),
@@ -356,6 +371,7 @@ impl<'a> World<'a> {
             .stderr(out)
             .spawn()
             .with_context(|| format!("starting {service}"))?;
+        let port = if service == "gateway" { GATEWAY_ADMIN_PORT } else { port };
         let mut p = Proc { child, log, port };
         let deadline = Instant::now() + Duration::from_secs(90);
         let url = format!("http://127.0.0.1:{port}");
@@ -449,6 +465,8 @@ impl<'a> World<'a> {
             "6",
             "--json",
             &json.display().to_string(),
+            "--api-key",
+            &self.api_key,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -537,7 +555,7 @@ impl<'a> World<'a> {
 
     /// Seconds from `since` until the gateway's /readyz answers 2xx.
     fn gateway_back(&self, since: Instant, limit: Duration) -> Option<f64> {
-        let url = format!("http://127.0.0.1:{GATEWAY_PORT}");
+        let url = format!("http://127.0.0.1:{GATEWAY_ADMIN_PORT}");
         while since.elapsed() < limit {
             if ready::http_ready(&self.rt, &self.http, &url) {
                 return Some(since.elapsed().as_secs_f64());
@@ -871,7 +889,7 @@ fn run(stack: &Stack, bins: &Bins, dir: &Path, s: Scenario, opts: &Options) -> a
                 row.recovered = "load end → committed the log end".into();
                 let gave_up: u64 =
                     row.errors.iter().filter(|(k, _)| k.contains("429") || k.contains("503")).map(|(_, v)| v).sum();
-                let shed = w.metric_at(GATEWAY_PORT, "gateway_requests_shed_total");
+                let shed = w.metric_at(GATEWAY_ADMIN_PORT, "http_requests_shed_total");
                 row.notes.push(format!(
                     "sustainable {sustainable:.0} events/s (closed loop, 64 connections); offered {rate:.0}/s with up to 512 requests in flight to a gateway serving 128 at once; requests shed (503 + Retry-After) {shed}, events given up after retries on 429/503 {gave_up}; gateway RSS peak {peak:.0} MiB"
                 ));
@@ -902,6 +920,12 @@ fn first_2xx(w: &World<'_>, since: Instant, limit: Duration) -> Option<f64> {
         sleep(Duration::from_millis(100));
     }
     None
+}
+
+/// Lower-case hex SHA-256 of `text` (how the gateway holds API keys).
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A random UUID in text, for probe videos (no uuid crate here).
