@@ -304,9 +304,7 @@ async fn show(admin: &PartitionAdmin, topic: &str, partition: i32) -> anyhow::Re
 /// When each keyspace got its first table: the earliest time in the time-based
 /// (v1) ids Cassandra gives tables. A keyspace without tables has no age and is
 /// kept (it may be one a test is creating now).
-async fn keyspace_birth_secs(
-    session: &scylla::client::session::Session,
-) -> anyhow::Result<std::collections::HashMap<String, i64>> {
+async fn keyspace_birth_secs(session: &Session) -> anyhow::Result<std::collections::HashMap<String, i64>> {
     let pager = session.query_iter("SELECT keyspace_name, table_name, id FROM system_schema.tables", &[]).await?;
     let rows: Vec<(String, String, uuid::Uuid)> = pager.rows_stream()?.try_collect().await?;
     let mut born = std::collections::HashMap::new();
