@@ -169,6 +169,8 @@ fn build(root: &Path, debug: bool) -> anyhow::Result<Bins> {
 const GATEWAY_PORT: u16 = 28180;
 /// The gateway's admin listener (`/metrics`, `/readyz`).
 const GATEWAY_ADMIN_PORT: u16 = 28190;
+/// The query service's admin listener.
+const QUERY_ADMIN_PORT: u16 = 28191;
 const QUERY_PORT: u16 = 28181;
 const AGGREGATOR_PORT: u16 = 28182;
 const PARTITIONS: i32 = 6;
@@ -342,6 +344,7 @@ impl<'a> World<'a> {
             ]),
             _ => env.extend([
                 ("QUERY__HTTP__LISTEN", listen),
+                ("QUERY__ADMIN__LISTEN", format!("127.0.0.1:{QUERY_ADMIN_PORT}")),
                 ("QUERY__CASSANDRA__NODES", self.cassandra()),
                 ("QUERY__CASSANDRA__KEYSPACE", self.keyspace.clone()),
                 ("QUERY__KAFKA__BROKERS", self.kafka()),
@@ -371,7 +374,11 @@ impl<'a> World<'a> {
             .stderr(out)
             .spawn()
             .with_context(|| format!("starting {service}"))?;
-        let port = if service == "gateway" { GATEWAY_ADMIN_PORT } else { port };
+        let port = match service {
+            "gateway" => GATEWAY_ADMIN_PORT,
+            "aggregator" => port,
+            _ => QUERY_ADMIN_PORT,
+        };
         let mut p = Proc { child, log, port };
         let deadline = Instant::now() + Duration::from_secs(90);
         let url = format!("http://127.0.0.1:{port}");
@@ -828,8 +835,10 @@ fn run(stack: &Stack, bins: &Bins, dir: &Path, s: Scenario, opts: &Options) -> a
                 // started on empty topics) must be committed when it has exited;
                 // that some of it was not yet committed at the signal proves the
                 // shutdown itself flushed and committed.
-                let consumed = w.metric(0, "aggregator_messages_total") as i64;
+                // Committed first, then consumed, then the signal at once: what was
+                // consumed after the last commit is what the shutdown must commit.
                 let before: i64 = w.offsets()?.iter().map(|(c, _)| c).sum();
+                let consumed = w.metric(0, "aggregator_messages_total") as i64;
                 let mut exits = Vec::new();
                 let agg = w.aggregators[0].as_mut().expect("started").terminate(grace);
                 exits.push(("aggregator", agg));
