@@ -13,6 +13,7 @@ pub struct AggregatorConfig {
     pub consumer: ConsumerConfig,
     pub flush: FlushConfig,
     pub dedup: DedupConfig,
+    pub dead_letter: DeadLetterConfig,
     /// The rollups' TTLs, shared with the query service (which reads only rows
     /// these keep): `counting::Retention`.
     pub retention: Retention,
@@ -29,6 +30,7 @@ impl Default for AggregatorConfig {
             consumer: Default::default(),
             flush: Default::default(),
             dedup: Default::default(),
+            dead_letter: Default::default(),
             retention: Default::default(),
             cassandra: Default::default(),
             log: Default::default(),
@@ -46,7 +48,9 @@ pub struct ConsumerConfig {
     /// Longest gap between polls, e.g. while retrying a flush against a down
     /// Cassandra, before this member is considered stuck and leaves the group.
     pub max_poll_interval_ms: u64,
-    /// Where a group without committed offsets starts: `earliest` counts everything.
+    /// Where a partition with no state at all starts (no committed offset, no
+    /// flush ever attempted): `earliest` counts everything, `latest` only what comes
+    /// next. Any other missing or out-of-range offset halts the partition (P3a).
     pub auto_offset_reset: String,
 }
 
@@ -82,6 +86,11 @@ pub struct FlushConfig {
     /// Fault injection for crash tests: abort the process after this many row
     /// writes, in the middle of a flush (0, the default, never does).
     pub fail_after_writes: u64,
+    /// Fault injection for kill and pause tests: where every flush sleeps for
+    /// `fault_pause_ms`: `before_mark` (plans taken, before P5) or `mid_write`
+    /// (after the first write request of the flush landed); empty: never.
+    pub fault_pause_at: String,
+    pub fault_pause_ms: u64,
 }
 
 impl Default for FlushConfig {
@@ -95,6 +104,8 @@ impl Default for FlushConfig {
             shutdown_grace_ms: 20_000,
             cache_idle_flushes: 24,
             fail_after_writes: 0,
+            fault_pause_at: String::new(),
+            fault_pause_ms: 0,
         }
     }
 }
@@ -113,5 +124,20 @@ pub struct DedupConfig {
 impl Default for DedupConfig {
     fn default() -> Self {
         Self { window_secs: 600 }
+    }
+}
+
+/// The dead-letter topic. A send is retried for `timeout_ms`; then the partition
+/// halts at that message (it is not consumed) instead of stalling every partition
+/// of the consumer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadLetterConfig {
+    pub timeout_ms: u64,
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        Self { timeout_ms: 30_000 }
     }
 }

@@ -6,13 +6,21 @@
 //! flush and commit exactly the revoked partitions before giving them up (P10; the
 //! Vector/Quickwit rule: commit only what is durably written). Cassandra calls are
 //! async; the thread enters the runtime with `block_on` for each flush.
+//!
+//! The context handles the whole rebalance itself rather than librdkafka's
+//! default: on an assignment the owner takes each partition over (P1–P3) *before*
+//! the consumer starts fetching it, and assigns each at the offset it decided
+//! (P3a) with `auto.offset.reset=error`, so the consumer never picks an offset on
+//! its own; halted partitions are assigned (nobody else gets them) and paused.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{CONSUMER_ERRORS, CONSUMER_LAG};
@@ -40,27 +48,44 @@ impl ClientContext for OwnerContext {
 }
 
 impl ConsumerContext for OwnerContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            // P10: flush and commit exactly the revoked partitions, then let go.
-            Rebalance::Revoke(tpl) => {
-                let parts = partitions(tpl);
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let parts = partitions(tpl);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                tracing::info!(?parts, "partitions assigned");
+                let mut owner = self.owner.lock().expect("owner lock");
+                // P1–P3 for each, before any of their messages is fetched.
+                let starts = owner.assign(consumer, &parts);
+                let topic = owner.topic().to_owned();
+                for (p, start) in starts {
+                    // A halted (or untaken) partition is assigned at the end and paused.
+                    let offset = start.map_or(Offset::End, Offset::Offset);
+                    if let Err(e) = tpl.set_partition_offset(&topic, p, offset) {
+                        tracing::error!(partition = p, error = %e, "could not set the start offset");
+                    }
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "assigning partitions failed");
+                }
+                owner.after_assign(consumer, &parts);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // P10: flush and commit exactly the revoked partitions, then let go.
                 tracing::info!(?parts, "partitions revoked: flushing them before letting go");
                 let mut owner = self.owner.lock().expect("owner lock");
                 owner.flush(consumer, &parts);
                 owner.release(&parts);
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "unassigning partitions failed");
+                }
             }
-            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
-            Rebalance::Assign(_) => {}
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let parts = partitions(tpl);
-            tracing::info!(?parts, "partitions assigned");
-            // P1–P3 for each, before any of their messages is folded.
-            self.owner.lock().expect("owner lock").assign(consumer, &parts);
+            other => {
+                let code: RDKafkaErrorCode = other.into();
+                tracing::error!(error = %code, "rebalance error");
+                let mut owner = self.owner.lock().expect("owner lock");
+                owner.release(&parts);
+                let _ = consumer.unassign();
+            }
         }
     }
 }
@@ -97,6 +122,16 @@ pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, in
             Some(Err(e)) => {
                 errors.increment(1);
                 tracing::warn!(error = %e, "consumer error");
+                // With auto.offset.reset=error, a fetch offset that fell out of the
+                // log surfaces here (without its partition): find it, halt it.
+                if matches!(
+                    e,
+                    KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange
+                    )
+                ) {
+                    o.check_offsets(&consumer);
+                }
             }
             None => {}
         }
@@ -105,6 +140,7 @@ pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, in
         buffered.set(keys as f64);
         if Instant::now() >= next_flush || keys >= max_keys {
             o.flush_all(&consumer);
+            o.check_halts(&consumer);
             next_flush = Instant::now() + interval;
         }
         heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);

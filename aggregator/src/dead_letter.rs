@@ -1,9 +1,13 @@
 //! The dead-letter path. A message that cannot be counted goes to the dead-letter
 //! topic with headers saying why and where it came from; its offset is then
-//! consumed like any other. The send is retried until Kafka acknowledges it,
-//! because that offset will be committed: a dead letter must not vanish, and a
-//! poison message must never stop its partition. After a crash a dead letter may
-//! be sent twice (at-least-once); counts are unaffected.
+//! consumed like any other. A dead letter must not vanish, because that offset
+//! will be committed; and a poison message must never stop its partition. The
+//! send is retried, but only for `dead_letter.timeout_ms` and never past
+//! shutdown: it runs on the consumer's thread, so retrying forever would stall
+//! every partition of the consumer and make SIGTERM hang. When time runs out the
+//! owner halts that one partition at the message (P4, P11): it stays in Kafka,
+//! uncommitted, until an operator resumes the partition. After a crash a dead
+//! letter may be sent twice (at-least-once); counts are unaffected.
 
 use std::time::Duration;
 
@@ -11,9 +15,19 @@ use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
-use crate::metrics::DEAD_LETTERS;
+use crate::metrics::{DEAD_LETTER_ERRORS, DEAD_LETTERS};
 use crate::retry::backoff;
+
+/// Why a dead letter was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error("the dead-letter topic did not acknowledge within {} ms: {last}", timeout.as_millis())]
+    TimedOut { timeout: Duration, last: String },
+    #[error("shutting down")]
+    Shutdown,
+}
 
 /// Where an owner sends what it cannot count.
 #[derive(Clone)]
@@ -21,16 +35,26 @@ pub struct DeadLetters {
     /// acks=all and idempotent, like the gateway's.
     pub producer: FutureProducer,
     pub topic: String,
+    /// How long one dead letter may be retried.
+    pub timeout: Duration,
+    pub shutdown: CancellationToken,
 }
 
 impl DeadLetters {
     /// Sends `msg` of `source_topic` with `reason`, blocking (on `rt`) until it is
-    /// durable on the dead-letter topic.
-    pub fn send(&self, rt: &Handle, source_topic: &str, msg: &BorrowedMessage<'_>, reason: &str) {
+    /// durable on the dead-letter topic, the timeout passes, or shutdown.
+    pub fn send(
+        &self,
+        rt: &Handle,
+        source_topic: &str,
+        msg: &BorrowedMessage<'_>,
+        reason: &str,
+    ) -> Result<(), DeadLetterError> {
         tracing::warn!(partition = msg.partition(), offset = msg.offset(), reason, "dead-lettering message");
         let partition = msg.partition().to_string();
         let offset = msg.offset().to_string();
         let mut attempt = 0;
+        let give_up = std::time::Instant::now() + self.timeout;
         loop {
             let mut headers = OwnedHeaders::new()
                 .insert(Header { key: "dlq.reason", value: Some(reason) })
@@ -49,17 +73,37 @@ impl DeadLetters {
             if let Some(v) = msg.payload() {
                 record = record.payload(v);
             }
-            match rt.block_on(self.producer.send(record, Duration::from_secs(5))) {
-                Ok(_) => {
+            let left = give_up.saturating_duration_since(std::time::Instant::now());
+            let sent = rt.block_on(async {
+                tokio::select! {
+                    r = self.producer.send(record, left) => Some(r),
+                    () = self.shutdown.cancelled() => None,
+                }
+            });
+            let e = match sent {
+                None => return Err(DeadLetterError::Shutdown),
+                Some(Ok(_)) => {
                     DEAD_LETTERS.counter().increment(1);
-                    return;
+                    return Ok(());
                 }
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, attempt, "dead-letter produce failed, retrying");
-                    std::thread::sleep(backoff(attempt, Duration::from_millis(100), Duration::from_secs(5)));
-                    attempt += 1;
-                }
+                Some(Err((e, _))) => e,
+            };
+            DEAD_LETTER_ERRORS.counter().increment(1);
+            let pause = backoff(attempt, Duration::from_millis(100), Duration::from_secs(5));
+            if std::time::Instant::now() + pause >= give_up {
+                return Err(DeadLetterError::TimedOut { timeout: self.timeout, last: e.to_string() });
             }
+            tracing::warn!(error = %e, attempt, "dead-letter produce failed, retrying");
+            let stopped = rt.block_on(async {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => false,
+                    () = self.shutdown.cancelled() => true,
+                }
+            });
+            if stopped {
+                return Err(DeadLetterError::Shutdown);
+            }
+            attempt += 1;
         }
     }
 }

@@ -7,8 +7,9 @@
 //! the ratings and the activity entries at the fenced timestamp (P8), and only
 //! then commits `through + 1` (P9). Every Cassandra request is retried until it
 //! lands; a flush ends early only when a newer owner fenced it, when a row holds
-//! part of it (offsets rewound by hand: the partition halts rather than guess), or
-//! when shutdown ran out of patience (nothing is committed; it is replayed).
+//! part of it or was written from another Kafka partition (offsets rewound, or the
+//! topic grew: the partition halts rather than guess, P11), or when shutdown ran
+//! out of patience (nothing is committed; it is replayed).
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -25,25 +26,30 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Semaphore;
 
 use crate::config::FlushConfig;
+use crate::fault;
+use crate::halt::{self, Halt, Reason};
 use crate::metrics::{
-    COMMIT_ERRORS, EVENTS_FLUSHED, FLUSH_DURATION, HALTED_PARTITIONS, RATED_VIDEOS, ROW_READS, ROWS_SKIPPED,
-    ROWS_WRITTEN, WRITE_REQUESTS, op,
+    COMMIT_ERRORS, EVENTS_FLUSHED, FENCED_OUT, FLUSH_DURATION, RATED_VIDEOS, ROW_READS, ROWS_SKIPPED, ROWS_WRITTEN,
+    WRITE_REQUESTS, op,
 };
 use crate::owner::Shared;
-use crate::ownership::Slot;
+use crate::ownership::{Slot, SlotState};
+use crate::store::rollups::ForeignRow;
 
 /// Rows per write request: a single-partition unlogged batch, kept well under
 /// Cassandra's `batch_size_warn_threshold` (5 KiB; a row is about 80 bytes).
 const MAX_BATCH_ROWS: usize = 50;
 
-/// A stored row holds some but not all of a flush: only possible if committed
-/// offsets were moved back by hand.
+/// A stored row holds some but not all of a flush (committed offsets moved back
+/// by hand), or another Kafka partition wrote it (the topic grew).
 #[derive(Debug, thiserror::Error)]
 pub enum Conflict {
     #[error(transparent)]
     Rows(#[from] Overlap),
     #[error(transparent)]
     Ratings(#[from] RatingOverlap),
+    #[error(transparent)]
+    Foreign(#[from] ForeignRow),
 }
 
 /// What became of one partition's flush.
@@ -55,8 +61,8 @@ enum Outcome {
     },
     /// Another owner claimed the partition (P5 failed).
     Fenced,
-    /// A row holds part of the flush: refuse to guess.
-    Overlap(Conflict),
+    /// Going on would mean guessing (P11): halt the partition.
+    Halt(Halt),
     /// Shutdown ran out of patience while retrying; nothing was committed.
     Abandoned,
 }
@@ -80,7 +86,7 @@ pub(crate) fn flush<C: ConsumerContext>(
     let topic = shared.topic.as_str();
     let mut jobs = Vec::new();
     for &p in parts {
-        let Some(slot) = slots.get_mut(&p).filter(|s| !s.halted) else { continue };
+        let Some(slot) = slots.get_mut(&p).filter(|s| s.may_flush()) else { continue };
         // P9: an earlier flush's commit failed; it must land before another flush,
         // or the in-doubt range would span two flushes.
         if let Some(offset) = slot.pending_commit {
@@ -98,6 +104,8 @@ pub(crate) fn flush<C: ConsumerContext>(
         return;
     }
     let events: u64 = jobs.iter().map(|j| j.plan.events).sum();
+    fault::pause_before_mark(&shared.cfg);
+    shared.fault_paused.store(false, Ordering::SeqCst);
     let results = shared.rt.block_on(write_jobs(shared, jobs));
     let mut to_commit = Vec::new();
     for (p, cache, outcome) in results {
@@ -112,16 +120,20 @@ pub(crate) fn flush<C: ConsumerContext>(
                 to_commit.push((p, commit));
             }
             Outcome::Fenced => {
-                tracing::warn!(partition = p, "a newer owner claimed this partition; stopping it here");
-                slot.halted = true;
+                FENCED_OUT.counter_with(&[("topic", topic.to_owned())]).increment(1);
+                tracing::warn!(
+                    partition = p,
+                    epoch = slot.epoch,
+                    "a newer owner claimed this partition; stopping it here"
+                );
+                slot.state = SlotState::Fenced;
+                halt::pause(consumer, topic, p);
             }
-            Outcome::Overlap(e) => {
-                tracing::error!(partition = p, error = %e, "refusing to guess a count; partition halted");
-                HALTED_PARTITIONS.counter().increment(1);
-                slot.halted = true;
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition(topic, p);
-                let _ = consumer.pause(&tpl);
+            Outcome::Halt(h) => {
+                halt::pause(consumer, topic, p);
+                slot.state = SlotState::Halted(h.reason);
+                slot.buffer = counting::PartitionBuffer::default();
+                halt::record(shared, p, slot.epoch, &h);
             }
             Outcome::Abandoned => tracing::warn!(partition = p, "flush abandoned at shutdown; will be replayed"),
         }
@@ -183,6 +195,9 @@ async fn write_jobs(shared: &Shared, jobs: Vec<Job>) -> Vec<(i32, RowCache, Outc
 async fn write_job(shared: &Shared, permits: &Semaphore, job: &mut Job) -> Outcome {
     let (store, topic, cfg, retry) = (&*shared.store, shared.topic.as_str(), &shared.cfg, &shared.retry);
     let (p, epoch, through) = (job.partition, job.epoch, job.plan.through_offset);
+    if let Err(e) = counting::timestamp::check_domain(epoch, through) {
+        return Outcome::Halt(Halt::new(Reason::TimestampDomain, e.to_string(), Some(job.plan.first_offset)));
+    }
     // P5: say what is about to be written; fails if we are no longer the owner.
     let marked = retry.cassandra(op::MARK_ATTEMPTED, || store.mark_attempted(topic, p, epoch, through)).await;
     match marked {
@@ -193,23 +208,26 @@ async fn write_job(shared: &Shared, permits: &Semaphore, job: &mut Job) -> Outco
     // P6: learn the rows we do not know yet, one range read per Cassandra partition.
     let reads = job.cache.missing(job.plan.deltas.iter().map(|(k, _)| k));
     ROW_READS.counter().increment(reads.len() as u64);
-    type Answer = Option<(RangeRead, Vec<(i64, StoredRow)>)>;
+    type Answer = Option<(RangeRead, (Vec<(i64, StoredRow)>, Option<ForeignRow>))>;
     let read: Vec<Answer> = futures::stream::iter(reads)
         .map(|r| async move {
             let _permit = permits.acquire().await.expect("semaphore open");
-            retry.cassandra(op::READ, || store.read_range(&r)).await.map(|rows| (r, rows))
+            retry.cassandra(op::READ, || store.read_range(&r, p)).await.map(|rows| (r, rows))
         })
         .buffer_unordered(cfg.concurrency.max(1))
         .collect()
         .await;
     for r in read {
-        let Some((range, rows)) = r else { return Outcome::Abandoned };
+        let Some((range, (rows, foreign))) = r else { return Outcome::Abandoned };
+        if let Some(f) = foreign {
+            return overlap(Conflict::from(f), job);
+        }
         job.cache.learn(&range, rows);
     }
     // P7: the last_offset rule.
     let resolved = match job.plan.resolve(|k| job.cache.lookup(k).expect("every row is known after the reads")) {
         Ok(r) => r,
-        Err(e) => return Outcome::Overlap(e.into()),
+        Err(e) => return overlap(e.into(), job),
     };
     // P8: write every row at the fenced timestamp, retrying each batch until it
     // lands. Writes are sorted by key, so the rows of one Cassandra partition are
@@ -218,6 +236,7 @@ async fn write_job(shared: &Shared, permits: &Semaphore, job: &mut Job) -> Outco
     let landed = send_batches(shared, permits, op::WRITE, batches, |rows| async move {
         store.write_batch(rows, p, epoch).await?;
         maybe_abort(cfg, rows.len());
+        fault::pause_after_write(cfg, &shared.fault_paused).await;
         Ok::<_, platform::cassandra::CassandraError>(())
     })
     .await;
@@ -246,7 +265,7 @@ async fn write_job(shared: &Shared, permits: &Semaphore, job: &mut Job) -> Outco
     let (rated, rated_skipped) = match write_ratings(shared, permits, &job.plan, epoch).await {
         Ok(Some(n)) => n,
         Ok(None) => return Outcome::Abandoned,
-        Err(e) => return Outcome::Overlap(e.into()),
+        Err(e) => return overlap(e.into(), job),
     };
     // P8, activity feed entries (signed-in views, ratings): keyed by their events,
     // so a replay rewrites the same rows.
@@ -258,6 +277,10 @@ async fn write_job(shared: &Shared, permits: &Semaphore, job: &mut Job) -> Outco
         rows: resolved.writes.len() + rated,
         skipped: resolved.skipped + rated_skipped,
     }
+}
+
+fn overlap(c: Conflict, job: &Job) -> Outcome {
+    Outcome::Halt(Halt::new(Reason::Overlap, c.to_string(), Some(job.plan.first_offset)))
 }
 
 /// Writes the by-bucket copies, a batch per `rollups_by_bucket` partition. `false`:

@@ -5,7 +5,7 @@
 //! and exact sums and counts (`counting::ratings`).
 //!
 //! The exactly-once protocol, its proofs and its tests are in one place:
-//! `counting::protocol` (steps P1–P10). The modules here perform those steps:
+//! `counting::protocol` (steps P1–P11, with P3a). The modules here perform those steps:
 //!
 //! | module | what it holds | steps |
 //! | --- | --- | --- |
@@ -17,6 +17,9 @@
 //! | [`decode`] | protobuf to `counting` events, and why a message is poison | P4 |
 //! | [`dead_letter`] | the dead-letter topic | P4 |
 //! | [`store`] | Cassandra statements and rows, one file per table family | P1, P2, P5, P6, P8 |
+//! | [`start`] | where a new owner starts reading: never `auto.offset.reset` | P3a |
+//! | [`halt`] | halting a partition instead of guessing, and resuming it | P11 |
+//! | [`fault`] | fault injection for the kill and pause tests | |
 //! | [`retry`] | retrying what must not be dropped, and giving up at shutdown | |
 //! | [`metrics`] | every metric name, declared once | |
 //! | [`config`] | the layered configuration | |
@@ -25,12 +28,15 @@ pub mod config;
 pub mod consumer;
 pub mod dead_letter;
 pub mod decode;
+pub mod fault;
 pub mod flush;
+pub mod halt;
 pub mod metrics;
 pub mod owner;
 pub mod ownership;
 pub mod priming;
 pub mod retry;
+pub mod start;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -107,6 +113,17 @@ impl Application {
     pub async fn build(config: AggregatorConfig) -> anyhow::Result<Self> {
         anyhow::ensure!(config.flush.interval_ms > 0, "flush.interval_ms must be positive");
         config.retention.validate()?;
+        anyhow::ensure!(
+            start::NewPartitions::parse(&config.consumer.auto_offset_reset).is_some(),
+            "consumer.auto_offset_reset must be earliest or latest, not {:?}",
+            config.consumer.auto_offset_reset
+        );
+        anyhow::ensure!(
+            ["", fault::BEFORE_MARK, fault::MID_WRITE].contains(&config.flush.fault_pause_at.as_str()),
+            "flush.fault_pause_at must be empty, {} or {}",
+            fault::BEFORE_MARK,
+            fault::MID_WRITE
+        );
         let session = platform::cassandra::connect(&config.cassandra, Duration::from_secs(60)).await?;
         if config.cassandra.create_schema {
             platform::cassandra::migrate(&session, &config.cassandra).await?;
@@ -115,11 +132,14 @@ impl Application {
             platform::kafka::ensure_topics(&config.kafka).await?;
         }
         let store = Arc::new(RollupStore::new(session, &config.cassandra.keyspace, config.retention.clone()).await?);
+        check_topics(&config, &store).await?;
         let dlq: FutureProducer = config
             .kafka
             .client_config()
             .set("acks", "all")
             .set("enable.idempotence", "true")
+            // One dead letter never waits longer than its partition may stall.
+            .set("message.timeout.ms", config.dead_letter.timeout_ms.max(1).to_string())
             .create()
             .context("creating dead-letter producer")?;
         let listener = Listener::bind(ServerConfig::admin(&config.http.listen)).await?;
@@ -206,9 +226,15 @@ impl Application {
             topic: topic.to_owned(),
             store: self.store.clone(),
             flush: cfg.flush.clone(),
-            dead_letters: DeadLetters { producer: self.dlq.clone(), topic: cfg.kafka.dead_letter_topic() },
+            dead_letters: DeadLetters {
+                producer: self.dlq.clone(),
+                topic: cfg.kafka.dead_letter_topic(),
+                timeout: Duration::from_millis(cfg.dead_letter.timeout_ms),
+                shutdown: shutdown.clone(),
+            },
             primer,
             shutdown: shutdown.clone(),
+            new_partitions: start::NewPartitions::parse(&cfg.consumer.auto_offset_reset).expect("checked in build"),
         });
         let heartbeat = owner.heartbeat.clone();
         let consumer: BaseConsumer<OwnerContext> = cfg
@@ -217,7 +243,8 @@ impl Application {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", &cfg.consumer.auto_offset_reset)
+            // Never pick an offset silently: the owner decides (P3a, `start`).
+            .set("auto.offset.reset", "error")
             .set("session.timeout.ms", cfg.consumer.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", (cfg.consumer.session_timeout_ms / 4).max(100).to_string())
             .set("max.poll.interval.ms", cfg.consumer.max_poll_interval_ms.to_string())
@@ -227,4 +254,40 @@ impl Application {
         consumer.subscribe(&[topic]).context("subscribing")?;
         Ok((consumer, heartbeat))
     }
+}
+
+/// Start-up checks of the topics the aggregator counts (P1, P3):
+/// - each topic still has the partition count it was first counted with (recorded
+///   in `topic_state` the first time): a grown topic moves videos between
+///   partitions, and `last_offset` only means something within one;
+/// - the events topic uses `LogAppendTime` when deduplication is on: the dedup
+///   rule and its priming read the window in broker time, which must never go back.
+async fn check_topics(config: &AggregatorConfig, store: &RollupStore) -> anyhow::Result<()> {
+    let kafka = config.kafka.clone();
+    for topic in [config.kafka.events_topic(), config.kafka.ratings_topic()] {
+        let (k, t) = (kafka.clone(), topic.clone());
+        let seen =
+            tokio::task::spawn_blocking(move || platform::kafka::partition_count(&k, &t, Duration::from_secs(30)))
+                .await?
+                .with_context(|| format!("reading the partition count of {topic}"))? as i32;
+        let recorded = store.recorded_partitions(&topic, seen).await?;
+        anyhow::ensure!(
+            recorded == seen,
+            "topic {topic} has {seen} partitions but was counted with {recorded}: growing a topic moves videos \
+             between partitions; see the README's repartitioning procedure"
+        );
+    }
+    if config.dedup.window_secs > 0 {
+        let topic = config.kafka.events_topic();
+        let kind = platform::kafka::topic_config(&config.kafka, &topic, "message.timestamp.type")
+            .await
+            .with_context(|| format!("reading the timestamp type of {topic}"))?;
+        anyhow::ensure!(
+            kind.as_deref() == Some("LogAppendTime"),
+            "topic {topic} has message.timestamp.type {kind:?}; deduplication needs LogAppendTime \
+             (kafka-configs --alter --entity-type topics --entity-name {topic} --add-config \
+             message.timestamp.type=LogAppendTime, or dedup.window_secs = 0)"
+        );
+    }
+    Ok(())
 }

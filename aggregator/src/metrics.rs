@@ -68,8 +68,32 @@ pub const FENCED_FLUSHES: Metric = Metric::new(
 pub const HALTED_PARTITIONS: Metric = Metric::new(
     Kind::Counter,
     "aggregator_halted_partitions_total",
+    &["topic", "reason"],
+    "Partitions this process halted (or found halted at a claim), by topic and reason (see halt::Reason)",
+);
+pub const PARTITIONS_HALTED: Metric = Metric::new(
+    Kind::Gauge,
+    "aggregator_partitions_halted",
+    &["topic"],
+    "Partitions this process owns that are halted now, waiting for an operator (vcount-admin partitions resume)",
+);
+pub const RESUMED_PARTITIONS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_resumed_partitions_total",
+    &["topic"],
+    "Halted partitions taken up again after an operator cleared the halt",
+);
+pub const FENCED_OUT: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_fenced_out_total",
+    &["topic"],
+    "Flushes refused at P5 (mark_attempted IF epoch): a newer owner had claimed the partition",
+);
+pub const DEAD_LETTER_ERRORS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_dead_letter_errors_total",
     &[],
-    "Partitions halted: a row held only part of a flush",
+    "Failed dead-letter sends (retried until dead_letter.timeout_ms, then the partition halts)",
 );
 pub const DUPLICATES_DROPPED: Metric = Metric::new(
     Kind::Counter,
@@ -125,6 +149,10 @@ pub const ALL: &[Metric] = &[
     CONSUMER_ERRORS,
     FENCED_FLUSHES,
     HALTED_PARTITIONS,
+    PARTITIONS_HALTED,
+    RESUMED_PARTITIONS,
+    FENCED_OUT,
+    DEAD_LETTER_ERRORS,
     DUPLICATES_DROPPED,
     DEDUP_PRIMING_ERRORS,
     BUFFERED_KEYS,
@@ -146,10 +174,11 @@ pub mod op {
     pub const WRITE_RATINGS: &str = "write_ratings";
     pub const WRITE_TOTALS: &str = "write_totals";
     pub const WRITE_ACTIVITY: &str = "write_activity";
+    pub const HALT: &str = "halt";
 }
 
 /// Every [`op`].
-pub const CASSANDRA_OPS: [&str; 9] = [
+pub const CASSANDRA_OPS: [&str; 10] = [
     op::CLAIM,
     op::MARK_ATTEMPTED,
     op::READ,
@@ -159,12 +188,13 @@ pub const CASSANDRA_OPS: [&str; 9] = [
     op::WRITE_RATINGS,
     op::WRITE_TOTALS,
     op::WRITE_ACTIVITY,
+    op::HALT,
 ];
 
 pub fn describe() {
     platform::metrics::describe();
     ALL.iter().for_each(Metric::describe);
-    for counter in [DEAD_LETTERS, COMMIT_ERRORS, CONSUMER_ERRORS, HALTED_PARTITIONS, DEDUP_PRIMING_ERRORS] {
+    for counter in [DEAD_LETTERS, COMMIT_ERRORS, CONSUMER_ERRORS, DEDUP_PRIMING_ERRORS, DEAD_LETTER_ERRORS] {
         counter.counter().increment(0);
     }
     for op in CASSANDRA_OPS {

@@ -1,28 +1,37 @@
 //! The owner of one consumer's assigned partitions: everything the poll loop and
 //! the rebalance callbacks share. It takes partitions over (`ownership`), folds
-//! each message into its partition's buffer (P4, below), flushes (`flush`) and
-//! lets partitions go. Protocol steps are numbered in `counting::protocol`.
+//! each message into its partition's buffer (P4, below), flushes (`flush`), halts
+//! partitions and takes them up again when an operator resumes them (P11,
+//! `halt`), and lets partitions go. Protocol steps are numbered in
+//! `counting::protocol`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
+use std::time::Duration;
 
-use counting::{CountedEvent, Folded, RatedEvent};
-use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use counting::{CountedEvent, Folded, PartitionBuffer, RatedEvent};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::FlushConfig;
-use crate::dead_letter::DeadLetters;
-use crate::metrics::{ASSIGNED_PARTITIONS, BUFFERED_KEYS, CONSUMER_LAG, DUPLICATES_DROPPED, FENCED_FLUSHES, MESSAGES};
-use crate::ownership::{self, Slot};
+use crate::dead_letter::{DeadLetterError, DeadLetters};
+use crate::decode::DecodeError;
+use crate::halt::{Halt, Reason};
+use crate::metrics::{
+    ASSIGNED_PARTITIONS, BUFFERED_KEYS, CONSUMER_LAG, DUPLICATES_DROPPED, FENCED_FLUSHES, FENCED_OUT,
+    HALTED_PARTITIONS, MESSAGES, PARTITIONS_HALTED, RESUMED_PARTITIONS, op,
+};
+use crate::ownership::{self, Assignment, Slot, SlotState, TakenOver};
 use crate::priming::Primer;
 use crate::retry::Retry;
+use crate::start::{NewPartitions, Start};
 use crate::store::RollupStore;
-use crate::{decode, flush};
+use crate::{decode, flush, halt};
 
 /// What a consumer's topic carries, and so how its messages fold and flush.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +54,8 @@ pub struct OwnerParts {
     pub primer: Primer,
     /// Cancelled at shutdown: retries give up after the grace period.
     pub shutdown: CancellationToken,
+    /// Where a partition with no state at all starts.
+    pub new_partitions: NewPartitions,
 }
 
 /// What the work on every owned partition shares: claims and flushes.
@@ -55,6 +66,9 @@ pub(crate) struct Shared {
     pub retry: Retry,
     /// The consumer runs on a blocking thread; Cassandra calls enter the runtime.
     pub rt: Handle,
+    pub new_partitions: NewPartitions,
+    /// Fault injection: this flush has paused already (`fault`).
+    pub fault_paused: std::sync::atomic::AtomicBool,
 }
 
 /// One decoded message.
@@ -74,11 +88,15 @@ pub struct Owner {
     slots: HashMap<i32, Slot>,
     /// Milliseconds since the epoch of the loop's last turn, for /readyz.
     pub heartbeat: Arc<AtomicI64>,
+    /// Starts the group does not know yet, to commit right after the assignment
+    /// (partition, start, whether it was an operator's `resume_from`).
+    to_commit: Vec<(i32, Start, bool)>,
     /// Registered once: looking a metric up by name costs more than folding an event.
     messages: metrics::Counter,
     duplicates: metrics::Counter,
     assigned: metrics::Gauge,
     buffered: metrics::Gauge,
+    halted: metrics::Gauge,
 }
 
 impl Owner {
@@ -86,29 +104,201 @@ impl Owner {
     pub fn new(parts: OwnerParts) -> Self {
         // Handles registered before the recorder exists would count into the void.
         let _ = platform::telemetry::metrics_handle();
-        let OwnerParts { family, topic, store, flush, dead_letters, primer, shutdown } = parts;
+        let OwnerParts { family, topic, store, flush, dead_letters, primer, shutdown, new_partitions } = parts;
         let labels = [("topic", topic.clone())];
+        // Zero, not absent, until the first one: `increase()` sees the first.
+        for reason in Reason::ALL {
+            HALTED_PARTITIONS
+                .counter_with(&[("topic", topic.clone()), ("reason", reason.as_str().to_owned())])
+                .increment(0);
+        }
+        FENCED_OUT.counter_with(&labels).increment(0);
+        RESUMED_PARTITIONS.counter_with(&labels).increment(0);
+        let halted = PARTITIONS_HALTED.gauge_with(&labels);
+        halted.set(0.0);
         Self {
             family,
             dead_letters,
             primer,
             slots: HashMap::new(),
+            to_commit: Vec::new(),
             heartbeat: Arc::new(AtomicI64::new(0)),
             messages: MESSAGES.counter(),
             duplicates: DUPLICATES_DROPPED.counter(),
             assigned: ASSIGNED_PARTITIONS.gauge_with(&labels),
             buffered: BUFFERED_KEYS.gauge_with(&labels),
-            shared: Shared { topic, store, retry: Retry::new(&flush, shutdown), cfg: flush, rt: Handle::current() },
+            halted,
+            shared: Shared {
+                topic,
+                store,
+                retry: Retry::new(&flush, shutdown),
+                cfg: flush,
+                rt: Handle::current(),
+                new_partitions,
+                fault_paused: Default::default(),
+            },
         }
     }
 
-    /// Takes `parts` over (P1–P3). Stops at shutdown.
-    pub fn assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, parts: &[i32]) {
-        for &p in parts {
-            let Some(slot) = ownership::take_over(&self.shared, &self.primer, consumer, p) else { return };
-            self.slots.insert(p, slot);
+    pub fn topic(&self) -> &str {
+        &self.shared.topic
+    }
+
+    /// Takes `parts` over (P1–P3) before they are assigned in the consumer, and
+    /// says where each starts: `None` for a partition that is halted (or not taken
+    /// because shutdown came first), which is assigned but paused at once.
+    pub fn assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, parts: &[i32]) -> Vec<(i32, Option<i64>)> {
+        let mut starts: Vec<(i32, Option<i64>)> = parts.iter().map(|&p| (p, None)).collect();
+        let Some(committed) = ownership::committed(&self.shared, consumer, parts) else { return starts };
+        let count_changed = ownership::count_changed(&self.shared, consumer);
+        let assignment = Assignment { committed, count_changed };
+        for (p, start) in starts.iter_mut() {
+            let Some(TakenOver { slot, start: s, resumed_from }) =
+                ownership::take_over(&self.shared, &self.primer, consumer, *p, &assignment)
+            else {
+                break;
+            };
+            if let Some(s) = s {
+                *start = Some(s.offset);
+                if s.commit_first {
+                    self.to_commit.push((*p, s, resumed_from));
+                }
+            }
+            self.slots.insert(*p, slot);
         }
         self.assigned.set(self.slots.len() as f64);
+        self.count_halted();
+        starts
+    }
+
+    /// After the consumer took the assignment: pauses what must not be read,
+    /// resumes the rest, and commits the starts the group does not know yet.
+    ///
+    /// The resume is not redundant: librdkafka keeps a partition's pause across an
+    /// unassign and a new assign of the same partition. A member fenced out of a
+    /// partition (or that had halted it) pauses it; when a later rebalance gives it
+    /// the same partition back, it would take it over and then never read it: a
+    /// wedge that R7 of the fault suite (a woken owner, then a rebalance) found.
+    pub fn after_assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, parts: &[i32]) {
+        for &p in parts {
+            if self.slots.get(&p).is_none_or(|s| !s.may_fold()) {
+                halt::pause(consumer, &self.shared.topic, p);
+            } else {
+                halt::resume(consumer, &self.shared.topic, p);
+            }
+        }
+        for (p, start, resumed_from) in std::mem::take(&mut self.to_commit) {
+            self.commit_start(consumer, p, start, resumed_from);
+        }
+    }
+
+    /// Commits a start the group does not know (a new partition, an operator's
+    /// `resume_from`), so that a crash before the first flush starts there again.
+    fn commit_start<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        p: i32,
+        start: Start,
+        resumed_from: bool,
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.shared.topic, p, Offset::Offset(start.offset)).expect("valid offset");
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+            // Harmless: the next owner decides again from what it sees.
+            tracing::warn!(partition = p, error = %e, "committing the start offset failed");
+            return;
+        }
+        if resumed_from {
+            let (store, topic) = (&self.shared.store, self.shared.topic.as_str());
+            let clear = || store.clear_resume_from(topic, p);
+            let _ = self.shared.rt.block_on(self.shared.retry.cassandra(op::HALT, clear));
+        }
+    }
+
+    /// Halts partition `p` (P11): flushes what it holds if it can (so the
+    /// committed offset says where it stopped), drops the rest, pauses it and
+    /// records why. Stays halted until an operator resumes it.
+    pub fn halt<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, p: i32, halt: Halt) {
+        if self.slots.get(&p).is_some_and(|s| s.may_flush()) {
+            self.flush(consumer, &[p]);
+        }
+        let Some(slot) = self.slots.get_mut(&p) else { return };
+        halt::pause(consumer, &self.shared.topic, p);
+        slot.state = SlotState::Halted(halt.reason);
+        slot.buffer = PartitionBuffer::default();
+        let epoch = slot.epoch;
+        halt::record(&self.shared, p, epoch, &halt);
+        self.count_halted();
+    }
+
+    fn count_halted(&self) {
+        self.halted.set(self.slots.values().filter(|s| s.halted().is_some()).count() as f64);
+    }
+
+    /// Takes up again every halted partition whose halt an operator cleared: a
+    /// fresh takeover (P1–P3, which may halt it again), then a seek to its start.
+    /// Called from the poll loop every flush interval.
+    pub fn check_halts<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let halted: Vec<i32> = self.slots.iter().filter(|(_, s)| s.halted().is_some()).map(|(p, _)| *p).collect();
+        for p in halted {
+            let (store, topic) = (&self.shared.store, self.shared.topic.as_str());
+            let read = || store.read_halt(topic, p);
+            let Some(record) = self.shared.rt.block_on(self.shared.retry.cassandra(op::HALT, read)) else { return };
+            if record.is_some_and(|r| r.reason.is_some()) {
+                continue;
+            }
+            let Some(committed) = ownership::committed(&self.shared, consumer, &[p]) else { return };
+            let count_changed = ownership::count_changed(&self.shared, consumer);
+            let assignment = Assignment { committed, count_changed };
+            let Some(TakenOver { slot, start, resumed_from }) =
+                ownership::take_over(&self.shared, &self.primer, consumer, p, &assignment)
+            else {
+                return;
+            };
+            self.slots.insert(p, slot);
+            let Some(start) = start else { continue }; // halted again
+            let sought = consumer.seek(&self.shared.topic, p, Offset::Offset(start.offset), Duration::from_secs(10));
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&self.shared.topic, p);
+            if let Err(e) = sought.and_then(|()| consumer.resume(&tpl)) {
+                // Try again at the next check: the halt is cleared, so it will.
+                tracing::warn!(partition = p, error = %e, "could not seek and resume the partition");
+                if let Some(s) = self.slots.get_mut(&p) {
+                    s.state = SlotState::Halted(Reason::Overlap);
+                }
+                continue;
+            }
+            if start.commit_first {
+                self.commit_start(consumer, p, start, resumed_from);
+            }
+            RESUMED_PARTITIONS.counter_with(&[("topic", self.shared.topic.clone())]).increment(1);
+            tracing::warn!(topic = %self.shared.topic, partition = p, start = start.offset, "halted partition resumed by an operator");
+        }
+        self.count_halted();
+    }
+
+    /// After the consumer reported an offset out of range (`auto.offset.reset` is
+    /// `error`): halts each partition whose next offset fell out of the log.
+    pub fn check_offsets<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let active: Vec<(i32, i64)> =
+            self.slots.iter().filter(|(_, s)| s.may_fold()).map(|(p, s)| (*p, s.next)).collect();
+        for (p, next) in active {
+            let Ok((low, high)) = consumer.fetch_watermarks(&self.shared.topic, p, Duration::from_secs(10)) else {
+                continue;
+            };
+            let halt = if next < low {
+                Halt::new(
+                    Reason::OffsetOutOfRange,
+                    format!("offset {next} was deleted before it was read (the log starts at {low})"),
+                    Some(next),
+                )
+            } else if next > high {
+                Halt::new(Reason::OffsetBeyondLog, format!("offset {next} is past the log end {high}"), Some(next))
+            } else {
+                continue;
+            };
+            self.halt(consumer, p, halt);
+        }
     }
 
     /// Forgets `parts` (P10, after their last flush). A fenced buffer is dropped
@@ -121,6 +311,7 @@ impl Owner {
             CONSUMER_LAG.gauge_with(&labels).set(0.0);
         }
         self.assigned.set(self.slots.len() as f64);
+        self.count_halted();
     }
 
     pub fn buffered_keys(&self) -> usize {
@@ -137,35 +328,50 @@ impl Owner {
     /// offset. At the fence the partition is flushed exactly there.
     pub fn handle<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, msg: &BorrowedMessage<'_>) {
         let (p, offset) = (msg.partition(), msg.offset());
-        let Some(slot) = self.slots.get_mut(&p).filter(|s| !s.halted) else { return };
-        let item = match self.family {
-            Family::Counts => match decode::event(msg.payload()) {
-                Ok(d) => match d.client_id {
-                    Some(id)
-                        if self.primer.enabled()
-                            && slot.dedup.observe(id, msg.timestamp().to_millis().unwrap_or(0)) =>
-                    {
-                        self.duplicates.increment(1);
-                        Item::Nothing
-                    }
-                    _ => Item::Count(d.event, d.viewer),
-                },
-                Err(reason) => {
-                    self.dead_letters.send(&self.shared.rt, &self.shared.topic, msg, &reason.to_string());
+        let Some(slot) = self.slots.get_mut(&p).filter(|s| s.may_fold()) else { return };
+        if offset < slot.next {
+            return; // fetched before a seek back to an earlier start: seen again later
+        }
+        let decoded = match self.family {
+            Family::Counts => decode::event(msg.payload()).map(|d| match d.client_id {
+                Some(id)
+                    if self.primer.enabled() && slot.dedup.observe(id, msg.timestamp().to_millis().unwrap_or(0)) =>
+                {
+                    self.duplicates.increment(1);
                     Item::Nothing
                 }
-            },
+                _ => Item::Count(d.event, d.viewer),
+            }),
             // A repeated rating needs no dedup: the latest per user replaces.
-            Family::Ratings => match decode::rating(msg.payload()) {
-                Ok(r) => Item::Rate(r),
-                Err(reason) => {
-                    self.dead_letters.send(&self.shared.rt, &self.shared.topic, msg, &reason.to_string());
-                    Item::Nothing
+            Family::Ratings => decode::rating(msg.payload()).map(Item::Rate),
+        };
+        let item = match decoded {
+            Ok(item) => item,
+            // P4: a newer producer's type is not poison; P11: halt at it.
+            Err(DecodeError::NewerEventType(t)) => {
+                let detail = format!("event type {t} at offset {offset} is not known to this aggregator");
+                self.halt(consumer, p, Halt::new(Reason::UnknownEventType, detail, Some(offset)));
+                return;
+            }
+            Err(reason) => {
+                match self.dead_letters.send(&self.shared.rt, &self.shared.topic, msg, &reason.to_string()) {
+                    Ok(()) => Item::Nothing,
+                    Err(DeadLetterError::Shutdown) => {
+                        // Not sent and not consumed: fold nothing more, flush what came before.
+                        if let Some(slot) = self.slots.get_mut(&p) {
+                            slot.state = SlotState::Stopped;
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        self.halt(consumer, p, Halt::new(Reason::DeadLetter, e.to_string(), Some(offset)));
+                        return;
+                    }
                 }
-            },
+            }
         };
         loop {
-            let Some(slot) = self.slots.get_mut(&p).filter(|s| !s.halted) else { return };
+            let Some(slot) = self.slots.get_mut(&p).filter(|s| s.may_fold()) else { return };
             let folded = match &item {
                 Item::Count(e, viewer) => {
                     let folded = slot.buffer.fold(offset, Some(e));
@@ -177,6 +383,9 @@ impl Owner {
                 Item::Rate(r) => slot.buffer.fold_rating(offset, Some(r)),
                 Item::Nothing => slot.buffer.fold(offset, None),
             };
+            if folded != Folded::FlushFirst {
+                slot.next = offset + 1;
+            }
             match folded {
                 Folded::Folded => {
                     self.messages.increment(1);
@@ -202,5 +411,6 @@ impl Owner {
     /// Writes the buffered rows of `parts` and commits their offsets (P5–P9).
     pub fn flush<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, parts: &[i32]) {
         flush::flush(&self.shared, consumer, &mut self.slots, parts);
+        self.count_halted();
     }
 }

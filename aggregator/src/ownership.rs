@@ -5,15 +5,36 @@
 //! owner's `mark_attempted` fails, so it can no longer start a flush), reads
 //! `attempted` linearizably (P2) and fences its buffer there: at most one flush
 //! can be in doubt, `committed..=attempted`, and the new owner will flush exactly
-//! at its end. Then it re-reads the dedup window (P3, `priming`). Only then does
-//! it fold messages of the partition.
+//! at its end. It then decides where to start reading (P3a, `start`) and re-reads
+//! the dedup window before that offset (P3, `priming`). Only then does it fold
+//! messages of the partition.
+//!
+//! Anything that makes a safe start impossible halts the partition instead
+//! (P11, `halt`): a halt recorded by an earlier owner, a partition count that
+//! changed, an offset outside the log, a dedup window that cannot be re-read
+//! whole, an epoch outside the write timestamp's domain.
 
 use counting::{DedupWindow, PartitionBuffer, RowCache};
-use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
-use crate::metrics::{DEDUP_PRIMING_ERRORS, op};
+use crate::halt::{Halt, Reason};
+use crate::metrics::{DEDUP_PRIMING_ERRORS, HALTED_PARTITIONS, op};
 use crate::owner::Shared;
-use crate::priming::Primer;
+use crate::priming::{PrimeError, Primer};
+use crate::start::{self, Seen, Start};
+
+/// What an owner does with a partition it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    Active,
+    /// Folds nothing more (a dead letter was cut short by shutdown: its offset
+    /// must not be skipped); what is buffered may still flush.
+    Stopped,
+    /// A newer owner claimed the partition (P5 failed): write nothing more.
+    Fenced,
+    /// Halted (P11): paused, buffer dropped, waiting for an operator.
+    Halted(Reason),
+}
 
 /// What an owner holds for one partition it owns.
 pub(crate) struct Slot {
@@ -27,31 +48,143 @@ pub(crate) struct Slot {
     /// Written but not yet committed (the commit failed): commit before flushing
     /// again, or the in-doubt range would span two flushes (P9).
     pub pending_commit: Option<i64>,
-    /// Stopped: fenced by a newer owner, or an overlap that needs a human.
-    pub halted: bool,
+    pub state: SlotState,
     /// Client-chosen event ids seen lately, to drop repeats.
     pub dedup: DedupWindow,
+    /// The next offset to fold: where the owner started, then one past the last
+    /// message handled.
+    pub next: i64,
+}
+
+impl Slot {
+    pub fn may_fold(&self) -> bool {
+        self.state == SlotState::Active
+    }
+
+    pub fn may_flush(&self) -> bool {
+        matches!(self.state, SlotState::Active | SlotState::Stopped)
+    }
+
+    pub fn halted(&self) -> Option<Reason> {
+        match self.state {
+            SlotState::Halted(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn halted_at(epoch: i64, reason: Reason) -> Slot {
+        Slot {
+            epoch,
+            buffer: PartitionBuffer::default(),
+            cache: RowCache::default(),
+            pending_commit: None,
+            state: SlotState::Halted(reason),
+            dedup: DedupWindow::new(0),
+            next: -1,
+        }
+    }
+}
+
+/// What the owner learned once for all the partitions of one assignment.
+pub(crate) struct Assignment {
+    /// The group's committed offsets (`None`: none for that partition).
+    pub committed: std::collections::HashMap<i32, Option<i64>>,
+    /// `Some`: the topic's partition count is not the one it was counted with.
+    pub count_changed: Option<Halt>,
+}
+
+/// A partition taken over: its slot, and where to start reading it (`None`:
+/// halted, so paused wherever it is).
+pub(crate) struct TakenOver {
+    pub slot: Slot,
+    pub start: Option<Start>,
+    /// The start came from an operator's `resume_from`: clear it once committed.
+    pub resumed_from: bool,
 }
 
 /// Takes partition `p` over: claims it (P1), fences its buffer at `attempted`
-/// (P2) and primes its dedup window (P3), retrying each until it succeeds.
-/// `None`: shutdown came first, and the partition is not taken.
+/// (P2), decides where to start (P3a) and primes its dedup window (P3). Kafka
+/// and Cassandra requests are retried until they succeed; `None`: shutdown came
+/// first, and the partition is not taken.
 pub(crate) fn take_over<C: ConsumerContext>(
     shared: &Shared,
     primer: &Primer,
     consumer: &BaseConsumer<C>,
     p: i32,
-) -> Option<Slot> {
+    assignment: &Assignment,
+) -> Option<TakenOver> {
     let (store, topic) = (&shared.store, shared.topic.as_str());
     // P1 and P2: bump the epoch, then read `attempted`.
     let claim = shared.rt.block_on(shared.retry.cassandra(op::CLAIM, || store.claim(topic, p)))?;
     tracing::info!(topic, partition = p, epoch = claim.epoch, attempted = ?claim.attempted, "claimed partition");
+    let halted = |halt: Halt| {
+        crate::halt::record(shared, p, claim.epoch, &halt);
+        Some(TakenOver { slot: Slot::halted_at(claim.epoch, halt.reason), start: None, resumed_from: false })
+    };
+    // A halt recorded by this or an earlier owner stands until an operator clears it.
+    let record = shared.rt.block_on(shared.retry.cassandra(op::HALT, || store.read_halt(topic, p)))?;
+    let record = record.unwrap_or_default();
+    if let Some(reason) = record.reason.as_deref() {
+        let reason = Reason::parse(reason).unwrap_or(Reason::Overlap);
+        HALTED_PARTITIONS
+            .counter_with(&[("topic", topic.to_owned()), ("reason", reason.as_str().to_owned())])
+            .increment(1);
+        tracing::error!(
+            topic,
+            partition = p,
+            %reason,
+            detail = record.detail.as_deref().unwrap_or(""),
+            resume = %crate::halt::resume_command(shared, p),
+            "partition found halted: nothing is counted from it until an operator resumes it"
+        );
+        return Some(TakenOver { slot: Slot::halted_at(claim.epoch, reason), start: None, resumed_from: false });
+    }
+    if let Err(e) = counting::timestamp::check_domain(claim.epoch, 0) {
+        return halted(Halt::new(Reason::TimestampDomain, e.to_string(), None));
+    }
+    if let Some(h) = &assignment.count_changed {
+        return halted(h.clone());
+    }
+    // P3a: where to start, from what the log, the group and the state say.
+    let mut attempt = 0;
+    let (low, high) = loop {
+        match consumer.fetch_watermarks(topic, p, std::time::Duration::from_secs(10)) {
+            Ok(w) => break w,
+            Err(e) if !shared.retry.shutting_down() => {
+                tracing::warn!(partition = p, error = %e, attempt, "reading the log's watermarks failed, retrying");
+                std::thread::sleep(shared.retry.pause(attempt));
+                attempt += 1;
+            }
+            Err(_) => return None,
+        }
+    };
+    let seen = Seen {
+        committed: assignment.committed.get(&p).copied().flatten(),
+        low,
+        high,
+        attempted: claim.attempted,
+        resume_from: record.resume_from,
+    };
+    let start = match start::decide(seen, shared.new_partitions) {
+        Ok(s) => s,
+        Err(h) => return halted(h),
+    };
     // P3. An incomplete window could decide a replayed repeat differently from the
-    // owner that first wrote it: retry until the window is whole.
+    // owner that first wrote it. The window is fixed by the log, so retrying a
+    // failed read re-reads the same one.
     let mut attempt = 0;
     let dedup = loop {
-        match primer.prime(consumer, topic, p) {
+        match primer.prime(topic, p, start.offset, low) {
             Ok(window) => break window,
+            Err(PrimeError::Incomplete(why)) if record.resume_from.is_some() => {
+                // The operator chose where to resume and accepted what that costs.
+                tracing::warn!(partition = p, why, "resuming where the operator said, without a whole dedup window");
+                break DedupWindow::new(primer.window_ms);
+            }
+            Err(PrimeError::Incomplete(why)) => {
+                DEDUP_PRIMING_ERRORS.counter().increment(1);
+                return halted(Halt::new(Reason::DedupWindow, why, Some(start.offset)));
+            }
             Err(e) if !shared.retry.shutting_down() => {
                 DEDUP_PRIMING_ERRORS.counter().increment(1);
                 tracing::warn!(partition = p, error = %e, attempt, "dedup priming failed, retrying");
@@ -61,13 +194,78 @@ pub(crate) fn take_over<C: ConsumerContext>(
             Err(_) => return None,
         }
     };
-    Some(Slot {
+    tracing::info!(topic, partition = p, start = start.offset, low, high, "starting partition");
+    let slot = Slot {
         epoch: claim.epoch,
         // P2: the fence.
         buffer: PartitionBuffer::new(claim.attempted),
         cache: RowCache::default(),
         pending_commit: None,
-        halted: false,
+        state: SlotState::Active,
         dedup,
+        next: start.offset,
+    };
+    Some(TakenOver { slot, start: Some(start), resumed_from: record.resume_from.is_some() })
+}
+
+/// The committed offsets of `parts` (retried until Kafka answers, `None` at shutdown).
+pub(crate) fn committed<C: ConsumerContext>(
+    shared: &Shared,
+    consumer: &BaseConsumer<C>,
+    parts: &[i32],
+) -> Option<std::collections::HashMap<i32, Option<i64>>> {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for &p in parts {
+        tpl.add_partition(&shared.topic, p);
+    }
+    let mut attempt = 0;
+    loop {
+        match consumer.committed_offsets(tpl.clone(), std::time::Duration::from_secs(10)) {
+            Ok(got) => {
+                return Some(
+                    parts
+                        .iter()
+                        .map(|&p| {
+                            let offset = got.find_partition(&shared.topic, p).and_then(|e| e.offset().to_raw());
+                            (p, offset.filter(|&o| o >= 0))
+                        })
+                        .collect(),
+                );
+            }
+            Err(e) if !shared.retry.shutting_down() => {
+                tracing::warn!(error = %e, attempt, "reading committed offsets failed, retrying");
+                std::thread::sleep(shared.retry.pause(attempt));
+                attempt += 1;
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Whether the topic still has the partition count it was first counted with
+/// (recorded in `topic_state`, P1): `Some(halt)` when it does not.
+pub(crate) fn count_changed<C: ConsumerContext>(shared: &Shared, consumer: &BaseConsumer<C>) -> Option<Halt> {
+    let topic = shared.topic.as_str();
+    let seen = loop {
+        match consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(10)) {
+            Ok(md) => break md.topics().first().map(|t| t.partitions().len() as i32).unwrap_or(0),
+            Err(e) if !shared.retry.shutting_down() => {
+                tracing::warn!(error = %e, "reading topic metadata failed, retrying");
+                std::thread::sleep(shared.retry.pause(3));
+            }
+            Err(_) => return None,
+        }
+    };
+    let store = &shared.store;
+    let recorded = shared.rt.block_on(shared.retry.cassandra(op::CLAIM, || store.recorded_partitions(topic, seen)))?;
+    (recorded != seen).then(|| {
+        Halt::new(
+            Reason::PartitionCount,
+            format!(
+                "topic {topic} has {seen} partitions but was counted with {recorded}: videos moved between \
+                 partitions (see the README's repartitioning procedure)"
+            ),
+            None,
+        )
     })
 }

@@ -2,30 +2,35 @@
 //! retries a request sends the same `eventId` again; the owner drops a repeat seen
 //! within the dedup window (`counting::DedupWindow`). A new owner must decide
 //! every replayed message exactly as the owner before it did, so before taking a
-//! partition it re-reads the log from a window before now up to its committed
-//! offset, collecting the client ids seen there. A partial window could decide a
-//! replayed repeat differently, so priming fails rather than return one, and the
-//! owner retries it.
+//! partition it re-reads the log before its start offset, collecting the client
+//! ids seen there.
+//!
+//! The window is measured in log time, never on the wall clock: it starts
+//! `window` before the broker timestamp of the last message before the start
+//! offset. The topic uses `LogAppendTime` (checked at start-up), so timestamps
+//! never decrease along a partition and every earlier copy the rule can match for
+//! any message from the start offset on is in that range, however long ago the
+//! previous owner stopped. The range is the same on every attempt, so a retry
+//! reads the same window. When part of it is gone (deleted by retention), the
+//! window cannot be whole and priming says so ([`PrimeError::Incomplete`]): the
+//! owner halts the partition rather than decide a replay differently from the
+//! owner that first counted it.
 
 use std::time::{Duration, Instant};
 
 use counting::DedupWindow;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::decode;
 
-/// How long reading the window may take before priming is retried.
-const READ_DEADLINE: Duration = Duration::from_secs(120);
-/// Extra history read before the window: broker clocks and ours differ.
-const MARGIN_MS: i64 = 60_000;
+/// Reading the window fails (and is retried) after this long without a message.
+const STALL: Duration = Duration::from_secs(30);
 
 /// Why the window could not be re-read.
 #[derive(Debug, thiserror::Error)]
 pub enum PrimeError {
-    #[error("reading the committed offset: {0}")]
-    Committed(#[source] KafkaError),
     #[error("creating the primer: {0}")]
     Create(#[source] KafkaError),
     #[error("finding the window's first offset: {0}")]
@@ -34,8 +39,18 @@ pub enum PrimeError {
     Assign(#[source] KafkaError),
     #[error("reading the window: {0}")]
     Read(#[source] KafkaError),
-    #[error("the window before offset {committed} was not read within {} s", READ_DEADLINE.as_secs())]
-    TooSlow { committed: i64 },
+    #[error("reading the window before offset {start} stalled for {} s", STALL.as_secs())]
+    Stalled { start: i64 },
+    /// Part of the window is no longer in the log: retrying cannot help.
+    #[error("{0}")]
+    Incomplete(String),
+}
+
+impl PrimeError {
+    /// Retrying may succeed (Kafka was unreachable or slow).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, PrimeError::Incomplete(_))
+    }
 }
 
 /// The dedup window of one consumer, and how to read it back.
@@ -53,72 +68,74 @@ impl Primer {
         self.window_ms > 0
     }
 
-    /// The dedup window of partition `p` of `topic` as of `consumer`'s committed
-    /// offset: every client id the rule can still match for any offset from the
-    /// committed one on, so replays decide exactly as the first pass did.
-    pub fn prime<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        topic: &str,
-        p: i32,
-    ) -> Result<DedupWindow, PrimeError> {
+    /// The dedup window of partition `p` of `topic` for an owner starting at
+    /// offset `start`, when the log's first stored offset is `low`: every client id
+    /// the rule can still match for any offset from `start` on.
+    pub fn prime(&self, topic: &str, p: i32, start: i64, low: i64) -> Result<DedupWindow, PrimeError> {
         let mut window = DedupWindow::new(self.window_ms);
-        if !self.enabled() {
-            return Ok(window);
+        if !self.enabled() || start <= 0 {
+            return Ok(window); // nothing was ever before the start
+        }
+        if start <= low {
+            return Err(PrimeError::Incomplete(format!(
+                "the messages before offset {start} were deleted (the log starts at {low}): \
+                 the dedup window before it cannot be re-read"
+            )));
         }
         let started = Instant::now();
         let timeout = Duration::from_secs(10);
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(topic, p);
-        let committed = consumer
-            .committed_offsets(tpl, timeout)
-            .map_err(PrimeError::Committed)?
-            .find_partition(topic, p)
-            .and_then(|e| e.offset().to_raw())
-            .unwrap_or(-1);
-        if committed <= 0 {
-            return Ok(window); // no committed offset: consumption starts at the log's start
-        }
-        let since = chrono::Utc::now().timestamp_millis() - self.window_ms - MARGIN_MS;
         let primer: BaseConsumer = self.client.create().map_err(PrimeError::Create)?;
+        // The log time of the last message before the start, then the window before it.
+        let last = read_one(&primer, topic, p, start - 1, timeout)?;
+        let since = last.saturating_sub(self.window_ms);
         let mut by_time = TopicPartitionList::new();
         by_time.add_partition_offset(topic, p, Offset::Offset(since)).expect("valid offset");
-        // No offset at or after `since` (raw -1): nothing in the window precedes `committed`.
-        let start = primer
+        let first = primer
             .offsets_for_times(by_time, timeout)
             .map_err(PrimeError::FirstOffset)?
             .find_partition(topic, p)
             .and_then(|e| e.offset().to_raw())
-            .filter(|&o| o >= 0 && o < committed);
-        let Some(start) = start else { return Ok(window) };
+            .filter(|&o| o >= 0)
+            .unwrap_or(start - 1);
+        if first <= low && low > 0 {
+            return Err(PrimeError::Incomplete(format!(
+                "the dedup window before offset {start} (log time {since} on) reaches the log start {low}; \
+                 older messages in it may have been deleted"
+            )));
+        }
         let mut assign = TopicPartitionList::new();
-        assign.add_partition_offset(topic, p, Offset::Offset(start)).expect("valid offset");
+        assign.add_partition_offset(topic, p, Offset::Offset(first)).expect("valid offset");
         primer.assign(&assign).map_err(PrimeError::Assign)?;
         let mut read = 0u64;
-        let deadline = Instant::now() + READ_DEADLINE;
-        let mut complete = false;
-        while !complete && Instant::now() < deadline {
+        let mut last_progress = Instant::now();
+        loop {
             match primer.poll(Duration::from_millis(500)) {
-                Some(Ok(m)) if m.offset() < committed => {
+                Some(Ok(m)) if m.offset() < start => {
                     read += 1;
+                    last_progress = Instant::now();
                     if let Ok(d) = decode::event(m.payload())
                         && let Some(id) = d.client_id
                     {
                         window.observe(id, m.timestamp().to_millis().unwrap_or(0));
                     }
-                    complete = m.offset() + 1 >= committed;
+                    if m.offset() + 1 >= start {
+                        break;
+                    }
                 }
-                // Past the committed offset, or at the end of the log: nothing before it is left.
-                Some(Ok(_)) | Some(Err(KafkaError::PartitionEOF(_))) => complete = true,
+                // Past the start: nothing before it is left.
+                Some(Ok(_)) => break,
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    return Err(PrimeError::Incomplete(format!("the log ended before offset {start}")));
+                }
                 Some(Err(e)) => return Err(PrimeError::Read(e)),
+                None if last_progress.elapsed() > STALL => return Err(PrimeError::Stalled { start }),
                 None => {}
             }
         }
-        if !complete {
-            return Err(PrimeError::TooSlow { committed });
-        }
         tracing::info!(
             partition = p,
+            start,
+            since,
             read,
             ids = window.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -126,4 +143,33 @@ impl Primer {
         );
         Ok(window)
     }
+}
+
+/// The broker timestamp of the message at `offset`.
+fn read_one(primer: &BaseConsumer, topic: &str, p: i32, offset: i64, timeout: Duration) -> Result<i64, PrimeError> {
+    let mut assign = TopicPartitionList::new();
+    assign.add_partition_offset(topic, p, Offset::Offset(offset)).expect("valid offset");
+    primer.assign(&assign).map_err(PrimeError::Assign)?;
+    let deadline = Instant::now() + timeout.max(STALL);
+    while Instant::now() < deadline {
+        match primer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) if m.offset() == offset => {
+                return m.timestamp().to_millis().ok_or_else(|| {
+                    PrimeError::Incomplete(format!("message {offset} has no timestamp: is the topic LogAppendTime?"))
+                });
+            }
+            Some(Ok(m)) => {
+                return Err(PrimeError::Incomplete(format!(
+                    "message {offset} is missing (the log has {} next)",
+                    m.offset()
+                )));
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                return Err(PrimeError::Incomplete(format!("message {offset} is past the log end")));
+            }
+            Some(Err(e)) => return Err(PrimeError::Read(e)),
+            None => {}
+        }
+    }
+    Err(PrimeError::Stalled { start: offset + 1 })
 }

@@ -21,6 +21,10 @@ pub struct Sent {
     pub ok: bool,
     /// Events acknowledged.
     pub acked: Vec<Record>,
+    /// Events of a request that failed without an answer saying they were not
+    /// written (a timeout, a refused or reset connection, a 5xx): each may or may
+    /// not be in the log, so each may or may not be counted.
+    pub unconfirmed: Vec<Record>,
     /// One label per failed request or rejected event.
     pub errors: Vec<String>,
     pub rejected: u64,
@@ -30,6 +34,19 @@ impl Sent {
     fn failed(kind: String) -> Self {
         Self { errors: vec![kind], ..Self::default() }
     }
+
+    /// Failed; unless surely not written (refused, or never sent), perhaps
+    /// written anyway.
+    fn failed_with(kind: String, not_written: bool, records: Vec<Record>) -> Self {
+        let unconfirmed = if not_written { Vec::new() } else { records };
+        Self { unconfirmed, ..Self::failed(kind) }
+    }
+}
+
+/// The client says the events were not sent, or refused: they are not in the log.
+fn surely_not_written(e: &vcount_client::Error) -> bool {
+    use vcount_client::Error;
+    matches!(e, Error::Rejected { .. } | Error::CircuitOpen { attempts: 0, .. } | Error::Config(_))
 }
 
 /// Labels a raw HTTP failure like the client library labels its failures.
@@ -57,20 +74,23 @@ impl Driver {
         match (self, mode) {
             (Driver::View(_), _) => {
                 let video = work.popularity.pick(&mut rand::rng());
+                let record = Record { video, kind: EventKind::View, at_ms: None };
                 match self.view(video).await {
-                    Ok(()) => Sent {
-                        ok: true,
-                        acked: vec![Record { video, kind: EventKind::View, at_ms: None }],
-                        ..Sent::default()
-                    },
-                    Err(kind) => Sent::failed(kind),
+                    Ok(()) => Sent { ok: true, acked: vec![record], ..Sent::default() },
+                    Err(kind) => {
+                        let refused = kind.starts_with("status_4");
+                        Sent::failed_with(kind, refused, vec![record])
+                    }
                 }
             }
             (Driver::Client { client, .. }, Mode::Single) => {
                 let (event, record) = work.event(&mut rand::rng(), now);
                 match client.send(event).await {
                     Ok(_) => Sent { ok: true, acked: vec![record], ..Sent::default() },
-                    Err(e) => Sent { rejected: u64::from(e.is_rejected()), ..Sent::failed(e.kind()) },
+                    Err(e) => Sent {
+                        rejected: u64::from(e.is_rejected()),
+                        ..Sent::failed_with(e.kind(), surely_not_written(&e), vec![record])
+                    },
                 }
             }
             (Driver::Client { client, .. }, Mode::Batch) => {
@@ -92,7 +112,7 @@ impl Driver {
                         }
                         sent
                     }
-                    Err(e) => Sent::failed(e.kind()),
+                    Err(e) => Sent::failed_with(e.kind(), surely_not_written(&e), records),
                 }
             }
             (Driver::Client { client, batcher }, Mode::Batcher) => {
@@ -103,7 +123,10 @@ impl Driver {
                 };
                 match result {
                     Ok(_) => Sent { ok: true, acked: vec![record], ..Sent::default() },
-                    Err(e) => Sent { rejected: u64::from(e.is_rejected()), ..Sent::failed(e.kind()) },
+                    Err(e) => Sent {
+                        rejected: u64::from(e.is_rejected()),
+                        ..Sent::failed_with(e.kind(), surely_not_written(&e), vec![record])
+                    },
                 }
             }
         }

@@ -22,6 +22,10 @@ pub struct Ledger {
     times: HashMap<Uuid, Vec<i64>>,
     /// A sampled video got an event whose time the server chose: no range check.
     untimed: bool,
+    /// Events whose request failed without saying they were not written: each
+    /// may be counted or not (see `drive::Sent::unconfirmed`).
+    unconfirmed: HashMap<(Uuid, EventKind), u64>,
+    unconfirmed_times: HashMap<Uuid, Vec<i64>>,
 }
 
 impl Ledger {
@@ -41,6 +45,21 @@ impl Ledger {
 
     pub fn events(&self) -> u64 {
         self.totals.values().sum()
+    }
+
+    /// An event whose fate is unknown: counting it or not are both right.
+    pub fn add_unconfirmed(&mut self, r: &Record) {
+        *self.unconfirmed.entry((r.video, r.kind)).or_insert(0) += 1;
+        if r.kind == EventKind::View && self.sampled.contains(&r.video) {
+            match r.at_ms {
+                Some(t) => self.unconfirmed_times.entry(r.video).or_default().push(t),
+                None => self.untimed = true,
+            }
+        }
+    }
+
+    pub fn unconfirmed(&self) -> u64 {
+        self.unconfirmed.values().sum()
     }
 }
 
@@ -62,9 +81,15 @@ pub struct Exactness {
     pub videos: usize,
     pub ledger_events: u64,
     pub counted_events: i64,
-    /// All-time counts, summed over videos and event types.
+    /// All-time counts, summed over videos and event types: below the
+    /// acknowledged events (lost), above the acknowledged and unconfirmed ones
+    /// (double-counted).
     pub lost: i64,
     pub double_counted: i64,
+    /// Events whose request failed without saying they were not written, and how
+    /// many of them were counted (the counts beyond the acknowledged ones).
+    pub unconfirmed_events: u64,
+    pub unconfirmed_counted: i64,
     /// Seconds from the last answer of the load until every count matched (or the
     /// timeout), the wait for the freshness probes included.
     pub drain_secs: f64,
@@ -86,6 +111,13 @@ fn rfc3339(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A count `got` against `want` acknowledged events and `maybe` unconfirmed ones:
+/// (lost, double-counted, unconfirmed events counted). Anything from `want` to
+/// `want + maybe` is exact.
+fn judge(want: i64, maybe: i64, got: i64) -> (i64, i64, i64) {
+    ((want - got).max(0), (got - want - maybe).max(0), (got - want).clamp(0, maybe))
 }
 
 /// `[from, to)` in ms, minute-aligned, as the query service reads it.
@@ -144,7 +176,8 @@ pub async fn check(
     let start = Instant::now();
     let ranges = ranges(chrono::Utc::now().timestamp_millis(), spread_secs * 1000);
     let timed: Vec<(&Uuid, &Vec<i64>)> = if ledger.untimed { Vec::new() } else { ledger.times.iter().collect() };
-    let keys: Vec<(Uuid, EventKind)> = ledger.totals.keys().copied().collect();
+    let keys: Vec<(Uuid, EventKind)> =
+        ledger.totals.keys().chain(ledger.unconfirmed.keys()).copied().collect::<HashSet<_>>().into_iter().collect();
     loop {
         let totals: Vec<((Uuid, EventKind), Option<i64>)> = futures::stream::iter(keys.iter().copied())
             .map(|(v, k)| async move { ((v, k), count(http, query, v, k, None).await) })
@@ -152,17 +185,18 @@ pub async fn check(
             .collect()
             .await;
         let mut unanswered = 0;
-        let (mut lost, mut double, mut counted) = (0i64, 0i64, 0i64);
+        let (mut lost, mut double, mut counted, mut extra) = (0i64, 0i64, 0i64, 0i64);
         let mut by_type: BTreeMap<String, (u64, i64)> = BTreeMap::new();
         for (key, got) in &totals {
-            let want = ledger.totals[key] as i64;
+            let want = ledger.totals.get(key).copied().unwrap_or(0) as i64;
+            let maybe = ledger.unconfirmed.get(key).copied().unwrap_or(0) as i64;
             let Some(g) = got else {
                 unanswered += 1;
                 continue;
             };
             counted += g;
-            lost += (want - g).max(0);
-            double += (g - want).max(0);
+            let (l, d, x) = judge(want, maybe, *g);
+            (lost, double, extra) = (lost + l, double + d, extra + x);
             let t = by_type.entry(key.1.to_string()).or_default();
             t.0 += want as u64;
             t.1 += g;
@@ -184,16 +218,19 @@ pub async fn check(
                 lost: 0,
                 double_counted: 0,
             };
-            for ((_, times), g) in timed.iter().zip(got) {
-                let want = times.iter().filter(|t| (r.from..r.to).contains(t)).count() as i64;
+            for ((video, times), g) in timed.iter().zip(got) {
+                let inside = |ts: &[i64]| ts.iter().filter(|t| (r.from..r.to).contains(t)).count() as i64;
+                let want = inside(times);
+                let maybe = ledger.unconfirmed_times.get(*video).map_or(0, |ts| inside(ts));
                 let Some(g) = g else {
                     unanswered += 1;
                     continue;
                 };
                 c.expected += want;
                 c.counted += g;
-                c.lost += (want - g).max(0);
-                c.double_counted += (g - want).max(0);
+                let (l, d, _) = judge(want, maybe, g);
+                c.lost += l;
+                c.double_counted += d;
             }
             checks.push(c);
         }
@@ -214,6 +251,8 @@ pub async fn check(
                 counted_events: counted,
                 lost,
                 double_counted: double,
+                unconfirmed_events: ledger.unconfirmed(),
+                unconfirmed_counted: extra,
                 drain_secs: load_done.elapsed().as_secs_f64(),
                 by_type,
                 ranges: if ledger.untimed { Vec::new() } else { checks },
@@ -240,6 +279,15 @@ mod tests {
         assert_eq!(rs[0].to - rs[0].from, HOUR_MS);
         assert_eq!(rs[1].from % HOUR_MS, 0);
         assert_eq!(ranges(now, 0).len(), 2, "no middle range without a spread");
+    }
+
+    #[test]
+    fn unconfirmed_events_may_be_counted_or_not_but_nothing_else() {
+        assert_eq!(judge(10, 0, 10), (0, 0, 0));
+        assert_eq!(judge(10, 3, 10), (0, 0, 0), "none of the unconfirmed were written");
+        assert_eq!(judge(10, 3, 13), (0, 0, 3), "all of them were");
+        assert_eq!(judge(10, 3, 14), (0, 1, 3), "one more than could have been written");
+        assert_eq!(judge(10, 3, 9), (1, 0, 0), "an acknowledged event is missing");
     }
 
     #[test]

@@ -261,6 +261,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
     let collector = tokio::spawn(async move {
         let mut hist = report::histogram();
         let mut acked = Vec::new();
+        let mut unconfirmed = Vec::new();
         let mut errors: BTreeMap<String, u64> = BTreeMap::new();
         let (mut ok, mut bad, mut rejected) = (0u64, 0u64, 0u64);
         while let Some(o) = rx.recv().await {
@@ -277,8 +278,9 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
                 *errors.entry(e).or_insert(0) += 1;
             }
             acked.extend(o.sent.acked);
+            unconfirmed.extend(o.sent.unconfirmed);
         }
-        (hist, acked, errors, ok, bad, rejected)
+        (hist, acked, unconfirmed, errors, ok, bad, rejected)
     });
 
     let start = Instant::now();
@@ -350,7 +352,8 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
         }
     }
     drop(tx);
-    let (hist, acked, errors, ok, bad, rejected) = collector.await?;
+    let (hist, acked, unconfirmed, errors, ok, bad, rejected) = collector.await?;
+    unconfirmed.iter().for_each(|r| ledger.add_unconfirmed(r));
     let load_done = std::time::Instant::now();
     let elapsed = start.elapsed().as_secs_f64();
     let reads = match side.1 {
@@ -397,6 +400,8 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
         requests_ok: ok,
         requests_failed: bad,
         events_acked: events,
+        events_unconfirmed: unconfirmed.len() as u64,
+        events_sent: events + rejected + unconfirmed.len() as u64,
         achieved_requests_per_sec: (ok + bad) as f64 / elapsed,
         acked_events_per_sec: events as f64 / elapsed,
         latency: Latency::from(&hist),

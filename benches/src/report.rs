@@ -90,6 +90,10 @@ pub struct Report {
     pub requests_ok: u64,
     pub requests_failed: u64,
     pub events_acked: u64,
+    /// Events of requests that failed without saying they were not written.
+    pub events_unconfirmed: u64,
+    /// Every event the load tried to send: acknowledged, refused or unconfirmed.
+    pub events_sent: u64,
     pub achieved_requests_per_sec: f64,
     pub acked_events_per_sec: f64,
     pub latency: Latency,
@@ -181,6 +185,16 @@ impl Report {
                 "lost / double-counted",
                 format!("{} / {} (settled after {:.1} s)", e.lost, e.double_counted, e.drain_secs),
             );
+            if e.unconfirmed_events > 0 {
+                row(
+                    &mut s,
+                    "unconfirmed (counted)",
+                    format!(
+                        "{} ({}): failed requests that may or may not be in the log",
+                        e.unconfirmed_events, e.unconfirmed_counted
+                    ),
+                );
+            }
             for r in &e.ranges {
                 row(
                     &mut s,

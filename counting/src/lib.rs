@@ -6,7 +6,7 @@
 //! which rollup rows cover a time range. Keeping it pure makes the exactly-once
 //! rule property-testable without servers.
 //!
-//! The exactly-once protocol (steps P1–P10), its proof and its tests are described
+//! The exactly-once protocol (steps P1–P11, with P3a), its proof and its tests are described
 //! in one place: [`protocol`].
 
 pub mod cache;
@@ -20,6 +20,7 @@ pub mod rollup;
 pub mod rounds;
 pub mod series;
 pub mod time;
+pub mod timestamp;
 pub mod viewers;
 
 pub use cache::{PartKey, RangeRead, RowCache};

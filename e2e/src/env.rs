@@ -87,6 +87,8 @@ pub struct TestEnv {
     children: Vec<Child>,
     /// Where each aggregator serves /metrics.
     metrics: Vec<String>,
+    /// Each aggregator's log file.
+    logs: Vec<std::path::PathBuf>,
 }
 
 impl TestEnv {
@@ -170,6 +172,7 @@ impl TestEnv {
             stop,
             children: Vec::new(),
             metrics: Vec::new(),
+            logs: Vec::new(),
         }
     }
 
@@ -227,7 +230,121 @@ impl TestEnv {
         );
         self.children.push(child);
         self.metrics.push(url);
+        self.logs.push(log);
         self.children.len() - 1
+    }
+
+    /// Starts an aggregator process that may fail to start; returns its exit
+    /// status and log when it exits within `timeout` (`None`: it is running).
+    pub fn try_aggregator(&mut self, extra: &[(&str, &str)], timeout: Duration) -> Option<(bool, String)> {
+        let log_dir = crate::target_dir().join("tmp").join("aggregator-logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let log = log_dir.join(format!("{}-try-{}.log", self.name, self.children.len()));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(crate::aggregator_bin())
+            .envs(self.aggregator_env())
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("aggregator binary starts");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some((status.success(), std::fs::read_to_string(&log).unwrap_or_default()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Aggregator `i`'s log so far.
+    pub fn aggregator_log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.logs[i]).unwrap_or_default()
+    }
+
+    /// Waits until aggregator `i`'s log has `needle` at least `times` times.
+    pub async fn wait_log(&self, i: usize, needle: &str, times: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.aggregator_log(i).matches(needle).count() < times {
+            assert!(Instant::now() < deadline, "aggregator #{i} never logged {needle:?} {times} times");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGSTOP (`stop`) or SIGCONT aggregator `i`: a process paused past its
+    /// session timeout, then woken.
+    pub fn signal_aggregator(&mut self, i: usize, signal: &str) {
+        let c = &mut self.children[i];
+        eprintln!("[{}] SIG{signal} aggregator #{i} (pid {})", self.name, c.id());
+        let ok = Command::new("kill").arg(format!("-{signal}")).arg(c.id().to_string()).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// A metric of aggregator `i`, summed over the label sets whose text contains
+    /// `labels` (e.g. `reason="dead_letter"`), 0 when absent.
+    pub async fn aggregator_metric_where(&self, i: usize, name: &str, labels: &str) -> f64 {
+        let Ok(res) = self.http.get(&self.metrics[i]).send().await else { return 0.0 };
+        let text = res.text().await.unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, |a, b| a + b)
+    }
+
+    /// Waits (up to `timeout`) until a metric of aggregator `i` reaches `at_least`.
+    pub async fn wait_metric(&self, i: usize, name: &str, labels: &str, at_least: f64, timeout: Duration) -> f64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = if labels.is_empty() {
+                self.aggregator_metric(i, name).await
+            } else {
+                self.aggregator_metric_where(i, name, labels).await
+            };
+            if v >= at_least {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "aggregator #{i}: {name}{{{labels}}} = {v}, never reached {at_least}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The consumer group the aggregators of this test join.
+    pub fn group(&self) -> String {
+        format!("{}aggregator", self.topic_prefix)
+    }
+
+    pub fn events_topic(&self) -> String {
+        format!("{}video-events", self.topic_prefix)
+    }
+
+    /// The operator's view of this test's partitions (`vcount-admin partitions`).
+    pub async fn admin(&self) -> platform::admin::PartitionAdmin {
+        let cfg = platform::cassandra::CassandraConfig { nodes: cassandra_nodes(), ..Default::default() };
+        let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await.unwrap();
+        platform::admin::PartitionAdmin::new(session, &self.keyspace, &self.group(), &brokers()).unwrap()
+    }
+
+    /// SIGTERM and wait up to `deadline` for the exit; returns how long it took
+    /// and whether it exited cleanly, or `None` if it was still running (then it
+    /// is killed).
+    pub fn terminate_within(&mut self, i: usize, deadline: Duration) -> Option<(Duration, bool)> {
+        let c = &mut self.children[i];
+        eprintln!("[{}] SIGTERM aggregator #{i} (pid {})", self.name, c.id());
+        let started = Instant::now();
+        Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().unwrap();
+        while started.elapsed() < deadline {
+            if let Some(status) = c.try_wait().unwrap() {
+                return Some((started.elapsed(), status.success()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
     }
 
     /// Where aggregator `i` serves /metrics.
@@ -588,4 +705,36 @@ pub fn failure_ranges(now: i64) -> Vec<Option<(i64, i64)>> {
 
 pub fn uuids(n: usize) -> Vec<Uuid> {
     (0..n).map(|_| Uuid::new_v4()).collect()
+}
+
+/// A protobuf event for the events topic, as the gateway encodes it, with any
+/// wire type (a newer producer's, say).
+pub fn encoded_event(video: Uuid, wire_type: i32, occurred_at_ms: i64) -> Vec<u8> {
+    use prost::Message;
+    schemas::events::Event {
+        event_id: Uuid::now_v7().as_bytes().to_vec(),
+        video_id: video.as_bytes().to_vec(),
+        event_type: wire_type,
+        occurred_at_ms,
+        received_at_ms: now_ms(),
+        value: 1,
+        user_id: vec![],
+        client_event_id: false,
+        user_verified: false,
+    }
+    .encode_to_vec()
+}
+
+/// Produces `payload` keyed by `video` onto `topic` with the gateway's
+/// partitioner, so it lands in the video's partition; returns (partition, offset).
+pub async fn produce_raw(topic: &str, video: Uuid, payload: &[u8]) -> (i32, i64) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("partitioner", "murmur2_random")
+        .create()
+        .unwrap();
+    let rec = FutureRecord::to(topic).key(&video.as_bytes()[..]).payload(payload);
+    let delivered = producer.send(rec, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+    (delivered.partition, delivered.offset)
 }

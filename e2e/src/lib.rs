@@ -6,12 +6,15 @@
 //!
 //! - [`env`]: one test's private corner of the shared servers (topic prefix,
 //!   keyspace), the services, the load and the ledger checks.
+//! - [`broker`]: what an operator or a disaster does to the log (deleted
+//!   records, a recreated or grown topic, a topic's settings).
 //! - [`contract`]: answers checked against the served OpenAPI document.
 //! - [`observability`]: the Prometheus text parser and what the dashboard reads.
 //!
 //! The tests themselves are in `tests/`, one binary per concern; a test that needs
 //! the servers fails, never skips, when they are missing.
 
+pub mod broker;
 pub mod contract;
 pub mod env;
 pub mod observability;

@@ -150,3 +150,40 @@ async fn a_signed_in_users_views_count_once_per_window() {
     env.assert_converges(&ledger, &[None, Some((start - HOUR, now_ms() + 2 * MINUTE))], Duration::from_secs(60)).await;
     assert_eq!(env.aggregator_metric(agg, "aggregator_duplicates_dropped_total").await, 3.0);
 }
+
+/// A retry that reaches a new owner long after the previous one stopped is still
+/// dropped (issue 11 item 1): the window is read back from the log time of the
+/// last message before the committed offset, not from the wall clock. Here the new
+/// owner starts 70 s after the originals, more than the 8 s window plus the 60 s
+/// margin the old wall-clock priming read, which then counted every retry twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_a_long_outage_still_counts_once() {
+    let mut env = TestEnv::start("dedup-outage", 2).await;
+    let window = [("AGGREGATOR__DEDUP__WINDOW_SECS", "8")];
+    let videos = uuids(6);
+    let now = now_ms();
+    let events: Vec<(Uuid, i64, Uuid)> =
+        (0..40).map(|i| (videos[i % videos.len()], now - (i as i64) * MINUTE, Uuid::now_v7())).collect();
+    let mut ledger = Ledger::default();
+    for (v, at, _) in &events {
+        ledger.record(*v, *at);
+    }
+    let first = env.spawn_aggregator_with(&window);
+    env.wait_metric(first, "aggregator_assigned_partitions", "", 1.0, Duration::from_secs(60)).await;
+    env.post_batch(&events.iter().map(|(v, at, id)| with_id(*v, *at, *id)).collect::<Vec<_>>()).await;
+    env.wait_metric(first, "aggregator_events_flushed_total", "", 40.0, Duration::from_secs(30)).await;
+    env.terminate_aggregator(first);
+    // The client retries right away (inside the window, in log time) ...
+    env.post_batch(&events.iter().map(|(v, at, id)| with_id(*v, *at, *id)).collect::<Vec<_>>()).await;
+    let sent = std::time::Instant::now();
+    // ... but the next owner only starts much later.
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    let second = env.spawn_aggregator_with(&window);
+    // Counts already equal the ledger before the new owner reads anything: wait
+    // until it has taken every retry and flushed, then compare.
+    env.wait_metric(second, "aggregator_messages_total", "", 40.0, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.assert_converges(&ledger, &[None], Duration::from_secs(5)).await;
+    assert_eq!(env.aggregator_metric(second, "aggregator_duplicates_dropped_total").await, 40.0);
+    eprintln!("[dedup-outage] the new owner started {:?} after the retries", sent.elapsed());
+}

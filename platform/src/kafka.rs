@@ -29,6 +29,12 @@ pub enum KafkaAdminError {
     NoMetadata(String),
     #[error("topic {topic}: {code:?}")]
     TopicMetadata { topic: String, code: rdkafka::types::RDKafkaRespErr },
+    #[error("describing the configuration of topic {topic}")]
+    DescribeConfigs {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,6 +50,10 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// Create missing topics at start-up.
     pub create_topics: bool,
+    /// `retention.ms` of the events and ratings topics when they are created. It
+    /// bounds how long the aggregator may be down (or behind) before messages are
+    /// deleted unread, and how far back a recount from the log can go.
+    pub retention_ms: i64,
 }
 
 impl Default for KafkaConfig {
@@ -54,6 +64,7 @@ impl Default for KafkaConfig {
             partitions: 12,
             replication_factor: 1,
             create_topics: true,
+            retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }
@@ -95,14 +106,19 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), KafkaAdminError> {
     let dlq = cfg.dead_letter_topic();
     let ratings = cfg.ratings_topic();
     let catalog = cfg.catalog_topic();
+    let retention = cfg.retention_ms.to_string();
     let topics = [
         // Broker append time never decreases along a partition: the aggregator's
         // duplicate rule depends on that to decide the same way on every replay.
+        // Retention is explicit, not the broker's default: it is how long the
+        // aggregator may lag before messages are deleted unread.
         NewTopic::new(&events, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
             .set("min.insync.replicas", &min_isr)
-            .set("message.timestamp.type", "LogAppendTime"),
+            .set("message.timestamp.type", "LogAppendTime")
+            .set("retention.ms", &retention),
         NewTopic::new(&ratings, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
-            .set("min.insync.replicas", &min_isr),
+            .set("min.insync.replicas", &min_isr)
+            .set("retention.ms", &retention),
         NewTopic::new(&catalog, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
             .set("min.insync.replicas", &min_isr),
         NewTopic::new(&dlq, 1, TopicReplication::Fixed(cfg.replication_factor))
@@ -131,4 +147,17 @@ pub fn partition_count(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Res
         return Err(KafkaAdminError::TopicMetadata { topic: topic.to_owned(), code });
     }
     Ok(t.partitions().len())
+}
+
+/// The value of `key` in the configuration of `topic` (its own or the broker's default).
+pub async fn topic_config(cfg: &KafkaConfig, topic: &str, key: &str) -> Result<Option<String>, KafkaAdminError> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin: AdminClient<DefaultClientContext> =
+        cfg.client_config().create().map_err(|source| KafkaAdminError::Client { what: "admin", source })?;
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let describe = |source: KafkaError| KafkaAdminError::DescribeConfigs { topic: topic.to_owned(), source };
+    let results = admin.describe_configs([&ResourceSpecifier::Topic(topic)], &opts).await.map_err(describe)?;
+    let resource = results.into_iter().next().ok_or_else(|| KafkaAdminError::NoMetadata(topic.to_owned()))?;
+    let resource = resource.map_err(|code| describe(KafkaError::AdminOp(code)))?;
+    Ok(resource.get(key).and_then(|e| e.value.clone()))
 }

@@ -2,9 +2,11 @@
 //! telemetry, HTTP plumbing (problem+json, public and admin routers, graceful
 //! shutdown), the server loop with its limits, what faces hostile clients (rate
 //! limits, API keys, a bounded pool for heavy work), the Kafka and Cassandra
-//! clients with their setup, and the moderator role with its audit log
-//! (`moderation`, for the query service and `vcount-admin`).
+//! clients with their setup, the moderator role with its audit log
+//! (`moderation`, for the query service and `vcount-admin`), and the operator's side
+//! of halted partitions (`admin`, for `vcount-admin`).
 
+pub mod admin;
 pub mod apikeys;
 pub mod auth;
 pub mod cassandra;

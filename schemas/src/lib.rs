@@ -55,6 +55,7 @@ pub mod cql {
         Migration { version: 7, name: "comments", source: include_str!("../cql/007_comments.cql") },
         Migration { version: 8, name: "flags", source: include_str!("../cql/008_flags.cql") },
         Migration { version: 9, name: "counts", source: include_str!("../cql/009_counts.cql") },
+        Migration { version: 10, name: "halts", source: include_str!("../cql/010_halts.cql") },
         Migration { version: 11, name: "moderation_audit", source: include_str!("../cql/011_moderation_audit.cql") },
     ];
 

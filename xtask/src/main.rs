@@ -1,8 +1,10 @@
 //! `cargo xtask`: the project's dev tooling, in Rust once it outgrew shell.
 //!
 //! `stack` runs Kafka (KRaft) and Cassandra 5 as plain JVMs for development and tests;
-//! `dev` runs the three services on top of it. `scripts/stack` and `scripts/dev` are
-//! thin wrappers over these, so every documented call keeps working.
+//! `dev` runs the three services on top of it; `faults` runs the fault suite (R1–R7
+//! and backpressure, issue 11) on a stack of its own. `scripts/stack`, `scripts/dev`
+//! and `scripts/faults` are thin wrappers over these, so every documented call keeps
+//! working.
 //!
 //! Why Rust: the shell version had become a process supervisor (pid files, signals,
 //! timeouts, a lock) and a protocol client (it spoke CQL over `/dev/tcp` and started
@@ -12,6 +14,7 @@
 //! `infra/*/jvm.options` where a person tunes them.
 
 mod dev;
+mod faults;
 mod fetch;
 mod jvm;
 mod process;
@@ -47,6 +50,15 @@ enum Command {
         settings: StackSettings,
         #[command(subcommand)]
         cmd: DevCmd,
+    },
+    /// The fault suite (what `scripts/faults` runs): R1–R7 and backpressure under load,
+    /// on its own stack (default home .local/faults, every port + 20000), and the
+    /// reliability table.
+    Faults {
+        #[command(flatten)]
+        settings: StackSettings,
+        #[command(flatten)]
+        options: faults::Options,
     },
 }
 
@@ -212,6 +224,7 @@ fn main() -> ExitCode {
     let (prefix, result) = match cli.command {
         Command::Stack { settings, cmd } => ("stack", run_stack(settings, root, cmd)),
         Command::Dev { settings, cmd } => ("dev", run_dev(settings, root, cmd)),
+        Command::Faults { settings, options } => ("faults", run_faults(settings, root, options)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -252,6 +265,13 @@ fn run_dev(settings: StackSettings, root: PathBuf, cmd: DevCmd) -> anyhow::Resul
         DevCmd::Down => dev::down(&stack),
         DevCmd::Status => dev::status(&stack),
     }
+}
+
+fn run_faults(settings: StackSettings, root: PathBuf, options: faults::Options) -> anyhow::Result<()> {
+    std::env::set_current_dir(&root)?;
+    let settings = faults::private(settings, &root);
+    let stack = stack::Stack::new(settings, root)?;
+    faults::suite(&stack, &options)
 }
 
 #[cfg(test)]

@@ -8,10 +8,12 @@
 //! - [`rollups`]: rollup rows and their by-bucket copies (P6, P8).
 //! - [`ratings`]: each user's latest rating and a video's totals (P8).
 //! - [`activity`]: users' activity feeds (P8).
+//! - [`halts`]: halted partitions and each topic's recorded partition count (P11).
 //!
 //! Methods return [`CassandraError`]; the flush retries on any of them.
 
 pub mod activity;
+pub mod halts;
 pub mod partition_state;
 pub mod ratings;
 pub mod rollups;
@@ -20,6 +22,7 @@ use counting::Retention;
 use platform::cassandra::CassandraError;
 use scylla::client::session::Session;
 
+pub use halts::HaltRow;
 pub use partition_state::{Claim, ClaimError};
 
 pub struct RollupStore {
@@ -28,7 +31,9 @@ pub struct RollupStore {
     rollups: rollups::Statements,
     ratings: ratings::Statements,
     activity: activity::Statements,
+    halts: halts::Statements,
     retention: Retention,
+    keyspace: String,
 }
 
 impl RollupStore {
@@ -38,12 +43,18 @@ impl RollupStore {
             rollups: rollups::Statements::prepare(&session, keyspace).await?,
             ratings: ratings::Statements::prepare(&session, keyspace).await?,
             activity: activity::Statements::prepare(&session, keyspace).await?,
+            halts: halts::Statements::prepare(&session, keyspace).await?,
             session,
             retention,
+            keyspace: keyspace.to_owned(),
         })
     }
 
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    pub fn keyspace(&self) -> &str {
+        &self.keyspace
     }
 }

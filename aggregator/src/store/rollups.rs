@@ -25,7 +25,7 @@ pub(super) struct Statements {
 impl Statements {
     pub(super) async fn prepare(s: &Session, ks: &str) -> Result<Self, CassandraError> {
         let select = format!(
-            "SELECT bucket, value, last_offset FROM {ks}.rollups \
+            "SELECT bucket, value, last_offset, kafka_partition FROM {ks}.rollups \
              WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ?"
         );
         let read_from = prepare(s, select.clone(), true).await?;
@@ -60,11 +60,27 @@ struct RollupRow {
     bucket: CqlTimestamp,
     value: Option<i64>,
     last_offset: Option<i64>,
+    kafka_partition: Option<i32>,
+}
+
+/// A row of the range read that another Kafka partition wrote: two owners for one
+/// video, which happens only if the topic's partition count changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("row at bucket {bucket} was written from kafka partition {written_by}, not {reader}: did the topic grow?")]
+pub struct ForeignRow {
+    pub bucket: i64,
+    pub written_by: i32,
+    pub reader: i32,
 }
 
 impl RollupStore {
-    /// Every row of `r.part` in the bucket range `r.from..r.until`, as (bucket, row).
-    pub async fn read_range(&self, r: &RangeRead) -> Result<Vec<(i64, StoredRow)>, CassandraError> {
+    /// Every row of `r.part` in the bucket range `r.from..r.until`, as (bucket, row),
+    /// and the first row, if any, that a Kafka partition other than `reader` wrote.
+    pub async fn read_range(
+        &self,
+        r: &RangeRead,
+        reader: i32,
+    ) -> Result<(Vec<(i64, StoredRow)>, Option<ForeignRow>), CassandraError> {
         let st = &self.rollups;
         let (p, from) = (&r.part, CqlTimestamp(r.from));
         let key = (p.video_id, p.kind.as_str(), p.granularity.as_str());
@@ -75,14 +91,19 @@ impl RollupStore {
                 self.session.execute_iter(st.read_between.clone(), values).await?
             }
         };
-        let rows = pager.rows_stream::<RollupRow>()?;
-        Ok(rows
-            .map_ok(|row| {
+        let rows: Vec<RollupRow> = pager.rows_stream::<RollupRow>()?.try_collect().await?;
+        let foreign = rows.iter().find_map(|row| match row.kafka_partition {
+            Some(q) if q != reader => Some(ForeignRow { bucket: row.bucket.0, written_by: q, reader }),
+            _ => None,
+        });
+        let rows = rows
+            .into_iter()
+            .map(|row| {
                 let stored = StoredRow { value: row.value.unwrap_or(0), last_offset: row.last_offset.unwrap_or(-1) };
                 (row.bucket.0, stored)
             })
-            .try_collect()
-            .await?)
+            .collect();
+        Ok((rows, foreign))
     }
 
     /// Writes rows of one Cassandra partition in a single unlogged batch (atomic

@@ -1,4 +1,4 @@
-//! Small operator tasks against the store.
+//! Small operator tasks against the store and the log.
 //!
 //!   vcount-admin keyspaces [--prefix P]        list keyspaces
 //!   vcount-admin drop-keyspaces --prefix P     drop every keyspace whose name starts with P
@@ -6,6 +6,9 @@
 //!   vcount-admin moderators grant --user-id ID [--note TEXT]   make a user a moderator (audited)
 //!   vcount-admin moderators revoke --user-id ID [--note TEXT]  take the role away (audited)
 //!   vcount-admin moderators list               every moderator, by email
+//!   vcount-admin partitions list   [--keyspace K] [--topic T] [--halted]
+//!   vcount-admin partitions show   --topic T --partition N
+//!   vcount-admin partitions resume --topic T --partition N [--from earliest|latest|OFFSET]
 //!
 //! `scripts/test` drops the `t_` keyspaces earlier test runs left behind: every test
 //! makes a keyspace of its own, and a Cassandra that keeps hundreds of them (about
@@ -15,18 +18,25 @@
 //! user id, never by email (emails are not verified). The query service checks the
 //! role in the store on every moderation request, so a grant or revoke is in effect
 //! at once.
+//! `partitions` is the operator's side of a halted partition (`platform::admin`,
+//! which says what each command does and why).
 
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use futures::TryStreamExt;
+use platform::admin::{From, PartitionAdmin};
+use scylla::client::session::Session;
 
 #[derive(Parser)]
-#[command(about = "Operator tasks against the vcount store")]
+#[command(about = "Operator tasks against the vcount store and log")]
 struct Cli {
     /// Cassandra contact points, host:port, comma-separated.
     #[arg(long, env = "VCOUNT_CASSANDRA_NODES", default_value = "127.0.0.1:19042")]
     nodes: String,
+    /// Kafka bootstrap servers (for `partitions`).
+    #[arg(long, env = "VCOUNT_KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
+    brokers: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +78,18 @@ enum Command {
         #[command(subcommand)]
         command: ModeratorsCommand,
     },
+    /// Inspect and resume the aggregator's partitions.
+    Partitions {
+        /// The aggregator's keyspace (`cassandra.keyspace`).
+        #[arg(long, global = true, env = "VCOUNT_KEYSPACE", default_value = "vcount")]
+        keyspace: String,
+        /// The aggregator's consumer group (`consumer.group_id`); a ratings topic's
+        /// group is this plus `-ratings`, as the aggregator names it.
+        #[arg(long, global = true, env = "VCOUNT_GROUP", default_value = "vcount-aggregator")]
+        group: String,
+        #[command(subcommand)]
+        command: PartitionsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,7 +115,7 @@ enum ModeratorsCommand {
 
 /// Grants or revokes, and says what happened.
 async fn moderator(
-    session: &scylla::client::session::Session,
+    session: &Session,
     keyspace: &str,
     user: uuid::Uuid,
     on: bool,
@@ -114,6 +136,37 @@ async fn moderator(
     Ok(())
 }
 
+#[derive(Subcommand)]
+enum PartitionsCommand {
+    /// Every partition the aggregator has owned: epoch, attempted, halt.
+    List {
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only the halted ones.
+        #[arg(long)]
+        halted: bool,
+    },
+    /// One partition: its state, its halt, and the group's and log's offsets.
+    Show {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+    },
+    /// Clear a partition's halt; its owner takes it up again within a flush interval.
+    Resume {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+        /// Resume from `committed` (the default), `earliest` (the log's first
+        /// stored offset), `latest` (its end) or an offset. Never before the
+        /// committed offset; what lies between is not counted.
+        #[arg(long, default_value = "committed")]
+        from: From,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -130,8 +183,6 @@ async fn main() -> anyhow::Result<()> {
     }
     let cfg = platform::cassandra::CassandraConfig { nodes: cli.nodes.clone(), ..Default::default() };
     let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await?;
-    let pager = session.query_iter("SELECT keyspace_name FROM system_schema.keyspaces", &[]).await?;
-    let names: Vec<String> = pager.rows_stream::<(String,)>()?.map_ok(|(n,)| n).try_collect().await?;
     match cli.command {
         Command::ApiKey { .. } => unreachable!("handled above"),
         Command::Moderators { keyspace, command } => match command {
@@ -145,12 +196,13 @@ async fn main() -> anyhow::Result<()> {
             }
         },
         Command::Keyspaces { prefix } => {
-            for n in names.iter().filter(|n| n.starts_with(&prefix)) {
+            for n in keyspaces(&session).await?.iter().filter(|n| n.starts_with(&prefix)) {
                 println!("{n}");
             }
         }
         Command::DropKeyspaces { prefix, older_than_mins } => {
             anyhow::ensure!(!prefix.is_empty() && !"system".starts_with(&prefix), "refusing prefix {prefix:?}");
+            let names = keyspaces(&session).await?;
             let mut doomed: Vec<&String> = names.iter().filter(|n| n.starts_with(&prefix)).collect();
             if let Some(mins) = older_than_mins {
                 let made = keyspace_birth_secs(&session).await?;
@@ -162,6 +214,89 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("dropped {} keyspaces starting with {prefix:?}", doomed.len());
         }
+        Command::Partitions { keyspace, group, command } => {
+            let admin = PartitionAdmin::new(session, &keyspace, &group, &cli.brokers)?;
+            match command {
+                PartitionsCommand::List { topic, halted } => list(&admin, topic.as_deref(), halted).await?,
+                PartitionsCommand::Show { topic, partition } => show(&admin, &topic, partition).await?,
+                PartitionsCommand::Resume { topic, partition, from } => {
+                    let at = admin.resume(&topic, partition, from).await?;
+                    let at = at.map(|o| format!(", resuming from offset {o}")).unwrap_or_default();
+                    println!(
+                        "partition {partition} of {topic}: halt cleared{at}; its owner takes it up within a flush interval"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn keyspaces(session: &Session) -> anyhow::Result<Vec<String>> {
+    let pager = session.query_iter("SELECT keyspace_name FROM system_schema.keyspaces", &[]).await?;
+    Ok(pager.rows_stream::<(String,)>()?.map_ok(|(n,)| n).try_collect().await?)
+}
+
+fn time(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+async fn list(admin: &PartitionAdmin, topic: Option<&str>, only_halted: bool) -> anyhow::Result<()> {
+    println!("{:<40} {:>9} {:>6} {:>12}  halted", "topic", "partition", "epoch", "attempted");
+    for p in admin.list().await? {
+        if topic.is_some_and(|t| t != p.topic) || (only_halted && p.halted().is_none()) {
+            continue;
+        }
+        let said = match (p.halted(), &p.halt) {
+            (Some(r), Some(h)) => format!("{r} since {} at offset {}", time(h.halted_at_ms), opt(h.at_offset)),
+            _ => "no".into(),
+        };
+        let (epoch, attempted) = (opt(p.epoch), opt(p.attempted));
+        println!("{:<40} {:>9} {epoch:>6} {attempted:>12}  {said}", p.topic, p.partition);
+    }
+    Ok(())
+}
+
+async fn show(admin: &PartitionAdmin, topic: &str, partition: i32) -> anyhow::Result<()> {
+    let view = admin.show(topic, partition).await?;
+    println!("topic {topic} partition {partition} (keyspace {}, group {})", admin.keyspace, admin.group_of(topic));
+    match &view {
+        Some(v) => println!("  owner epoch {}, attempted {}", opt(v.epoch), opt(v.attempted)),
+        None => println!("  never owned"),
+    }
+    match admin.log_view(topic, partition).await {
+        Ok(l) => {
+            let behind = l.committed.map_or_else(|| "-".into(), |c| (l.high - c).to_string());
+            println!("  committed {}, log {}..{} ({behind} behind)", opt(l.committed), l.low, l.high);
+        }
+        Err(e) => println!("  kafka: {e:#}"),
+    }
+    match view.and_then(|v| v.halt) {
+        Some(h) if h.reason.is_some() => {
+            let reason = h.reason.unwrap_or_default();
+            println!(
+                "  HALTED: {reason} at offset {} since {} (by epoch {})",
+                opt(h.at_offset),
+                time(h.halted_at_ms),
+                opt(h.by_epoch)
+            );
+            println!("  why: {}", h.detail);
+            println!(
+                "  resume: vcount-admin partitions resume --keyspace {} --topic {topic} --partition {partition} [--from earliest|latest|OFFSET]",
+                admin.keyspace
+            );
+        }
+        Some(h) => {
+            let from = h.resume_from.map(|o| format!(", to resume from {o}")).unwrap_or_default();
+            println!("  not halted (last halt: {}; resumed {}{from})", h.detail, time(h.resumed_at_ms));
+        }
+        None => println!("  not halted"),
     }
     Ok(())
 }
@@ -169,9 +304,7 @@ async fn main() -> anyhow::Result<()> {
 /// When each keyspace got its first table: the earliest time in the time-based
 /// (v1) ids Cassandra gives tables. A keyspace without tables has no age and is
 /// kept (it may be one a test is creating now).
-async fn keyspace_birth_secs(
-    session: &scylla::client::session::Session,
-) -> anyhow::Result<std::collections::HashMap<String, i64>> {
+async fn keyspace_birth_secs(session: &Session) -> anyhow::Result<std::collections::HashMap<String, i64>> {
     let pager = session.query_iter("SELECT keyspace_name, table_name, id FROM system_schema.tables", &[]).await?;
     let rows: Vec<(String, String, uuid::Uuid)> = pager.rows_stream()?.try_collect().await?;
     let mut born = std::collections::HashMap::new();

@@ -1,0 +1,41 @@
+//! Fault injection for the kill and pause tests (`flush.fault_pause_at`,
+//! `flush.fault_pause_ms`): every flush sleeps at a chosen point, and says so in
+//! the log, so a test can SIGKILL or SIGSTOP the process exactly there instead of
+//! hoping to land in a flush by chance. Off (empty) by default.
+//!
+//! - `before_mark`: the flush has taken its plans, before P5. A process stopped
+//!   here and woken after a successor claimed the partition must be refused at P5.
+//! - `mid_write`: the first write request of the flush has landed (P8), the rest
+//!   wait. A process killed here leaves a flush in doubt with some rows written;
+//!   one stopped here writes the rest late, after its successor.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::config::FlushConfig;
+
+pub const BEFORE_MARK: &str = "before_mark";
+pub const MID_WRITE: &str = "mid_write";
+
+fn armed(cfg: &FlushConfig, point: &str) -> bool {
+    cfg.fault_pause_ms > 0 && cfg.fault_pause_at == point
+}
+
+/// At `before_mark`: sleeps the poll thread.
+pub fn pause_before_mark(cfg: &FlushConfig) {
+    if armed(cfg, BEFORE_MARK) {
+        tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing before mark_attempted");
+        std::thread::sleep(Duration::from_millis(cfg.fault_pause_ms));
+        tracing::warn!("fault injection: pause over");
+    }
+}
+
+/// At `mid_write`: sleeps once per flush (`paused` is reset when a flush starts),
+/// after the first write request landed.
+pub async fn pause_after_write(cfg: &FlushConfig, paused: &AtomicBool) {
+    if armed(cfg, MID_WRITE) && !paused.swap(true, Ordering::SeqCst) {
+        tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing mid-flush, after the first write");
+        tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
+        tracing::warn!("fault injection: pause over");
+    }
+}
