@@ -162,7 +162,7 @@ async fn moderators_come_from_the_operator_and_from_other_moderators() {
     assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("userId")), "{p}");
     let own = format!("/moderation/users/{zelda}/revoke-moderator");
     let (status, p) = send(&s, &own, Some(&zelda_token), json!(null)).await;
-    assert_eq!((status, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("userId")), "not one's own: {p}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "not one's own: {p}");
     let (status, u) = send(&s, &revoke, Some(&mod_token), json!(null)).await;
     assert_eq!((status, &u["roles"]), (StatusCode::OK, &json!(["USER"])), "{u}");
     let (status, p) = s.get_as("/moderation/flags", Some(&zelda_token)).await;

@@ -293,7 +293,7 @@ pub async fn assign(State(st): St, Moderator(m): Moderator, Path(id): Path<Strin
 }
 
 /// Take the moderator role away: the user's next moderation request is refused,
-/// whatever their token says. Not one's own (422 naming `userId`).
+/// whatever their token says. Not one's own (403).
 #[utoipa::path(
     post,
     path = "/api/v1/moderation/users/{user_id}/revoke-moderator",
@@ -308,8 +308,7 @@ pub async fn revoke(State(st): St, Moderator(m): Moderator, Path(id): Path<Strin
     // moderator out (only an operator could grant again), and a slip is undone by
     // nobody. Another moderator, or `vcount-admin moderators revoke`, can.
     if parse_uuid("userId", &id)? == m.sub {
-        return Err(Problem::invalid(
-            "userId",
+        return Err(Problem::forbidden(
             "a moderator cannot revoke their own role; another moderator or an operator can",
         ));
     }
