@@ -79,14 +79,43 @@ pub fn write_timestamp(epoch: i64, offset: i64) -> i64 {
 }
 
 /// Events of one partition folded since the last flush.
+/// Signed-in views for the activity feed: the first event id per (user, video,
+/// minute), so a burst of views is one entry. Both the flush buffer and the
+/// rounds' per-partition counts keep one.
+#[derive(Debug, Default)]
+pub struct ViewerLog(HashMap<(Uuid, Uuid, i64), Uuid>);
+
+impl ViewerLog {
+    pub fn note(&mut self, user: Uuid, video: Uuid, occurred_at_ms: i64, event_id: Uuid) {
+        let minute = Granularity::Minute.bucket(occurred_at_ms);
+        self.0.entry((user, video, minute)).or_insert(event_id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Empties the log into view activities (unsorted).
+    pub fn take(&mut self) -> impl Iterator<Item = Activity> + use<> {
+        std::mem::take(&mut self.0).into_iter().map(|((user_id, video_id, _), event_id)| Activity {
+            user_id,
+            activity_ts: event_id,
+            kind: ActivityKind::View,
+            activity_id: video_id,
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct PartitionBuffer {
     minutes: HashMap<(Uuid, EventKind, i64), i64>,
     /// Latest (rating, occurred_at_ms, event id) per (video, user).
     ratings: HashMap<(Uuid, Uuid), (i32, i64, Uuid)>,
-    /// Signed-in views for the activity feed: the first event id per (user, video,
-    /// minute), so a burst of views is one entry.
-    viewers: HashMap<(Uuid, Uuid, i64), Uuid>,
+    viewers: ViewerLog,
     first_offset: Option<i64>,
     last_offset: Option<i64>,
     events: u64,
@@ -127,8 +156,7 @@ impl PartitionBuffer {
     /// activity feed. Call it after the view's [`fold`](Self::fold) returned
     /// `Folded` or `FlushNow` (before flushing), so it joins that view's flush.
     pub fn note_viewer(&mut self, user: Uuid, video: Uuid, occurred_at_ms: i64, event_id: Uuid) {
-        let minute = Granularity::Minute.bucket(occurred_at_ms);
-        self.viewers.entry((user, video, minute)).or_insert(event_id);
+        self.viewers.note(user, video, occurred_at_ms, event_id);
     }
 
     /// The offset bookkeeping and the fence, shared by every kind of message.
@@ -205,14 +233,9 @@ impl PartitionBuffer {
             })
             .collect();
         ratings.sort_unstable_by_key(|c| (c.video_id, c.user_id));
-        let mut activities: Vec<Activity> = std::mem::take(&mut self.viewers)
-            .into_iter()
-            .map(|((user_id, video_id, _), event_id)| Activity {
-                user_id,
-                activity_ts: event_id,
-                kind: ActivityKind::View,
-                activity_id: video_id,
-            })
+        let mut activities: Vec<Activity> = self
+            .viewers
+            .take()
             .chain(ratings.iter().map(|c| Activity {
                 user_id: c.user_id,
                 activity_ts: c.event_id,

@@ -71,7 +71,7 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use crate::kind::EventKind;
-use crate::rollup::{Activity, ActivityKind, CountedEvent, Folded, Overlap, RowKey, RowWrite, StoredRow, add_count};
+use crate::rollup::{Activity, CountedEvent, Folded, Overlap, RowKey, RowWrite, StoredRow, ViewerLog, add_count};
 use crate::time::Granularity;
 
 /// One (video, event type): the rows whose all-time row's `last_offset` is their
@@ -178,9 +178,8 @@ pub struct PartitionCounts {
     /// `Some` until the fenced round is taken (R2 to R4).
     census: Option<Census>,
     consumed: Option<i64>,
-    /// Signed-in views for the activity feed: the first event id per (user, video,
-    /// minute), written by the next round.
-    viewers: HashMap<(Uuid, Uuid, i64), Uuid>,
+    /// Signed-in views for the activity feed, written by the next round.
+    viewers: ViewerLog,
     /// Events skipped because the store already held them (replay).
     replayed: u64,
 }
@@ -320,8 +319,7 @@ impl PartitionCounts {
     /// Records that signed-in `user` viewed `video` (event `event_id`), for the
     /// activity feed; the next round writes it.
     pub fn note_viewer(&mut self, user: Uuid, video: Uuid, occurred_at_ms: i64, event_id: Uuid) {
-        let minute = Granularity::Minute.bucket(occurred_at_ms);
-        self.viewers.entry((user, video, minute)).or_insert(event_id);
+        self.viewers.note(user, video, occurred_at_ms, event_id);
     }
 
     /// Short of the in-doubt round's offset: no round but the fenced one, at
@@ -390,15 +388,7 @@ impl PartitionCounts {
         }
         series.sort_unstable_by_key(|s| s.key);
         self.census = None;
-        let mut activities: Vec<Activity> = std::mem::take(&mut self.viewers)
-            .into_iter()
-            .map(|((user_id, video_id, _), event_id)| Activity {
-                user_id,
-                activity_ts: event_id,
-                kind: ActivityKind::View,
-                activity_id: video_id,
-            })
-            .collect();
+        let mut activities: Vec<Activity> = self.viewers.take().collect();
         activities.sort_unstable_by_key(|a| (a.user_id, a.activity_ts));
         let commit = self.commit_offset().expect("something was folded");
         Some(Round { through, commit, series, activities, events })

@@ -71,10 +71,7 @@ impl Viewers {
 
     /// Merges `other` in: the sketch of the union of both viewer sets.
     pub fn merge(&mut self, other: &Viewers) {
-        let mut u = HllUnion::new(LG_K).expect("LG_K is within DataSketches' range");
-        u.update(&self.0);
-        u.update(&other.0);
-        self.0 = u.to_sketch(HLL_TYPE);
+        *self = union([&*self, other]);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,7 +88,7 @@ impl Viewers {
         // Through a union that has merged the sketch twice: DataSketches marks a
         // union that merged dense registers as out of order and then uses the
         // composite estimator and its bounds, whatever the sketch's history.
-        let mut u = HllUnion::new(LG_K).expect("LG_K is within DataSketches' range");
+        let mut u = new_union();
         u.update(&self.0);
         u.update(&self.0);
         let whole = |x: f64| x.max(0.0) as u64;
@@ -116,9 +113,13 @@ impl Viewers {
     }
 }
 
+fn new_union() -> HllUnion {
+    HllUnion::new(LG_K).expect("LG_K is within DataSketches' range")
+}
+
 /// The union of many sketches (a range's spans), in one pass.
 pub fn union<'a>(sketches: impl IntoIterator<Item = &'a Viewers>) -> Viewers {
-    let mut u = HllUnion::new(LG_K).expect("LG_K is within DataSketches' range");
+    let mut u = new_union();
     for s in sketches {
         u.update(&s.0);
     }
