@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod owner;
 pub mod ownership;
 pub mod priming;
+pub mod replay;
 pub mod retry;
 pub mod start;
 pub mod store;

@@ -9,6 +9,7 @@
 //!   vcount-admin partitions list   [--keyspace K] [--topic T] [--halted]
 //!   vcount-admin partitions show   --topic T --partition N
 //!   vcount-admin partitions resume --topic T --partition N [--from earliest|latest|OFFSET]
+//!   vcount-admin dlq replay [--topic-prefix P] [--dry-run] [--max N]   send countable dead letters back
 //!
 //! `scripts/test` drops the `t_` keyspaces earlier test runs left behind: every test
 //! makes a keyspace of its own, and a Cassandra that keeps hundreds of them (about
@@ -19,7 +20,12 @@
 //! role in the store on every moderation request, so a grant or revoke is in effect
 //! at once.
 //! `partitions` is the operator's side of a halted partition (`platform::admin`,
-//! which says what each command does and why).
+//! which says what each command does and why). `dlq replay` sends the dead letters
+//! today's aggregator can count back to their partitions, exactly once
+//! (`aggregator::replay` says how); it needs Kafka only.
+//!
+//! This is a crate of its own because `dlq replay` decides with the aggregator's
+//! own decoder what is countable now, and the aggregator depends on `platform`.
 
 use std::time::Duration;
 
@@ -34,7 +40,7 @@ struct Cli {
     /// Cassandra contact points, host:port, comma-separated.
     #[arg(long, env = "VCOUNT_CASSANDRA_NODES", default_value = "127.0.0.1:19042")]
     nodes: String,
-    /// Kafka bootstrap servers (for `partitions`).
+    /// Kafka bootstrap servers (for `partitions` and `dlq`).
     #[arg(long, env = "VCOUNT_KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
     brokers: String,
     #[command(subcommand)]
@@ -90,6 +96,57 @@ enum Command {
         #[command(subcommand)]
         command: PartitionsCommand,
     },
+    /// The dead-letter topic.
+    Dlq {
+        /// The deployment's topic prefix (`kafka.topic_prefix`).
+        #[arg(long, global = true, env = "VCOUNT_TOPIC_PREFIX", default_value = "")]
+        topic_prefix: String,
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Send every dead letter the current aggregator can count back to the events
+    /// partition it came from, marked so that the aggregator drops a second copy
+    /// (a replay interrupted between a batch and its commit: run it again within
+    /// the aggregator's `dedup.window_secs`). Lists what it leaves, and why.
+    Replay {
+        /// Classify and list only: nothing is sent, nothing committed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Read at most this many dead letters.
+        #[arg(long, default_value_t = 1_000_000)]
+        max: u64,
+        /// The replay's consumer group (its offsets say what was handled).
+        #[arg(long, default_value = "vcount-dlq-replay")]
+        group: String,
+    },
+}
+
+/// Runs a replay and prints what it did.
+async fn dlq_replay(brokers: &str, topic_prefix: &str, dry_run: bool, max: u64, group: String) -> anyhow::Result<()> {
+    let kafka = platform::kafka::KafkaConfig {
+        brokers: brokers.to_owned(),
+        topic_prefix: topic_prefix.to_owned(),
+        ..Default::default()
+    };
+    let mut opts = aggregator::replay::ReplayOptions::new(kafka);
+    (opts.dry_run, opts.max_messages, opts.group) = (dry_run, max, group);
+    let r = aggregator::replay::replay(&opts).await?;
+    let verb = if dry_run { "would replay" } else { "replayed" };
+    println!("read {} dead letters; {verb} {}, left {}", r.read, r.replayed, r.skipped.len());
+    for (p, n) in &r.by_partition {
+        println!("  {verb} {n} to partition {p} of {}", opts.kafka.events_topic());
+    }
+    for s in &r.skipped {
+        println!("  left {}/{} at offset {}: {}", opts.kafka.dead_letter_topic(), s.dlq_partition, s.dlq_offset, s.why);
+    }
+    if r.stopped_at_max {
+        println!("stopped after {max} (--max); run again for the rest");
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -181,10 +238,13 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Command::Dlq { topic_prefix, command: DlqCommand::Replay { dry_run, max, group } } = cli.command {
+        return dlq_replay(&cli.brokers, &topic_prefix, dry_run, max, group).await;
+    }
     let cfg = platform::cassandra::CassandraConfig { nodes: cli.nodes.clone(), ..Default::default() };
     let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await?;
     match cli.command {
-        Command::ApiKey { .. } => unreachable!("handled above"),
+        Command::ApiKey { .. } | Command::Dlq { .. } => unreachable!("handled above"),
         Command::Moderators { keyspace, command } => match command {
             ModeratorsCommand::Grant { user_id, note } => moderator(&session, &keyspace, user_id, true, note).await?,
             ModeratorsCommand::Revoke { user_id, note } => moderator(&session, &keyspace, user_id, false, note).await?,
