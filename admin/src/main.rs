@@ -10,6 +10,8 @@
 //!   vcount-admin partitions show   --topic T --partition N
 //!   vcount-admin partitions resume --topic T --partition N [--from earliest|latest|OFFSET]
 //!   vcount-admin dlq replay [--topic-prefix P] [--dry-run] [--max N]   send countable dead letters back
+//!   vcount-admin correct --video ID [--type view] --from T --to T --zero --reason R   zero a range's minutes
+//!   vcount-admin correct --video ID [--type view] --at T --add N --reason R          change one minute by N
 //!
 //! `scripts/test` drops the `t_` keyspaces earlier test runs left behind: every test
 //! makes a keyspace of its own, and a Cassandra that keeps hundreds of them (about
@@ -33,6 +35,7 @@ use clap::{Parser, Subcommand};
 use futures::TryStreamExt;
 use platform::admin::{From, PartitionAdmin};
 use scylla::client::session::Session;
+use vcount_admin::correct;
 
 #[derive(Parser)]
 #[command(about = "Operator tasks against the vcount store and log")]
@@ -95,6 +98,51 @@ enum Command {
         group: String,
         #[command(subcommand)]
         command: PartitionsCommand,
+    },
+    /// Take counts back (`--zero` a range) or add them (`--add N` at a minute) through
+    /// the log, as compensating events the aggregator counts exactly once; recorded in
+    /// the moderation audit log. `--dry-run` shows what would be sent.
+    Correct {
+        /// The keyspace the aggregator writes (`cassandra.keyspace`).
+        #[arg(long, env = "VCOUNT_KEYSPACE", default_value = "vcount")]
+        keyspace: String,
+        /// The deployment's topic prefix (`kafka.topic_prefix`).
+        #[arg(long, env = "VCOUNT_TOPIC_PREFIX", default_value = "")]
+        topic_prefix: String,
+        /// The video whose counts change.
+        #[arg(long)]
+        video: uuid::Uuid,
+        /// The event type: view, play, like, share or complete.
+        #[arg(long = "type", default_value = "view")]
+        kind: counting::EventKind,
+        /// `--zero`: the range's first minute (RFC 3339, whole minutes).
+        #[arg(long, requires_all = ["to", "zero"], conflicts_with_all = ["at", "add"])]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// `--zero`: the minute after the range's last.
+        #[arg(long, requires = "from")]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Every minute of [from, to) to 0, as read now.
+        #[arg(long, requires = "from")]
+        zero: bool,
+        /// `--add`: the minute to change.
+        #[arg(long, requires = "add")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// `--add`: by how much (negative takes away: `--add=-40`).
+        #[arg(long, requires = "at", allow_negative_numbers = true)]
+        add: Option<i64>,
+        /// Why: written to the audit log and onto each event.
+        #[arg(long)]
+        reason: String,
+        /// The correction's id (default: a new one). The same id sends the same
+        /// event ids, so a rerun after a failure is dropped as a repeat.
+        #[arg(long)]
+        id: Option<uuid::Uuid>,
+        /// How long minute rows are kept (`retention.minute_secs`).
+        #[arg(long, default_value_t = counting::Retention::default().minute_secs)]
+        minute_retention_secs: u64,
+        /// Read and show what would be sent; record and send nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// The dead-letter topic.
     Dlq {
@@ -245,6 +293,50 @@ async fn main() -> anyhow::Result<()> {
     let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await?;
     match cli.command {
         Command::ApiKey { .. } | Command::Dlq { .. } => unreachable!("handled above"),
+        Command::Correct {
+            keyspace,
+            topic_prefix,
+            video,
+            kind,
+            from,
+            to,
+            zero: _,
+            at,
+            add,
+            reason,
+            id,
+            minute_retention_secs,
+            dry_run,
+        } => {
+            let change = match (from, to, at, add) {
+                (Some(f), Some(t), None, None) => {
+                    correct::Change::Zero { from_ms: f.timestamp_millis(), to_ms: t.timestamp_millis() }
+                }
+                (None, None, Some(at), Some(amount)) => correct::Change::Add { at_ms: at.timestamp_millis(), amount },
+                _ => anyhow::bail!("give either --from T --to T --zero, or --at T --add N"),
+            };
+            anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why");
+            let c = correct::Correction { id: id.unwrap_or_else(uuid::Uuid::new_v4), video, kind, change, reason };
+            let kafka =
+                platform::kafka::KafkaConfig { brokers: cli.brokers.clone(), topic_prefix, ..Default::default() };
+            let target = correct::Target {
+                session: std::sync::Arc::new(session),
+                keyspace,
+                kafka,
+                minute_retention_ms: i64::try_from(minute_retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            };
+            let out = correct::run(&target, &c, dry_run).await?;
+            let total: i64 = out.sent.iter().map(|k| k.value).sum();
+            let verb = if out.dry_run { "would send" } else { "sent" };
+            println!("correction {}: {verb} {} compensating events, {total:+} {}s in all", c.id, out.sent.len(), kind);
+            for k in &out.sent {
+                println!(
+                    "  {} {:+}",
+                    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(k.minute_ms).unwrap_or_default(),
+                    k.value
+                );
+            }
+        }
         Command::Moderators { keyspace, command } => match command {
             ModeratorsCommand::Grant { user_id, note } => moderator(&session, &keyspace, user_id, true, note).await?,
             ModeratorsCommand::Revoke { user_id, note } => moderator(&session, &keyspace, user_id, false, note).await?,

@@ -11,6 +11,11 @@
 //! message counts or not whenever it is read: a replay after a crash decides as the
 //! first reading did.
 //!
+//! A compensating event (`correction`, made by `vcount-admin correct`) may carry a
+//! negative value, up to `MAX_CORRECTION_VALUE` either way but never 0. It must
+//! carry a client event id, so that a retried correction is dropped like a
+//! client's retry, and no viewer (a correction is nobody's view).
+//!
 //! One failure is not poison: a well-formed event whose type this aggregator does
 //! not know ([`DecodeError::NewerEventType`]) comes from a newer producer, and
 //! dead-lettering it would lose it for good (its offset committed, never counted).
@@ -21,7 +26,9 @@
 use counting::{CountedEvent, RatedEvent};
 use prost::Message;
 use schemas::events::{Event, Rating};
-use schemas::limits::{EARLIEST_MS, LATEST_MS, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENT_VALUE};
+use schemas::limits::{
+    EARLIEST_MS, LATEST_MS, MAX_CORRECTION_VALUE, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENT_VALUE,
+};
 use uuid::Uuid;
 
 /// Why a message cannot be counted.
@@ -43,6 +50,12 @@ pub enum DecodeError {
     NotPositive(i64),
     #[error("value {0} is above the largest an event may carry ({MAX_EVENT_VALUE})")]
     ValueTooLarge(i64),
+    #[error("correction value {0} is 0 or beyond {MAX_CORRECTION_VALUE} either way")]
+    CorrectionValue(i64),
+    #[error("a correction must carry a client event id (a retried correction is dropped by it)")]
+    CorrectionWithoutId,
+    #[error("a correction has no viewer")]
+    CorrectionWithViewer,
     #[error("occurred_at_ms is missing")]
     NoOccurredAt,
     /// A time outside [2020, 2100): `received_at_ms` of an event, `occurred_at_ms`
@@ -87,10 +100,19 @@ pub fn event(payload: Option<&[u8]>) -> Result<Decoded, DecodeError> {
     if e.event_type == 0 {
         return Err(unknown);
     }
-    if e.value < 1 {
+    if e.correction {
+        if e.value == 0 || e.value.unsigned_abs() > MAX_CORRECTION_VALUE.unsigned_abs() {
+            return Err(DecodeError::CorrectionValue(e.value));
+        }
+        if !e.client_event_id {
+            return Err(DecodeError::CorrectionWithoutId);
+        }
+        if !e.user_id.is_empty() || e.user_verified {
+            return Err(DecodeError::CorrectionWithViewer);
+        }
+    } else if e.value < 1 {
         return Err(DecodeError::NotPositive(e.value));
-    }
-    if e.value > MAX_EVENT_VALUE {
+    } else if e.value > MAX_EVENT_VALUE {
         return Err(DecodeError::ValueTooLarge(e.value));
     }
     if e.occurred_at_ms <= 0 {
@@ -163,6 +185,7 @@ mod tests {
             user_id: vec![],
             client_event_id: false,
             user_verified: false,
+            correction: false,
         };
         let d = event(Some(&good.encode_to_vec())).unwrap();
         let e = d.event;
@@ -213,6 +236,7 @@ mod tests {
             user_id: vec![],
             client_event_id: false,
             user_verified: false,
+            correction: false,
         };
         let decoded = |e: &Event| event(Some(&e.encode_to_vec()));
         let max = Event { value: MAX_EVENT_VALUE, ..good.clone() };
@@ -247,6 +271,50 @@ mod tests {
         assert!(decoded(&Event { occurred_at_ms: T - MAX_EVENT_AGE_MS, ..good.clone() }).is_ok());
         assert!(decoded(&Event { occurred_at_ms: T + MAX_EVENT_FUTURE_MS, ..good.clone() }).is_ok());
         assert!(decoded(&Event { received_at_ms: EARLIEST_MS, occurred_at_ms: EARLIEST_MS - 1, ..good }).is_ok());
+    }
+
+    /// A compensating event may take counts away, but only as a correction: with a
+    /// client id (so its retry is dropped), no viewer, and a bounded nonzero value.
+    #[test]
+    fn only_a_correction_may_carry_a_negative_value() {
+        let fix = Event {
+            event_id: vec![3; 16],
+            video_id: vec![7; 16],
+            event_type: EventType::View as i32,
+            occurred_at_ms: T,
+            received_at_ms: T,
+            value: -40,
+            user_id: vec![],
+            client_event_id: true,
+            user_verified: false,
+            correction: true,
+        };
+        let decoded = |e: &Event| event(Some(&e.encode_to_vec()));
+        let d = decoded(&fix).unwrap();
+        assert_eq!((d.event.value, d.client_id, d.viewer), (-40, Some([3; 16]), None));
+        let most = Event { value: -MAX_CORRECTION_VALUE, ..fix.clone() };
+        assert_eq!(decoded(&most).unwrap().event.value, -MAX_CORRECTION_VALUE);
+        assert_eq!(decoded(&Event { value: 12, ..fix.clone() }).unwrap().event.value, 12, "adding back is allowed");
+        for (bad, why) in [
+            (Event { correction: false, ..fix.clone() }, "value -40 is not positive"),
+            (Event { value: 0, ..fix.clone() }, "correction value 0 is 0 or beyond 1000000000000 either way"),
+            (
+                Event { value: -MAX_CORRECTION_VALUE - 1, ..fix.clone() },
+                "correction value -1000000000001 is 0 or beyond 1000000000000 either way",
+            ),
+            (
+                Event { value: i64::MIN, ..fix.clone() },
+                "correction value -9223372036854775808 is 0 or beyond 1000000000000 either way",
+            ),
+            (
+                Event { client_event_id: false, ..fix.clone() },
+                "a correction must carry a client event id (a retried correction is dropped by it)",
+            ),
+            (Event { user_id: vec![9; 16], ..fix.clone() }, "a correction has no viewer"),
+            (Event { user_verified: true, ..fix.clone() }, "a correction has no viewer"),
+        ] {
+            assert_eq!(reason(decoded(&bad)), why);
+        }
     }
 
     #[test]

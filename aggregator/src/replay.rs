@@ -317,6 +317,7 @@ mod tests {
             user_id: vec![],
             client_event_id: client,
             user_verified: false,
+            correction: false,
         }
     }
 

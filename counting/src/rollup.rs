@@ -60,13 +60,15 @@ pub struct RowWrite {
     pub last_offset: i64,
 }
 
-/// A count plus what a flush adds to it. Counts only grow: the sum saturates at
-/// `i64::MAX` instead of wrapping (in release builds `+` wraps, and a count would
-/// go negative), and a negative delta adds nothing. The aggregator's decoder
-/// already refuses values outside 1..=1,000,000 (`schemas::limits`), so neither
-/// case happens with events that passed it; this is the core's own guarantee.
+/// A count plus what a flush adds to it, saturating at the ends of `i64` instead
+/// of wrapping (in release builds `+` wraps, and a huge count would turn negative).
+/// A delta is negative only when compensating events (`correction`, from
+/// `vcount-admin correct`) take counts back; the aggregator's decoder refuses a
+/// value outside 1..=1,000,000 on any other event (`schemas::limits`), and
+/// `vcount-admin correct` never takes more than it read, so with events that passed
+/// the decoder a count stays exact and at least 0.
 pub fn add_count(count: i64, delta: i64) -> i64 {
-    count.saturating_add(delta.max(0))
+    count.saturating_add(delta)
 }
 
 /// Cassandra write timestamp for a write by the owner in `epoch` of rows complete

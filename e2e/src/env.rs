@@ -595,6 +595,15 @@ impl Ledger {
         }
     }
 
+    /// Takes `video`'s events in `[from, to)` out (what a correction zeroed);
+    /// returns how many there were.
+    pub fn remove(&mut self, video: Uuid, from: i64, to: i64) -> usize {
+        let Some(all) = self.events.get_mut(&video) else { return 0 };
+        let before = all.len();
+        all.retain(|&t| t < from || t >= to);
+        before - all.len()
+    }
+
     /// Views of `video` in exactly `[from, to)`.
     pub fn count_exact(&self, video: Uuid, from: i64, to: i64) -> i64 {
         let all = self.events.get(&video).map(Vec::as_slice).unwrap_or_default();
@@ -721,6 +730,7 @@ pub fn encoded_event(video: Uuid, wire_type: i32, occurred_at_ms: i64) -> Vec<u8
         user_id: vec![],
         client_event_id: false,
         user_verified: false,
+        correction: false,
     }
     .encode_to_vec()
 }

@@ -51,6 +51,7 @@ fn event(video: Uuid, kind: EventType, value: i64, at: i64) -> Vec<u8> {
         user_id: vec![],
         client_event_id: false,
         user_verified: false,
+        correction: false,
     }
     .encode_to_vec()
 }

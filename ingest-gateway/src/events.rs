@@ -83,6 +83,7 @@ impl EventRules {
             user_id: viewer.map(|u| u.as_bytes().to_vec()).unwrap_or_default(),
             client_event_id: false,
             user_verified: viewer.is_some(),
+            correction: false,
         }
     }
 
@@ -128,6 +129,7 @@ impl EventRules {
             client_event_id,
             // A client's userId is its word, never a verified viewer.
             user_verified: false,
+            correction: false,
         })
     }
 
@@ -139,6 +141,10 @@ impl EventRules {
         }
         if e.kind().is_none() {
             return Err(Problem::invalid(f("eventType"), "unknown event type"));
+        }
+        if e.correction {
+            // Compensating events come from the operator's tool, straight to Kafka.
+            return Err(Problem::invalid(f("correction"), "only an operator sets it (vcount-admin correct)"));
         }
         if e.value == 0 {
             e.value = 1;
@@ -217,7 +223,11 @@ mod tests {
             user_verified: true,
             ..Default::default()
         };
-        assert!(!rules.validate_proto(forged, "", NOW).unwrap().user_verified);
+        assert!(!rules.validate_proto(forged.clone(), "", NOW).unwrap().user_verified);
+        // Nor may a client send a compensating event: it could take views away.
+        let taking = Event { correction: true, value: 5, ..forged };
+        let refused = rules.validate_proto(taking, "[2].", NOW).unwrap_err();
+        assert!(format!("{refused:?}").contains("[2].correction"), "{refused:?}");
         let user = Uuid::from_bytes([3; 16]);
         let signed_in = rules.view_now(Uuid::from_bytes([1; 16]), Some(user), NOW);
         assert!(signed_in.user_verified && signed_in.user_id == user.as_bytes().to_vec());

@@ -58,11 +58,19 @@ pub enum Action {
     RevokeModerator,
     RestoreVideo,
     RestoreComment,
+    /// Counts taken back or added by compensating events (`vcount-admin correct`).
+    CorrectCounts,
 }
 
 impl Action {
-    pub const ALL: [Action; 5] =
-        [Self::FlagAction, Self::AssignModerator, Self::RevokeModerator, Self::RestoreVideo, Self::RestoreComment];
+    pub const ALL: [Action; 6] = [
+        Self::FlagAction,
+        Self::AssignModerator,
+        Self::RevokeModerator,
+        Self::RestoreVideo,
+        Self::RestoreComment,
+        Self::CorrectCounts,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +79,7 @@ impl Action {
             Self::RevokeModerator => "revoke_moderator",
             Self::RestoreVideo => "restore_video",
             Self::RestoreComment => "restore_comment",
+            Self::CorrectCounts => "correct_counts",
         }
     }
 
@@ -79,7 +88,7 @@ impl Action {
         match self {
             Self::FlagAction => "flag",
             Self::AssignModerator | Self::RevokeModerator => "user",
-            Self::RestoreVideo => "video",
+            Self::RestoreVideo | Self::CorrectCounts => "video",
             Self::RestoreComment => "comment",
         }
     }

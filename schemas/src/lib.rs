@@ -17,6 +17,10 @@ pub mod kind;
 pub mod limits {
     /// Largest `value` of one event.
     pub const MAX_EVENT_VALUE: i64 = 1_000_000;
+    /// Largest amount one compensating event (`correction`) may take away or add:
+    /// a minute of a very hot video, with room to spare; still 9 million of them
+    /// before a count could overflow.
+    pub const MAX_CORRECTION_VALUE: i64 = 1_000_000_000_000;
     /// How far `occurred_at_ms` may lie before `received_at_ms`: 30 days.
     pub const MAX_EVENT_AGE_MS: i64 = 30 * 24 * 3_600_000;
     /// How far `occurred_at_ms` may lie after `received_at_ms` (clock skew): 1 hour.
@@ -141,6 +145,7 @@ mod tests {
             user_id: vec![],
             client_event_id: true,
             user_verified: false,
+            correction: false,
         };
         let bytes = e.encode_to_vec();
         assert_eq!(Event::decode(bytes.as_slice()).unwrap(), e);

@@ -128,6 +128,7 @@ fn generate(load: &Load) -> anyhow::Result<(Vec<Event>, HashMap<Uuid, u64>)> {
                 user_id: vec![],
                 client_event_id: false,
                 user_verified: false,
+                correction: false,
             }
         })
         .collect();

@@ -95,6 +95,7 @@ fn main() -> anyhow::Result<()> {
                 user_id: vec![],
                 client_event_id: false,
                 user_verified: false,
+                correction: false,
             };
             (v % a.partitions.max(1), e.encode_to_vec())
         })

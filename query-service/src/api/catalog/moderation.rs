@@ -430,6 +430,9 @@ pub enum AuditActionName {
     RestoreVideo,
     #[schema(rename = "restore_comment")]
     RestoreComment,
+    /// `vcount-admin correct`: counts taken back or added by compensating events.
+    #[schema(rename = "correct_counts")]
+    CorrectCounts,
 }
 
 /// What an audit entry's target is.

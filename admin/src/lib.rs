@@ -1,0 +1,3 @@
+//! The operator tool's library: what `vcount-admin` does that tests call directly.
+
+pub mod correct;
