@@ -103,6 +103,10 @@ pub fn service_env(
             .or_else(|| env.get("GATEWAY__HTTP__LISTEN").cloned())
             .context("GATEWAY__HTTP__LISTEN is set neither in the environment nor in deploy/vcount.env")?;
         env.insert("QUERY__WEB__GATEWAY_URL".into(), format!("http://{listen}"));
+        // The query service forwards browsers' gateway routes from loopback with
+        // the client's address in X-Forwarded-For; unless the gateway trusts that
+        // hop, every browser shares one anonymous rate-limit bucket (20 views/s).
+        default(&mut env, "GATEWAY__LIMITS__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#.into());
     }
     env.insert("NO_COLOR".into(), "1".into());
     Ok(env)
@@ -369,6 +373,7 @@ mod tests {
             assert_eq!(env[key], "127.0.0.1:29042", "{key}");
         }
         assert_eq!(env["QUERY__WEB__GATEWAY_URL"], format!("http://{}", env["GATEWAY__HTTP__LISTEN"]));
+        assert_eq!(env["GATEWAY__LIMITS__TRUSTED_PROXIES"], r#"["127.0.0.1/32"]"#, "the one-origin hop is trusted");
         assert_eq!(env["QUERY__AUTH__JWT_SECRET"], env["GATEWAY__AUTH__JWT_SECRET"]);
         assert_eq!(env["NO_COLOR"], "1");
     }
