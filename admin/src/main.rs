@@ -12,6 +12,7 @@
 //!   vcount-admin dlq replay [--topic-prefix P] [--dry-run] [--max N]   send countable dead letters back
 //!   vcount-admin correct --video ID [--type view] --from T --to T --zero --reason R   zero a range's minutes
 //!   vcount-admin correct --video ID [--type view] --at T --add N --reason R          change one minute by N
+//!   vcount-admin rebuild --into KEYSPACE [--group G] [--config FILE]   recount the log, compare with the live counts
 //!
 //! `scripts/test` drops the `t_` keyspaces earlier test runs left behind: every test
 //! makes a keyspace of its own, and a Cassandra that keeps hundreds of them (about
@@ -144,6 +145,24 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Recount everything the log holds into a fresh keyspace with the aggregator's
+    /// own code (the live aggregator's settings: `--config` and `AGGREGATOR__*`),
+    /// then compare every all-time count with the live keyspace. Interrupted, it
+    /// resumes when run again with the same `--into` and `--group`.
+    Rebuild {
+        /// The fresh keyspace (made with the whole schema).
+        #[arg(long)]
+        into: String,
+        /// The rebuild's consumer group (default: the live group plus `-rebuild-` and the keyspace).
+        #[arg(long)]
+        group: Option<String>,
+        /// The live aggregator's config file (as its `--config`).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// Give up (resumable) after this long.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
     /// The dead-letter topic.
     Dlq {
         /// The deployment's topic prefix (`kafka.topic_prefix`).
@@ -171,6 +190,35 @@ enum DlqCommand {
         #[arg(long, default_value = "vcount-dlq-replay")]
         group: String,
     },
+}
+
+/// Runs a rebuild and prints the comparison.
+async fn rebuild(
+    into: String,
+    group: Option<String>,
+    config: Option<&std::path::Path>,
+    timeout_secs: u64,
+) -> anyhow::Result<()> {
+    let live: aggregator::AggregatorConfig = platform::config::load("AGGREGATOR", config)?;
+    let group = group.unwrap_or_else(|| format!("{}-rebuild-{into}", live.consumer.group_id));
+    let keyspace = live.cassandra.keyspace.clone();
+    let r = vcount_admin::rebuild::Rebuild { live, into, group, timeout: Duration::from_secs(timeout_secs) };
+    let report = vcount_admin::rebuild::rebuild(&r).await?;
+    let through: Vec<String> = report.rebuilt_through.iter().map(|((t, p), o)| format!("{t}/{p}@{o}")).collect();
+    println!("recounted the log into {} through {}", r.into, through.join(" "));
+    println!("{} series; {} differ from {keyspace}", report.series, report.differences.len());
+    for d in &report.differences {
+        println!("  {} {}: live {}, rebuilt {}", d.video, d.kind, d.live, d.rebuilt);
+    }
+    if report.exact {
+        println!("the comparison is exact: both counted the whole log, to the same offsets");
+    } else {
+        println!("the comparison is not exact:");
+        for c in &report.caveats {
+            println!("  {c}");
+        }
+    }
+    Ok(())
 }
 
 /// Runs a replay and prints what it did.
@@ -289,10 +337,13 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Dlq { topic_prefix, command: DlqCommand::Replay { dry_run, max, group } } = cli.command {
         return dlq_replay(&cli.brokers, &topic_prefix, dry_run, max, group).await;
     }
+    if let Command::Rebuild { into, group, config, timeout_secs } = cli.command {
+        return rebuild(into, group, config.as_deref(), timeout_secs).await;
+    }
     let cfg = platform::cassandra::CassandraConfig { nodes: cli.nodes.clone(), ..Default::default() };
     let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await?;
     match cli.command {
-        Command::ApiKey { .. } | Command::Dlq { .. } => unreachable!("handled above"),
+        Command::ApiKey { .. } | Command::Dlq { .. } | Command::Rebuild { .. } => unreachable!("handled above"),
         Command::Correct {
             keyspace,
             topic_prefix,

@@ -21,6 +21,14 @@ pub struct Rollups {
     range: PreparedStatement,
     rows: PreparedStatement,
     bucket: PreparedStatement,
+    series: PreparedStatement,
+}
+
+#[derive(scylla::DeserializeRow)]
+struct SeriesRow {
+    video_id: Uuid,
+    event_type: String,
+    granularity: String,
 }
 
 #[derive(scylla::DeserializeRow)]
@@ -69,7 +77,14 @@ impl Rollups {
             true,
         )
         .await?;
-        Ok(Self { session, range, rows, bucket })
+        // A scan of every partition key: only the operator's tools use it.
+        let series = prepare(
+            &session,
+            format!("SELECT DISTINCT video_id, event_type, granularity FROM {keyspace}.rollups"),
+            true,
+        )
+        .await?;
+        Ok(Self { session, range, rows, bucket, series })
     }
 
     pub fn session(&self) -> &Session {
@@ -135,6 +150,19 @@ impl Rollups {
             CASSANDRA_ERRORS.counter_with(&[("op", OP_READ)]).increment(1);
         }
         result
+    }
+
+    /// Every (video, event type) with an all-time row, in no particular order: a
+    /// scan of the whole table, paged (`vcount-admin rebuild` compares keyspaces
+    /// with it; no request path calls it).
+    pub async fn all_series(&self) -> Result<Vec<(Uuid, EventKind)>> {
+        let pager = self.session.execute_iter(self.series.clone(), ()).await?;
+        let rows: Vec<SeriesRow> = pager.rows_stream::<SeriesRow>()?.try_collect().await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.granularity == Granularity::Total.as_str())
+            .filter_map(|r| Some((r.video_id, r.event_type.parse().ok()?)))
+            .collect())
     }
 
     /// All-time count of `kind` for `video` (its total row).
