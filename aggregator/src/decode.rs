@@ -223,10 +223,9 @@ mod tests {
         assert_eq!(reason(event(Some(&bad.encode_to_vec()))), "client event_id is not 16 bytes");
     }
 
-    /// What a producer with access to the topic could write, past the gateway.
-    #[test]
-    fn decode_refuses_values_and_times_the_gateway_would_refuse() {
-        let good = Event {
+    /// A gateway's view of video 7 at `T`.
+    fn view_at_t() -> Event {
+        Event {
             event_id: vec![0; 16],
             video_id: vec![7; 16],
             event_type: EventType::View as i32,
@@ -237,7 +236,13 @@ mod tests {
             client_event_id: false,
             user_verified: false,
             correction: false,
-        };
+        }
+    }
+
+    /// What a producer with access to the topic could write, past the gateway.
+    #[test]
+    fn decode_refuses_values_and_times_the_gateway_would_refuse() {
+        let good = view_at_t();
         let decoded = |e: &Event| event(Some(&e.encode_to_vec()));
         let max = Event { value: MAX_EVENT_VALUE, ..good.clone() };
         assert_eq!(decoded(&max).unwrap().event.value, MAX_EVENT_VALUE);
@@ -277,18 +282,7 @@ mod tests {
     /// client id (so its retry is dropped), no viewer, and a bounded nonzero value.
     #[test]
     fn only_a_correction_may_carry_a_negative_value() {
-        let fix = Event {
-            event_id: vec![3; 16],
-            video_id: vec![7; 16],
-            event_type: EventType::View as i32,
-            occurred_at_ms: T,
-            received_at_ms: T,
-            value: -40,
-            user_id: vec![],
-            client_event_id: true,
-            user_verified: false,
-            correction: true,
-        };
+        let fix = Event { event_id: vec![3; 16], value: -40, client_event_id: true, correction: true, ..view_at_t() };
         let decoded = |e: &Event| event(Some(&e.encode_to_vec()));
         let d = decoded(&fix).unwrap();
         assert_eq!((d.event.value, d.client_id, d.viewer), (-40, Some([3; 16]), None));
