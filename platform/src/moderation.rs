@@ -237,8 +237,19 @@ mod tests {
     #[test]
     fn actions_name_their_targets() {
         let names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
-        assert_eq!(names, ["flag_action", "assign_moderator", "revoke_moderator", "restore_video", "restore_comment"]);
+        assert_eq!(
+            names,
+            [
+                "flag_action",
+                "assign_moderator",
+                "revoke_moderator",
+                "restore_video",
+                "restore_comment",
+                "correct_counts"
+            ]
+        );
         assert_eq!(Action::RevokeModerator.target_type(), "user");
+        assert_eq!(Action::CorrectCounts.target_type(), "video");
         assert_eq!(Actor::Admin.moderator_id(), None);
         let id = Uuid::now_v7();
         assert_eq!((Actor::Moderator(id).as_str(), Actor::Moderator(id).moderator_id()), ("moderator", Some(id)));
