@@ -13,6 +13,7 @@ COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY schemas schemas
 COPY counting counting
 COPY platform platform
+COPY admin admin
 COPY ingest-gateway ingest-gateway
 COPY aggregator aggregator
 COPY query-service query-service
@@ -26,9 +27,9 @@ COPY fuzz fuzz
 # source change recompiles the workspace crates only, not librdkafka and the rest.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin ingest-gateway --bin aggregator --bin query-service \
+    cargo build --release --locked --bin ingest-gateway --bin aggregator --bin query-service --bin vcount-admin \
  && mkdir -p /out \
- && cp target/release/ingest-gateway target/release/aggregator target/release/query-service /out/
+ && cp target/release/ingest-gateway target/release/aggregator target/release/query-service target/release/vcount-admin /out/
 
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
@@ -48,6 +49,8 @@ ENTRYPOINT ["/usr/local/bin/ingest-gateway"]
 
 FROM runtime AS aggregator
 COPY --from=build /out/aggregator /usr/local/bin/aggregator
+# The operator's tool rides with the aggregator (`docker compose exec aggregator vcount-admin …`).
+COPY --from=build /out/vcount-admin /usr/local/bin/vcount-admin
 EXPOSE 18082
 ENTRYPOINT ["/usr/local/bin/aggregator"]
 

@@ -19,6 +19,7 @@ async fn a_user_and_a_video_each_publish_one_event() {
     let tag = Uuid::new_v4().simple().to_string();
     let mut cfg = query_service::QueryConfig::default();
     cfg.http.listen = "127.0.0.1:0".into();
+    cfg.admin.listen = "127.0.0.1:0".into();
     cfg.cassandra.keyspace = format!("t_catalog_{}", &tag[..8]);
     cfg.kafka.topic_prefix = format!("t-catalog-{}.", &tag[..8]);
     cfg.kafka.partitions = 2;
