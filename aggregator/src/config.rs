@@ -17,6 +17,8 @@ pub struct AggregatorConfig {
     /// The rollups' TTLs, shared with the query service (which reads only rows
     /// these keep): `counting::Retention`.
     pub retention: Retention,
+    /// The who-viewed list (the viewer sketches follow `retention`).
+    pub viewers: ViewersConfig,
     pub cassandra: CassandraConfig,
     pub log: LogConfig,
 }
@@ -32,6 +34,7 @@ impl Default for AggregatorConfig {
             dedup: Default::default(),
             dead_letter: Default::default(),
             retention: Default::default(),
+            viewers: Default::default(),
             cassandra: Default::default(),
             log: Default::default(),
         }
@@ -139,5 +142,21 @@ pub struct DeadLetterConfig {
 impl Default for DeadLetterConfig {
     fn default() -> Self {
         Self { timeout_ms: 30_000 }
+    }
+}
+
+/// Who viewed a video (`video_viewers`, migration 012).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ViewersConfig {
+    /// A viewer stays on a video's who-viewed list this long after their last
+    /// view (counted from the view, not from the write). At least 1 s, at most
+    /// Cassandra's 20-year TTL limit.
+    pub list_ttl_secs: u64,
+}
+
+impl Default for ViewersConfig {
+    fn default() -> Self {
+        Self { list_ttl_secs: 30 * 86_400 }
     }
 }

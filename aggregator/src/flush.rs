@@ -272,6 +272,10 @@ async fn write_job(shared: &Shared, permits: &Semaphore, job: &mut Job) -> Outco
     if !write_activities(shared, permits, &job.plan, epoch).await {
         return Outcome::Abandoned;
     }
+    // P8, viewer sketches and who viewed, from the same signed-in views.
+    if !crate::viewers::write_viewers(shared, permits, &job.plan.views, job.plan.through_offset, epoch).await {
+        return Outcome::Abandoned;
+    }
     Outcome::Written {
         commit: job.plan.commit_offset(),
         rows: resolved.writes.len() + rated,

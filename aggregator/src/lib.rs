@@ -39,6 +39,7 @@ pub mod replay;
 pub mod retry;
 pub mod start;
 pub mod store;
+pub mod viewers;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -115,6 +116,11 @@ impl Application {
         anyhow::ensure!(config.flush.interval_ms > 0, "flush.interval_ms must be positive");
         config.retention.validate()?;
         anyhow::ensure!(
+            (1..=counting::retention::MAX_TTL_SECS as u64).contains(&config.viewers.list_ttl_secs),
+            "viewers.list_ttl_secs must be from 1 to {} (Cassandra's longest TTL)",
+            counting::retention::MAX_TTL_SECS
+        );
+        anyhow::ensure!(
             start::NewPartitions::parse(&config.consumer.auto_offset_reset).is_some(),
             "consumer.auto_offset_reset must be earliest or latest, not {:?}",
             config.consumer.auto_offset_reset
@@ -132,7 +138,8 @@ impl Application {
         if config.kafka.create_topics {
             platform::kafka::ensure_topics(&config.kafka).await?;
         }
-        let store = Arc::new(RollupStore::new(session, &config.cassandra.keyspace, config.retention.clone()).await?);
+        let store = RollupStore::new(session, &config.cassandra.keyspace, config.retention.clone()).await?;
+        let store = Arc::new(store.with_viewers(&config.viewers));
         check_topics(&config, &store).await?;
         let dlq: FutureProducer = config
             .kafka

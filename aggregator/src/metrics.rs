@@ -45,6 +45,12 @@ pub const DEAD_LETTERS: Metric = Metric::new(
     &[],
     "Undecodable or invalid messages sent to the dead-letter topic",
 );
+pub const UNREADABLE_SKETCHES: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_viewer_sketches_unreadable_total",
+    &[],
+    "Stored viewer sketches that did not decode and were replaced by the flush's viewers alone",
+);
 pub const CASSANDRA_ERRORS: Metric = Metric::new(
     Kind::Counter,
     "aggregator_cassandra_errors_total",
@@ -144,6 +150,7 @@ pub const ALL: &[Metric] = &[
     WRITE_REQUESTS,
     RATED_VIDEOS,
     DEAD_LETTERS,
+    UNREADABLE_SKETCHES,
     CASSANDRA_ERRORS,
     COMMIT_ERRORS,
     CONSUMER_ERRORS,
@@ -174,11 +181,14 @@ pub mod op {
     pub const WRITE_RATINGS: &str = "write_ratings";
     pub const WRITE_TOTALS: &str = "write_totals";
     pub const WRITE_ACTIVITY: &str = "write_activity";
+    pub const READ_SKETCH: &str = "read_sketch";
+    pub const WRITE_SKETCH: &str = "write_sketch";
+    pub const WRITE_VIEWERS: &str = "write_viewers";
     pub const HALT: &str = "halt";
 }
 
 /// Every [`op`].
-pub const CASSANDRA_OPS: [&str; 10] = [
+pub const CASSANDRA_OPS: [&str; 13] = [
     op::CLAIM,
     op::MARK_ATTEMPTED,
     op::READ,
@@ -188,6 +198,9 @@ pub const CASSANDRA_OPS: [&str; 10] = [
     op::WRITE_RATINGS,
     op::WRITE_TOTALS,
     op::WRITE_ACTIVITY,
+    op::READ_SKETCH,
+    op::WRITE_SKETCH,
+    op::WRITE_VIEWERS,
     op::HALT,
 ];
 

@@ -31,7 +31,7 @@ pub use ratings::{RatedEvent, RatingChange};
 pub use retention::{Horizons, Retention};
 pub use rollup::{
     Activity, ActivityKind, CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite,
-    StoredRow, add_count, write_timestamp,
+    SignedInView, StoredRow, add_count, write_timestamp,
 };
 pub use rounds::{Cadence, Census, PartitionCounts, Round, SeriesFlush, SeriesKey};
 pub use time::Granularity;

@@ -80,17 +80,27 @@ pub fn write_timestamp(epoch: i64, offset: i64) -> i64 {
     (epoch << 40) | offset
 }
 
-/// Events of one partition folded since the last flush.
-/// Signed-in views for the activity feed: the first event id per (user, video,
-/// minute), so a burst of views is one entry. Both the flush buffer and the
-/// rounds' per-partition counts keep one.
+/// Signed-in views, for the activity feed and for the viewer sketches and list
+/// (`crate::viewers`): per (user, video, minute), the first event id (so a burst
+/// of views is one feed entry) and the latest time viewed. Both the flush buffer
+/// and the rounds' per-partition counts keep one.
 #[derive(Debug, Default)]
-pub struct ViewerLog(HashMap<(Uuid, Uuid, i64), Uuid>);
+pub struct ViewerLog(HashMap<(Uuid, Uuid, i64), (Uuid, i64)>);
+
+/// One signed-in view as the viewer sketches and the who-viewed list need it: one
+/// per (user, video, minute) of a flush, at the latest time viewed in that minute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SignedInView {
+    pub video_id: Uuid,
+    pub user_id: Uuid,
+    pub occurred_at_ms: i64,
+}
 
 impl ViewerLog {
     pub fn note(&mut self, user: Uuid, video: Uuid, occurred_at_ms: i64, event_id: Uuid) {
         let minute = Granularity::Minute.bucket(occurred_at_ms);
-        self.0.entry((user, video, minute)).or_insert(event_id);
+        let e = self.0.entry((user, video, minute)).or_insert((event_id, occurred_at_ms));
+        e.1 = e.1.max(occurred_at_ms);
     }
 
     pub fn len(&self) -> usize {
@@ -101,14 +111,23 @@ impl ViewerLog {
         self.0.is_empty()
     }
 
-    /// Empties the log into view activities (unsorted).
-    pub fn take(&mut self) -> impl Iterator<Item = Activity> + use<> {
-        std::mem::take(&mut self.0).into_iter().map(|((user_id, video_id, _), event_id)| Activity {
-            user_id,
-            activity_ts: event_id,
-            kind: ActivityKind::View,
-            activity_id: video_id,
-        })
+    /// Empties the log into view activities (unsorted) and the signed-in views,
+    /// sorted by (video, user, time).
+    pub fn take(&mut self) -> (Vec<Activity>, Vec<SignedInView>) {
+        let log = std::mem::take(&mut self.0);
+        let mut activities = Vec::with_capacity(log.len());
+        let mut views = Vec::with_capacity(log.len());
+        for ((user_id, video_id, _), (event_id, occurred_at_ms)) in log {
+            activities.push(Activity {
+                user_id,
+                activity_ts: event_id,
+                kind: ActivityKind::View,
+                activity_id: video_id,
+            });
+            views.push(SignedInView { video_id, user_id, occurred_at_ms });
+        }
+        views.sort_unstable();
+        (activities, views)
     }
 }
 
@@ -235,18 +254,15 @@ impl PartitionBuffer {
             })
             .collect();
         ratings.sort_unstable_by_key(|c| (c.video_id, c.user_id));
-        let mut activities: Vec<Activity> = self
-            .viewers
-            .take()
-            .chain(ratings.iter().map(|c| Activity {
-                user_id: c.user_id,
-                activity_ts: c.event_id,
-                kind: ActivityKind::Rate,
-                activity_id: c.video_id,
-            }))
-            .collect();
+        let (mut activities, views) = self.viewers.take();
+        activities.extend(ratings.iter().map(|c| Activity {
+            user_id: c.user_id,
+            activity_ts: c.event_id,
+            kind: ActivityKind::Rate,
+            activity_id: c.video_id,
+        }));
         activities.sort_unstable_by_key(|a| (a.user_id, a.activity_ts));
-        Some(FlushPlan { first_offset, through_offset, events, deltas, ratings, activities })
+        Some(FlushPlan { first_offset, through_offset, events, deltas, ratings, activities, views })
     }
 }
 
@@ -276,6 +292,9 @@ pub struct FlushPlan {
     pub ratings: Vec<RatingChange>,
     /// Entries for users' activity feeds (signed-in views, ratings), sorted by user.
     pub activities: Vec<Activity>,
+    /// Signed-in views for the viewer sketches and the who-viewed list
+    /// (`crate::viewers`), sorted by (video, user, time).
+    pub views: Vec<SignedInView>,
 }
 
 /// One entry of a user's activity feed, keyed by a UUIDv7 from the event itself,

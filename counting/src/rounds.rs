@@ -71,7 +71,9 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use crate::kind::EventKind;
-use crate::rollup::{Activity, CountedEvent, Folded, Overlap, RowKey, RowWrite, StoredRow, ViewerLog, add_count};
+use crate::rollup::{
+    Activity, CountedEvent, Folded, Overlap, RowKey, RowWrite, SignedInView, StoredRow, ViewerLog, add_count,
+};
 use crate::time::Granularity;
 
 /// One (video, event type): the rows whose all-time row's `last_offset` is their
@@ -208,6 +210,9 @@ pub struct Round {
     /// Activity-feed entries folded since the last round (all of them: they are
     /// keyed by their events, so a replay rewrites the same rows).
     pub activities: Vec<Activity>,
+    /// Signed-in views folded since the last round, for the viewer sketches and
+    /// the who-viewed list (`crate::viewers`), sorted by (video, user, time).
+    pub views: Vec<SignedInView>,
     pub events: u64,
 }
 
@@ -388,10 +393,10 @@ impl PartitionCounts {
         }
         series.sort_unstable_by_key(|s| s.key);
         self.census = None;
-        let mut activities: Vec<Activity> = self.viewers.take().collect();
+        let (mut activities, views) = self.viewers.take();
         activities.sort_unstable_by_key(|a| (a.user_id, a.activity_ts));
         let commit = self.commit_offset().expect("something was folded");
-        Some(Round { through, commit, series, activities, events })
+        Some(Round { through, commit, series, activities, views, events })
     }
 }
 

@@ -20,16 +20,25 @@
 //! Every estimate comes with the bounds DataSketches derives for two standard
 //! deviations (about 95 %); the tests measure both against exact counts.
 
+use std::collections::BTreeMap;
+
 use datasketches::common::NumStdDev;
 use datasketches::hash::value::raw_bytes;
 use datasketches::hll::{HllSketch, HllType, HllUnion};
 use uuid::Uuid;
+
+use crate::rollup::SignedInView;
+use crate::time::Granularity;
 
 /// Registers, as a power of two: 2¹² = 4096.
 pub const LG_K: u8 = 12;
 /// One relative standard error of an estimate once the sketch is dense, about
 /// 1.04/√2¹² (DataSketches' tables give a little less for the composite estimator).
 pub const RELATIVE_STANDARD_ERROR: f64 = 1.04 / 64.0;
+/// Distinct viewers a sketch keeps as hashes (exact mode) before it turns into
+/// registers: DataSketches promotes at 3/4 of K/8 coupons (measured by
+/// `tests::small_audiences_are_counted_exactly`).
+pub const EXACT_UP_TO: usize = 384;
 /// Register width: 8 bits is the fastest to update and merge, at 4 KiB dense.
 const HLL_TYPE: HllType = HllType::Hll8;
 
@@ -76,6 +85,18 @@ impl Viewers {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether the sketch still keeps every viewer's hash (DataSketches' list and
+    /// set modes, up to a few hundred viewers at LG_K 12) rather than registers:
+    /// then the estimate is the number of distinct hashes, exact but for two
+    /// viewers colliding in a 26-bit slot (about n²/2²⁷). Read from the mode byte
+    /// of the serialized preamble (byte 7, bits 0–1: 0 list, 1 set, 2 HLL), part
+    /// of DataSketches' documented wire format; the crate has no accessor for it.
+    pub fn is_exact(&self) -> bool {
+        const MODE_BYTE: usize = 7;
+        const CUR_MODE_HLL: u8 = 2;
+        self.to_bytes().get(MODE_BYTE).is_none_or(|m| m & 0x3 != CUR_MODE_HLL)
     }
 
     /// The estimate from the registers alone (DataSketches' composite estimator,
@@ -126,6 +147,49 @@ pub fn union<'a>(sketches: impl IntoIterator<Item = &'a Viewers>) -> Viewers {
     Viewers(u.to_sketch(HLL_TYPE))
 }
 
+/// A viewer sketch row: the distinct signed-in viewers of one video in one hour
+/// or one UTC day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SketchKey {
+    pub video_id: Uuid,
+    pub granularity: Granularity,
+    pub bucket_ms: i64,
+}
+
+/// What a flush adds to the sketches: for each (video, hour) and (video, day) its
+/// signed-in views touch, the distinct users, sorted. Keys sorted.
+pub fn sketch_additions(views: &[SignedInView]) -> Vec<(SketchKey, Vec<Uuid>)> {
+    let mut by_key: BTreeMap<SketchKey, Vec<Uuid>> = BTreeMap::new();
+    for v in views {
+        for granularity in [Granularity::Hour, Granularity::Day] {
+            let key = SketchKey { video_id: v.video_id, granularity, bucket_ms: granularity.bucket(v.occurred_at_ms) };
+            by_key.entry(key).or_default().push(v.user_id);
+        }
+    }
+    by_key
+        .into_iter()
+        .map(|(k, mut users)| {
+            users.sort_unstable();
+            users.dedup();
+            (k, users)
+        })
+        .collect()
+}
+
+/// Each (video, user)'s latest view among `views`: the who-viewed rows a flush
+/// writes. Sorted by (video, user).
+pub fn latest_views(views: &[SignedInView]) -> Vec<SignedInView> {
+    let mut latest: BTreeMap<(Uuid, Uuid), i64> = BTreeMap::new();
+    for v in views {
+        let t = latest.entry((v.video_id, v.user_id)).or_insert(v.occurred_at_ms);
+        *t = (*t).max(v.occurred_at_ms);
+    }
+    latest
+        .into_iter()
+        .map(|((video_id, user_id), occurred_at_ms)| SignedInView { video_id, user_id, occurred_at_ms })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -165,7 +229,9 @@ mod tests {
         for seed in 0..10 {
             let ids = viewers(seed, N);
             assert_eq!(ids.iter().collect::<HashSet<_>>().len(), N);
-            let e = sketch_of(&ids).estimate();
+            let s = sketch_of(&ids);
+            assert!(!s.is_exact(), "100K viewers are kept as registers");
+            let e = s.estimate();
             let rel = (e.value as f64 - N as f64) / N as f64;
             eprintln!("seed {seed}: {e:?} ({:+.2} %)", rel * 100.0);
             assert!(rel.abs() < 3.0 * RELATIVE_STANDARD_ERROR, "seed {seed}: beyond three standard errors: {e:?}");
@@ -183,9 +249,15 @@ mod tests {
 
     #[test]
     fn small_audiences_are_counted_exactly() {
+        let last_exact = (1..2_000).take_while(|&n| sketch_of(&viewers(77, n)).is_exact()).last();
+        assert_eq!(last_exact, Some(EXACT_UP_TO), "where a sketch stops keeping hashes");
         for n in [0usize, 1, 2, 7, 50, 100, 200] {
             for seed in 0..20 {
-                let e = sketch_of(&viewers(1000 + seed, n)).estimate();
+                let s = sketch_of(&viewers(1000 + seed, n));
+                assert!(s.is_exact(), "n {n}: still keeps every hash");
+                let u = union([&s, &sketch_of(&viewers(5000 + seed, n))]);
+                assert_eq!(u.is_exact(), 2 * n <= EXACT_UP_TO, "n {n}: a union of two small sketches");
+                let e = s.estimate();
                 assert_eq!(e.value, n as u64, "n {n} seed {seed}: {e:?}");
                 assert!(e.lower <= n as u64 && n as u64 <= e.upper, "{e:?}");
             }
@@ -219,6 +291,39 @@ mod tests {
         assert_eq!(back.estimate(), day.estimate());
         assert!(Viewers::from_bytes(b"not a sketch").is_err());
         assert!(union([]).is_empty());
+    }
+
+    fn at(video: u64, user: u64, ms: i64) -> SignedInView {
+        SignedInView {
+            video_id: Uuid::from_u64_pair(0, video),
+            user_id: Uuid::from_u64_pair(1, user),
+            occurred_at_ms: ms,
+        }
+    }
+
+    #[test]
+    fn a_flush_adds_each_user_once_to_its_hours_and_days() {
+        use crate::time::{DAY_MS, HOUR_MS};
+        const D: i64 = 1_710_028_800_000; // 2024-03-10T00:00:00Z
+        let views =
+            [at(1, 1, D + 5), at(1, 1, D + 10), at(1, 2, D + HOUR_MS + 1), at(1, 1, D + DAY_MS + 3), at(2, 3, D + 7)];
+        let got = sketch_additions(&views);
+        let user = |u| Uuid::from_u64_pair(1, u);
+        let key = |v, g, b| SketchKey { video_id: Uuid::from_u64_pair(0, v), granularity: g, bucket_ms: b };
+        let want = vec![
+            (key(1, Granularity::Hour, D), vec![user(1)]),
+            (key(1, Granularity::Hour, D + HOUR_MS), vec![user(2)]),
+            (key(1, Granularity::Hour, D + DAY_MS), vec![user(1)]),
+            (key(1, Granularity::Day, D), vec![user(1), user(2)]),
+            (key(1, Granularity::Day, D + DAY_MS), vec![user(1)]),
+            (key(2, Granularity::Hour, D), vec![user(3)]),
+            (key(2, Granularity::Day, D), vec![user(3)]),
+        ];
+        let mut want = want;
+        want.sort();
+        assert_eq!(got, want);
+        let latest = latest_views(&views);
+        assert_eq!(latest, vec![at(1, 1, D + DAY_MS + 3), at(1, 2, D + HOUR_MS + 1), at(2, 3, D + 7)]);
     }
 
     proptest! {

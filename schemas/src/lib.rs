@@ -61,6 +61,7 @@ pub mod cql {
         Migration { version: 9, name: "counts", source: include_str!("../cql/009_counts.cql") },
         Migration { version: 10, name: "halts", source: include_str!("../cql/010_halts.cql") },
         Migration { version: 11, name: "moderation_audit", source: include_str!("../cql/011_moderation_audit.cql") },
+        Migration { version: 12, name: "viewers", source: include_str!("../cql/012_viewers.cql") },
     ];
 
     impl Migration {

@@ -8,6 +8,7 @@
 //! - [`rollups`]: rollup rows and their by-bucket copies (P6, P8).
 //! - [`ratings`]: each user's latest rating and a video's totals (P8).
 //! - [`activity`]: users' activity feeds (P8).
+//! - [`viewers`]: viewer sketches and who viewed (P8, beside the activities).
 //! - [`halts`]: halted partitions and each topic's recorded partition count (P11).
 //!
 //! Methods return [`CassandraError`]; the flush retries on any of them.
@@ -17,6 +18,7 @@ pub mod halts;
 pub mod partition_state;
 pub mod ratings;
 pub mod rollups;
+pub mod viewers;
 
 use counting::Retention;
 use platform::cassandra::CassandraError;
@@ -32,7 +34,10 @@ pub struct RollupStore {
     ratings: ratings::Statements,
     activity: activity::Statements,
     halts: halts::Statements,
+    viewers: viewers::Statements,
     retention: Retention,
+    /// How long a who-viewed row lives after its view (`viewers.list_ttl_secs`).
+    viewer_list_ttl_secs: u64,
     keyspace: String,
 }
 
@@ -44,10 +49,18 @@ impl RollupStore {
             ratings: ratings::Statements::prepare(&session, keyspace).await?,
             activity: activity::Statements::prepare(&session, keyspace).await?,
             halts: halts::Statements::prepare(&session, keyspace).await?,
+            viewers: viewers::Statements::prepare(&session, keyspace).await?,
+            viewer_list_ttl_secs: crate::config::ViewersConfig::default().list_ttl_secs,
             session,
             retention,
             keyspace: keyspace.to_owned(),
         })
+    }
+
+    /// Sets how long a who-viewed row lives after its view.
+    pub fn with_viewers(mut self, cfg: &crate::config::ViewersConfig) -> Self {
+        self.viewer_list_ttl_secs = cfg.list_ttl_secs;
+        self
     }
 
     pub fn session(&self) -> &Session {
