@@ -22,6 +22,7 @@ use crate::store::ratings::Ratings;
 use crate::store::rollups::Rollups;
 use crate::store::users::Users;
 use crate::store::videos::Videos;
+use crate::store::viewers::ViewerStore;
 
 pub struct AppState {
     pub config: QueryConfig,
@@ -32,6 +33,8 @@ pub struct AppState {
 /// The counts API's dependencies.
 pub struct CountsState {
     pub rollups: Rollups,
+    /// Viewer sketches and who viewed (migration 012).
+    pub viewers: ViewerStore,
     /// The aggregator's TTLs: which rows an answer may still use.
     pub retention: Retention,
     /// Rows one trending request reads (`limits.trending_rows`).
@@ -61,6 +64,7 @@ impl AppState {
         let ks = config.cassandra.keyspace.clone();
         let counts = CountsState {
             rollups: Rollups::new(session.clone(), &ks).await?,
+            viewers: ViewerStore::new(session.clone(), &ks).await?,
             retention: config.retention.clone(),
             trending_rows: config.limits.trending_rows,
         };

@@ -142,6 +142,11 @@ fn the_documented_limits_are_the_enforced_ones() {
     assert_eq!(max(query_param("/api/v1/videos/latest", "pageSize")), u64::from(paging::MAX_PAGE_SIZE));
     assert_eq!(max(query_param("/api/v1/videos/latest", "page_size")), u64::from(paging::MAX_PAGE_SIZE));
     assert_eq!(max(query_param("/api/v1/search/videos", "pageSize")), u64::from(paging::MAX_PAGE_SIZE));
+    let viewers_list = "/api/v1/videos/{video_id}/viewers/list";
+    assert_eq!(max(query_param(viewers_list, "pageSize")), u64::from(paging::MAX_PAGE_SIZE));
+    let viewers = doc()["paths"]["/api/v1/videos/{video_id}/viewers"]["get"]["description"].as_str().unwrap();
+    let cap = query_service::domain::viewers::MAX_SKETCHES;
+    assert!(viewers.contains(&format!("more than {cap} sketches")), "the viewers range cap: {viewers}");
     assert_eq!(max(query_param("/api/v1/trending", "limit")), u64::from(trending::MAX_TOP));
     assert_eq!(max(query_param("/api/v1/videos/trending", "limit")), u64::from(trending::MAX_TRENDING_VIDEOS));
     assert_eq!(max(query_param("/api/v1/videos/id/{video_id}/related", "limit")), u64::from(recommend::MAX_RELATED));

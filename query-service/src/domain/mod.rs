@@ -16,4 +16,5 @@ pub mod recommend;
 pub mod search;
 pub mod trending;
 pub mod validate;
+pub mod viewers;
 pub mod youtube;

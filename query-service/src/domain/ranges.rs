@@ -150,7 +150,7 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, Problem> {
 }
 
 /// A retention in words: `8 days`, `40 s`.
-fn duration(secs: u64) -> String {
+pub fn duration(secs: u64) -> String {
     match secs {
         0 => "forever".to_owned(),
         s if s % 86_400 == 0 => format!("{} day{}", s / 86_400, if s == 86_400 { "" } else { "s" }),

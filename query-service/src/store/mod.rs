@@ -2,8 +2,9 @@
 //! prepared once at start-up, answering rows as named structs
 //! (`#[derive(DeserializeRow)]`), never positional tuples.
 //!
-//! Two parts, like the API: [`rollups`] reads what the aggregator writes for the
-//! counts API (rollups by range, by bucket); every other module is the catalog's
+//! Two parts, like the API: [`rollups`] and [`viewers`] read what the aggregator
+//! writes for the counts API (rollups by range, by bucket; viewer sketches and who
+//! viewed); every other module is the catalog's
 //! (users, videos, ratings, the catalog's indexes, comments and activity, flags
 //! and moderation state, the moderation audit log).
 //!
@@ -20,6 +21,7 @@ pub mod ratings;
 pub mod rollups;
 pub mod users;
 pub mod videos;
+pub mod viewers;
 
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;

@@ -62,3 +62,28 @@ pub struct RangeParams {
     /// `from`. Rounded up like `from` is rounded down; the answer's `to` says so.
     to: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// `?from&to` of a viewers range.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents what `domain::viewers::resolve` reads
+pub struct ViewersRangeParams {
+    /// Start, inclusive (required). Rounded down to the hour (no sketch is
+    /// finer), or to the day where the hour sketches have expired.
+    from: chrono::DateTime<chrono::Utc>,
+    /// End, exclusive. Default: now, this hour included. Rounded up like `from`.
+    to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `?pageSize&pagingState` of the who-viewed list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents what `api::counts::viewers::viewer_list` reads
+pub struct ViewerListParams {
+    /// Viewers per page (default 10).
+    #[param(rename = "pageSize", minimum = 1, maximum = 100)]
+    page_size: Option<u32>,
+    /// The previous page's `pagingState`; omit for the first page.
+    #[param(rename = "pagingState")]
+    paging_state: Option<String>,
+}
