@@ -8,6 +8,10 @@
 //! - `mid_write`: the first write request of the flush has landed (P8), the rest
 //!   wait. A process killed here leaves a flush in doubt with some rows written;
 //!   one stopped here writes the rest late, after its successor.
+//! - `after_viewers`: every write of the flush has landed, the viewer sketches
+//!   and who-viewed rows last (only in flushes that carry signed-in views), and
+//!   nothing is committed. A process killed here leaves a flush whose sketches
+//!   hold it entirely; its successor replays it and unions the same viewers again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,6 +20,7 @@ use crate::config::FlushConfig;
 
 pub const BEFORE_MARK: &str = "before_mark";
 pub const MID_WRITE: &str = "mid_write";
+pub const AFTER_VIEWERS: &str = "after_viewers";
 
 fn armed(cfg: &FlushConfig, point: &str) -> bool {
     cfg.fault_pause_ms > 0 && cfg.fault_pause_at == point
@@ -35,6 +40,15 @@ pub fn pause_before_mark(cfg: &FlushConfig) {
 pub async fn pause_after_write(cfg: &FlushConfig, paused: &AtomicBool) {
     if armed(cfg, MID_WRITE) && !paused.swap(true, Ordering::SeqCst) {
         tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing mid-flush, after the first write");
+        tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
+        tracing::warn!("fault injection: pause over");
+    }
+}
+
+/// At `after_viewers`: sleeps after a flush's viewer writes landed, before the commit.
+pub async fn pause_after_viewers(cfg: &FlushConfig) {
+    if armed(cfg, AFTER_VIEWERS) {
+        tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing after the viewer writes, before the commit");
         tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
         tracing::warn!("fault injection: pause over");
     }

@@ -101,7 +101,11 @@ pub(crate) async fn write_viewers(
         .buffer_unordered(shared.cfg.concurrency.max(1))
         .collect()
         .await;
-    written.into_iter().all(|ok| ok)
+    if !written.into_iter().all(|ok| ok) {
+        return false;
+    }
+    crate::fault::pause_after_viewers(&shared.cfg).await;
+    true
 }
 
 /// Read, union, write one sketch. `false`: abandoned at shutdown.
