@@ -8,6 +8,9 @@
 //! - `mid_write`: the first write request of the flush has landed (P8), the rest
 //!   wait. A process killed here leaves a flush in doubt with some rows written;
 //!   one stopped here writes the rest late, after its successor.
+//! - `mid_viewers`: a viewer sketch of the flush has been read and unioned, not
+//!   written (once per flush). A process stopped here and woken after its
+//!   successor wrote that sketch writes an older union, late, and must lose.
 //! - `after_viewers`: every write of the flush has landed, the viewer sketches
 //!   and who-viewed rows last (only in flushes that carry signed-in views), and
 //!   nothing is committed. A process killed here leaves a flush whose sketches
@@ -20,6 +23,7 @@ use crate::config::FlushConfig;
 
 pub const BEFORE_MARK: &str = "before_mark";
 pub const MID_WRITE: &str = "mid_write";
+pub const MID_VIEWERS: &str = "mid_viewers";
 pub const AFTER_VIEWERS: &str = "after_viewers";
 
 fn armed(cfg: &FlushConfig, point: &str) -> bool {
@@ -49,6 +53,16 @@ pub async fn pause_after_write(cfg: &FlushConfig, paused: &AtomicBool) {
 pub async fn pause_after_viewers(cfg: &FlushConfig) {
     if armed(cfg, AFTER_VIEWERS) {
         tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing after the viewer writes, before the commit");
+        tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
+        tracing::warn!("fault injection: pause over");
+    }
+}
+
+/// At `mid_viewers`: sleeps once per flush (`paused` is reset when a flush
+/// starts), between reading a viewer sketch and writing the union back.
+pub async fn pause_mid_viewers(cfg: &FlushConfig, paused: &AtomicBool) {
+    if armed(cfg, MID_VIEWERS) && !paused.swap(true, Ordering::SeqCst) {
+        tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing between a sketch's read and its write");
         tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
         tracing::warn!("fault injection: pause over");
     }

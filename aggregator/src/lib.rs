@@ -126,11 +126,12 @@ impl Application {
             config.consumer.auto_offset_reset
         );
         anyhow::ensure!(
-            ["", fault::BEFORE_MARK, fault::MID_WRITE, fault::AFTER_VIEWERS]
+            ["", fault::BEFORE_MARK, fault::MID_WRITE, fault::MID_VIEWERS, fault::AFTER_VIEWERS]
                 .contains(&config.flush.fault_pause_at.as_str()),
-            "flush.fault_pause_at must be empty, {}, {} or {}",
+            "flush.fault_pause_at must be empty, {}, {}, {} or {}",
             fault::BEFORE_MARK,
             fault::MID_WRITE,
+            fault::MID_VIEWERS,
             fault::AFTER_VIEWERS
         );
         let session = platform::cassandra::connect(&config.cassandra, Duration::from_secs(60)).await?;

@@ -129,6 +129,7 @@ async fn union_into(shared: &Shared, key: &SketchKey, users: &[Uuid], timestamp:
         // A replay, or every user already in it: the stored sketch is the union.
         return true;
     }
+    crate::fault::pause_mid_viewers(&shared.cfg, &shared.fault_paused).await;
     WRITE_REQUESTS.counter().increment(1);
     retry.cassandra(op::WRITE_SKETCH, || store.write_sketch(key, &bytes, timestamp)).await.is_some()
 }

@@ -15,6 +15,9 @@
 //!   (`flush.fault_pause_at = after_viewers`); its successor replays that flush
 //!   (it skips the rollup rows the flush wrote, which the test checks) and the
 //!   viewers are not inflated.
+//! - `a_stale_owners_late_sketch_write_loses`: an owner stopped between reading a
+//!   sketch and writing its union, woken after its successor wrote newer unions,
+//!   writes late and loses (the fenced timestamp).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -338,6 +341,75 @@ async fn a_replayed_flush_unions_the_same_viewers_again() {
     assert_eq!(c.viewers(video, hour, hour + HOUR).await["estimate"], 10);
     let (list, _) = c.who_viewed(video, &owner_token, 4).await;
     assert_list_is_the_ledger(&list, &ledger, video);
+}
+
+/// A stale owner's late sketch write: the old owner has read the hour sketch and
+/// unioned its flush's 8 viewers when it is stopped (SIGSTOP past its session
+/// timeout, `flush.fault_pause_at = mid_viewers`); its successor replays the flush
+/// and writes the sketches, then 2 new viewers; the old owner, woken, writes its
+/// older union of 8, late. It carries the old epoch in its timestamp and loses:
+/// the estimate stays 10, and the stored sketch's `WRITETIME` carries the
+/// successor's epoch. Writing the sketch at Cassandra's clock instead of the
+/// fenced timestamp makes the late write win and this test fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_owners_late_sketch_write_loses() {
+    let mut env = TestEnv::start("viewzombie", 1).await;
+    let c = Client::new(&env).await;
+    let (owner_token, _, video) = owner_with_video(&c).await;
+    clear_of_the_hour_end(5 * MINUTE).await;
+    let pause = [
+        ("AGGREGATOR__FLUSH__FAULT_PAUSE_AT", "mid_viewers"),
+        ("AGGREGATOR__FLUSH__FAULT_PAUSE_MS", "8000"),
+        // One request at a time: the paused sketch is the only one read.
+        ("AGGREGATOR__FLUSH__CONCURRENCY", "1"),
+    ];
+    let old = env.spawn_aggregator_with(&pause);
+    let mut ledger = ViewerLedger::default();
+    for &u in &uuids(8) {
+        c.view(&mut ledger, video, Some(u)).await;
+    }
+    let hour = now_ms().div_euclid(HOUR) * HOUR;
+    env.wait_log(old, "fault injection: pausing between a sketch's read and its write", 1, Duration::from_secs(60))
+        .await;
+    let sketch_writes = "aggregator_cassandra_request_duration_seconds_count";
+    let op = "op=\"write_sketch\"";
+    let written_before = env.aggregator_metric_where(old, sketch_writes, op).await;
+    env.signal_aggregator(old, "STOP");
+
+    let new = env.spawn_aggregator();
+    env.wait_log(new, "replayed up to the in-doubt flush", 1, Duration::from_secs(60)).await;
+    for &u in &uuids(2) {
+        c.view(&mut ledger, video, Some(u)).await;
+    }
+    c.converge(&ledger, hour, hour + HOUR).await;
+    let epoch = claimed_epoch(&env.aggregator_log(new), &env.events_topic());
+
+    env.signal_aggregator(old, "CONT");
+    env.wait_log(old, "fault injection: pause over", 1, Duration::from_secs(30)).await;
+    // The late write of the union of 8 lands (the request is counted when it returns).
+    env.wait_metric(old, sketch_writes, op, written_before + 1.0, Duration::from_secs(30)).await;
+    let a = c.viewers(video, hour, hour + HOUR).await;
+    assert_eq!(a["estimate"], 10, "the stale owner's union of 8 won: {a}");
+    let admin = env.admin().await;
+    let cql = format!("SELECT granularity, WRITETIME(sketch) FROM {}.viewer_sketches WHERE video_id = ?", env.keyspace);
+    let result = admin.session.query_unpaged(cql, (video,)).await.unwrap().into_rows_result().unwrap();
+    let rows: Vec<(String, i64)> = result.rows::<(String, i64)>().unwrap().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "an hour and a day sketch: {rows:?}");
+    for (granularity, ts) in rows {
+        assert_eq!(ts >> 40, epoch, "{granularity} sketch written by epoch {}, not the successor's", ts >> 40);
+    }
+    let (list, _) = c.who_viewed(video, &owner_token, 100).await;
+    assert_list_is_the_ledger(&list, &ledger, video);
+}
+
+/// The epoch the aggregator whose `log` this is claimed for `topic`'s partition 0.
+fn claimed_epoch(log: &str, topic: &str) -> i64 {
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("claimed partition") && l.contains(&format!("\"{topic}\"")))
+        .unwrap_or_else(|| panic!("no claim of {topic} in the log"));
+    let at = line.find("epoch=").expect("the claim names its epoch") + "epoch=".len();
+    line[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
 }
 
 fn rfc3339_secs(ms: i64) -> String {
