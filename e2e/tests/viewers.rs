@@ -18,6 +18,7 @@
 //! - `a_stale_owners_late_sketch_write_loses`: an owner stopped between reading a
 //!   sketch and writing its union, woken after its successor wrote newer unions,
 //!   writes late and loses (the fenced timestamp).
+//! - `who_viewed_forgets_a_viewer_after_the_list_ttl`: the list's retention.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -400,6 +401,40 @@ async fn a_stale_owners_late_sketch_write_loses() {
     }
     let (list, _) = c.who_viewed(video, &owner_token, 100).await;
     assert_list_is_the_ledger(&list, &ledger, video);
+}
+
+/// Who viewed has bounded retention: with `viewers.list_ttl_secs` = 15, a viewer
+/// is listed after their view and gone 15 s after it (the TTL runs from the
+/// view), while the sketch, which follows the rollups' retention, still counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn who_viewed_forgets_a_viewer_after_the_list_ttl() {
+    const TTL_MS: i64 = 15_000;
+    let mut env = TestEnv::start("viewttl", 1).await;
+    let c = Client::new(&env).await;
+    let (owner_token, _, video) = owner_with_video(&c).await;
+    clear_of_the_hour_end(3 * MINUTE).await;
+    env.spawn_aggregator_with(&[("AGGREGATOR__VIEWERS__LIST_TTL_SECS", "15")]);
+    let mut ledger = ViewerLedger::default();
+    let user = Uuid::new_v4();
+    c.view(&mut ledger, video, Some(user)).await;
+    let hour = now_ms().div_euclid(HOUR) * HOUR;
+    c.converge(&ledger, hour, hour + HOUR).await;
+    let (list, _) = c.who_viewed(video, &owner_token, 10).await;
+    let viewed_before = ledger.signed_in[&video][&user][0].0;
+    assert!(now_ms() < viewed_before + TTL_MS, "the list was read after the TTL; the test proves nothing");
+    assert_list_is_the_ledger(&list, &ledger, video);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (list, _) = c.who_viewed(video, &owner_token, 10).await;
+        if list.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still listed a minute after the view: {list:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Cassandra expires in whole seconds from the write's second: up to 2 s early.
+    assert!(now_ms() >= viewed_before + TTL_MS - 2_000, "gone before its TTL ended");
+    assert_eq!(c.viewers(video, hour, hour + HOUR).await["estimate"], 1, "the sketch keeps counting the viewer");
 }
 
 /// The epoch the aggregator whose `log` this is claimed for `topic`'s partition 0.
