@@ -63,6 +63,12 @@ fn signed_in_views_become_one_activity_per_user_video_and_minute() {
     assert_eq!(got, want, "the second view in the same minute is not a new entry; the first keeps its id");
     assert!(plan.activities.iter().all(|a| a.activity_id == video(1)));
     assert_eq!(plan.events, 4, "every view still counts");
+    // For the viewer sketches and who viewed: one per (user, video, minute), at
+    // the latest time viewed in that minute, sorted by (video, user, time).
+    let at = |user_id, occurred_at_ms| SignedInView { video_id: video(1), user_id, occurred_at_ms };
+    let mut want = vec![at(user, T0 + 1_000), at(user, T0 + MINUTE_MS), at(other, T0)];
+    want.sort();
+    assert_eq!(plan.views, want);
 }
 
 #[test]

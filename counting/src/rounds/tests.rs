@@ -377,3 +377,54 @@ proptest! {
         prop_assert_eq!(actual, expected);
     }
 }
+
+proptest! {
+    /// The viewer sketches are written at `write_timestamp(epoch, round.through)`,
+    /// and Cassandra breaks a timestamp tie by value, so an earlier, smaller union
+    /// could beat a later one. It cannot happen: whatever the schedule, rounds that
+    /// carry signed-in views have strictly increasing `through` (a view is noted
+    /// after its fold, which moves `through` past the previous round's), and every
+    /// noted view reaches exactly one round.
+    #[test]
+    fn rounds_carrying_views_never_share_a_timestamp(
+        steps in proptest::collection::vec((0u8..4, any::<bool>(), 0i64..120_000), 1..80),
+    ) {
+        let mut c = PartitionCounts::new(None);
+        let (mut offset, mut now) = (0i64, 0i64);
+        let mut noted = 0usize;
+        let mut rounds: Vec<(i64, usize)> = Vec::new();
+        for (what, signed_in, dt) in steps {
+            now += dt;
+            match what {
+                0 | 1 => {
+                    // A view; signed in or not; each in its own minute, so the
+                    // log keeps every noted view.
+                    let at = T0 + offset * MINUTE_MS;
+                    let e = view(what, at);
+                    prop_assert!(matches!(c.fold(offset, Some(&e), now), Ok(Folded::Folded | Folded::FlushNow)));
+                    if signed_in {
+                        c.note_viewer(Uuid::from_u64_pair(1, offset as u64), e.video_id, at, Uuid::nil());
+                        noted += 1;
+                    }
+                    offset += 1;
+                }
+                2 => {
+                    if let Some(r) = c.take_due(now, &CADENCE) {
+                        rounds.push((r.through, r.views.len()));
+                    }
+                }
+                _ => {
+                    if let Some(r) = c.take_all() {
+                        rounds.push((r.through, r.views.len()));
+                    }
+                }
+            }
+        }
+        if let Some(r) = c.take_all() {
+            rounds.push((r.through, r.views.len()));
+        }
+        let with_views: Vec<i64> = rounds.iter().filter(|(_, n)| *n > 0).map(|(t, _)| *t).collect();
+        prop_assert!(with_views.windows(2).all(|w| w[0] < w[1]), "{rounds:?}");
+        prop_assert_eq!(rounds.iter().map(|(_, n)| n).sum::<usize>(), noted);
+    }
+}
