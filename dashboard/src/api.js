@@ -52,6 +52,15 @@ export function count(/** @type {string} */ video, /** @type {string} */ type, /
   return get(`/api/v1/videos/${enc(video)}/counts/${enc(type)}?from=${iso(r.from)}&to=${iso(r.to)}`, signal);
 }
 
+/**
+ * Distinct signed-in viewers over a range `{estimate, lower, upper, exact, from, to}`
+ * (the bounds rounded out to the hour).
+ * @param {string} video @param {import('./ranges.js').Range} r @param {AbortSignal} [signal]
+ */
+export function viewers(video, r, signal) {
+  return get(`/api/v1/videos/${enc(video)}/viewers?from=${iso(r.from)}&to=${iso(r.to)}`, signal);
+}
+
 /** All-time views `{views}`. */
 export function allTimeViews(/** @type {string} */ video, /** @type {AbortSignal} */ signal) {
   return get(`/api/v1/videos/${enc(video)}/views`, signal);

@@ -208,6 +208,24 @@ function loadTypes(/** @type {import('./ranges.js').Range} */ r, /** @type {Abor
   });
 }
 
+/** Distinct signed-in viewers over the range, from the API's sketches (exact up to 384). */
+function loadViewers(/** @type {import('./ranges.js').Range} */ r, /** @type {AbortSignal} */ signal) {
+  const video = /** @type {{id: string}} */ (state.video).id;
+  return panel('unique-card', '', signal, async () => {
+    const answer = await api.viewers(video, r, signal);
+    if (signal.aborted) return;
+    const el = $('unique-card');
+    el.dataset.from = answer.from;
+    el.dataset.to = answer.to;
+    el.dataset.exact = String(answer.exact);
+    $('unique-viewers').textContent = fmtInt.format(answer.estimate);
+    const bounds = `${fmtTime.format(new Date(answer.from))} – ${fmtTime.format(new Date(answer.to))}`;
+    $('unique-label').textContent = answer.exact
+      ? `signed-in users, ${bounds}`
+      : `signed-in users (about: ${fmtInt.format(answer.lower)}–${fmtInt.format(answer.upper)}), ${bounds}`;
+  });
+}
+
 function loadAllTime(/** @type {AbortSignal} */ signal) {
   const video = /** @type {{id: string}} */ (state.video).id;
   return panel('total-all-card', '', signal, async () => {
@@ -286,7 +304,7 @@ const refresher = new Refresher(async (signal) => {
   /** @type {Promise<void>[]} */
   const jobs = [loadTrending(signal)];
   if (state.video && !('error' in r)) {
-    jobs.push(loadChart(r, signal), loadTypes(r, signal), loadAllTime(signal), loadRating(signal));
+    jobs.push(loadChart(r, signal), loadTypes(r, signal), loadViewers(r, signal), loadAllTime(signal), loadRating(signal));
   }
   await Promise.all(jobs);
   if (!signal.aborted) {

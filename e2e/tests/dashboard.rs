@@ -2,8 +2,8 @@
 //! against the real pipeline: a ledger of views, plays, likes, shares, completes
 //! and ratings goes through the gateway, the aggregator flushes it, and every
 //! number the page shows (totals, each chart bucket, every event type, the
-//! average rating, the trending list) must equal the ledger over the bounds the
-//! page shows. Also: the page loads nothing from another origin, auto-refresh makes
+//! average rating, the trending list, the distinct signed-in viewers) must equal
+//! the ledger over the bounds the page shows. Also: the page loads nothing from another origin, auto-refresh makes
 //! one request per panel per interval and pauses while the tab is hidden, and the
 //! committed bundle is what the sources build.
 //!
@@ -90,6 +90,8 @@ struct Seeded {
     title_a: String,
     word: String,
     ledgers: BTreeMap<&'static str, Ledger>,
+    /// Signed-in views (video, user, when), through the gateway with tokens.
+    viewers: Vec<(Uuid, Uuid, i64)>,
     /// The average rating the page must print, and how many ratings.
     rating: (String, String),
 }
@@ -142,8 +144,15 @@ fn check_read(s: &Seeded, read: &Value, e: &Expect<'_>) {
         (Some(&*s.rating.0), Some(&*s.rating.1)),
         "{n}"
     );
-    // Unique viewers do not exist yet: the card shows nothing, on purpose.
-    assert_eq!((read["unique"]["text"].as_str(), read["unique"]["state"].as_str()), (Some("–"), Some("unavailable")));
+    // Unique viewers: the distinct signed-in users who viewed in the bounds the
+    // card shows (the page's range rounded out to whole hours), counted exactly.
+    let unique = &read["unique"];
+    assert_eq!((unique["state"].as_str(), unique["exact"].as_str()), (Some("ready"), Some("true")), "{n}: {unique}");
+    let (ufrom, uto) = (ms(&unique["from"]), ms(&unique["to"]));
+    assert!(ufrom < uto && ufrom % HOUR == 0 && uto % HOUR == 0, "{n}: viewers over {unique}");
+    let viewers: BTreeSet<Uuid> =
+        s.viewers.iter().filter(|(v, _, at)| *v == e.video && (ufrom..uto).contains(at)).map(|(_, u, _)| *u).collect();
+    assert_eq!(int(&unique["text"]), viewers.len() as i64, "{n}: unique viewers");
 
     // Every event type over the same bounds.
     assert_eq!((&read["typesPanel"]["from"], &read["typesPanel"]["to"]), (&chart["from"], &chart["to"]), "{n}");
@@ -190,6 +199,8 @@ fn refresh_rounds(requests: &[Value], chart_type: &str) -> Vec<i64> {
             "all-time".to_owned()
         } else if path.ends_with("/ratings") {
             "rating".to_owned()
+        } else if path.ends_with("/viewers") {
+            "viewers".to_owned()
         } else if let Some((_, t)) = path.split_once("/counts/") {
             if query.contains("step=") { format!("series {t}") } else { format!("count {t}") }
         } else {
@@ -201,7 +212,7 @@ fn refresh_rounds(requests: &[Value], chart_type: &str) -> Vec<i64> {
         rounds.last_mut().expect("a round starts with trending").1.push(kind);
     }
     let mut want: Vec<String> =
-        vec!["trending".into(), "all-time".into(), "rating".into(), format!("series {chart_type}")];
+        vec!["trending".into(), "all-time".into(), "rating".into(), "viewers".into(), format!("series {chart_type}")];
     want.extend(TYPES.iter().filter(|t| **t != chart_type).map(|t| format!("count {t}")));
     want.sort();
     for (at, mut kinds) in rounds.clone() {
@@ -289,6 +300,28 @@ async fn seed(env: &TestEnv) -> Seeded {
         assert_eq!(res.status(), 200, "{:?}", res.text().await);
     }
 
+    // Signed-in views of the first video, now: 3 users, one of them twice, plus
+    // the anonymous views above. Sent clear of a minute's end, so the minute the
+    // ledger records is the one the gateway stamps.
+    let left = MINUTE - now_ms().rem_euclid(MINUTE);
+    if left < 3_000 {
+        tokio::time::sleep(Duration::from_millis(left as u64 + 100)).await;
+    }
+    let mut viewers = Vec::new();
+    let watchers = uuids(3);
+    for user in [watchers[0], watchers[1], watchers[2], watchers[0]] {
+        let at = now_ms();
+        let res = http
+            .post(env.gateway_url(&format!("/api/v1/videos/id/{a}/view")))
+            .bearer_auth(token_for(user))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "{:?}", res.text().await);
+        ledgers.get_mut("view").unwrap().record(a, at);
+        viewers.push((a, user, at));
+    }
+
     // Wait for the aggregator: every all-time count and the ratings equal the ledger.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -307,6 +340,12 @@ async fn seed(env: &TestEnv) -> Seeded {
         if r["totalRatingsCount"] != 3 || (r["averageRating"].as_f64().unwrap_or(0.0) - 11.0 / 3.0).abs() > 1e-9 {
             behind.push(format!("ratings {r}"));
         }
+        let (day, hour) = (now.div_euclid(DAY) * DAY, now_ms().div_euclid(HOUR) * HOUR + HOUR);
+        let url = format!("/api/v1/videos/{a}/viewers?from={}&to={}", rfc3339(day - DAY), rfc3339(hour));
+        let u: Value = http.get(env.query_url(&url)).send().await.unwrap().json().await.unwrap();
+        if u["estimate"] != 3 {
+            behind.push(format!("viewers {u}"));
+        }
         if behind.is_empty() {
             break;
         }
@@ -321,6 +360,7 @@ async fn seed(env: &TestEnv) -> Seeded {
         title_a: format!("The {word} counter"),
         word,
         ledgers,
+        viewers,
         rating: ("3.67".into(), "3 ratings".into()),
     }
 }
