@@ -68,12 +68,31 @@ impl Default for ConsumerConfig {
     }
 }
 
+/// How the aggregator writes what it folded. Counts (the events topic) go out in
+/// flush *rounds* (`counting::rounds`): every `tick_ms` each partition writes the
+/// (video, event type) series that are due, each on its own cadence: a series with
+/// `hot_events` pending once its oldest pending event is `min_age_ms` old, every
+/// other one at `max_age_ms`, any series touching `max_rows` rows at once. Ratings
+/// keep one flush of everything every `interval_ms`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlushConfig {
-    /// Flush buffered rollups (and then commit offsets) this often.
+    /// Ratings are flushed (and committed) this often; halted partitions are
+    /// checked, the row cache swept and an idle partition's commit moved as often.
     pub interval_ms: u64,
-    /// Flush early when this many (video, type, minute) keys are buffered.
+    /// How often each events partition looks for series that are due.
+    pub tick_ms: u64,
+    /// A series with at least `hot_events` pending is written once its oldest
+    /// pending event is `min_age_ms` old (popular videos stay fresh in the store).
+    pub min_age_ms: u64,
+    pub hot_events: u64,
+    /// Every other series is written once its oldest pending event is this old: a
+    /// tail video costs a write per `max_age_ms`, and a crash replays up to this
+    /// much of the log (the commit trails the oldest pending series).
+    pub max_age_ms: u64,
+    /// A series whose pending events touch this many rows is written at once.
+    pub max_rows: usize,
+    /// Write everything early when this many (video, type, minute) keys are buffered.
     pub max_buffered_keys: usize,
     /// Concurrent Cassandra requests during a flush.
     pub concurrency: usize,
@@ -83,8 +102,10 @@ pub struct FlushConfig {
     /// After a shutdown request, how long a flush may keep retrying before it is
     /// abandoned (nothing is lost: uncommitted events are replayed).
     pub shutdown_grace_ms: u64,
-    /// Rows kept in the owner's cache after this many flushes without a touch are
-    /// evicted (and read back from Cassandra if touched again).
+    /// Rows kept in the owner's cache are evicted (and read back from Cassandra if
+    /// touched again) after this many `interval_ms` without a touch. Keep
+    /// `interval_ms × cache_idle_flushes` above `max_age_ms`, or a tail series pays
+    /// its reads again at every write.
     pub cache_idle_flushes: u64,
     /// Fault injection for crash tests: abort the process after this many row
     /// writes, in the middle of a flush (0, the default, never does).
@@ -102,6 +123,11 @@ impl Default for FlushConfig {
     fn default() -> Self {
         Self {
             interval_ms: 5_000,
+            tick_ms: 1_000,
+            min_age_ms: 5_000,
+            hot_events: 64,
+            max_age_ms: 60_000,
+            max_rows: 256,
             max_buffered_keys: 500_000,
             concurrency: 64,
             retry_initial_ms: 100,
@@ -111,6 +137,19 @@ impl Default for FlushConfig {
             fail_after_writes: 0,
             fault_pause_at: String::new(),
             fault_pause_ms: 0,
+        }
+    }
+}
+
+impl FlushConfig {
+    /// The rounds' cadence (`counting::rounds::Cadence`).
+    pub fn cadence(&self) -> counting::Cadence {
+        let ms = |v: u64| v.min(i64::MAX as u64) as i64;
+        counting::Cadence {
+            min_age_ms: ms(self.min_age_ms),
+            hot_events: self.hot_events,
+            max_age_ms: ms(self.max_age_ms),
+            max_rows: self.max_rows.max(1),
         }
     }
 }

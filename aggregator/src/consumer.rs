@@ -94,10 +94,11 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
-/// The consumer loop: poll, fold (P4), flush (P5–P9) on the interval or when
-/// `max_keys` are buffered, until shutdown; then a last flush and commit before
-/// the consumer leaves the group.
-pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, interval: Duration, max_keys: usize) {
+/// The consumer loop: poll, fold (P4, R3), and every `tick` the owner's timer
+/// (rounds of the series that are due, R4–R7; ratings and chores on their own
+/// interval), or at once when `max_keys` are buffered, until shutdown; then a last
+/// flush and commit of everything before the consumer leaves the group.
+pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, tick: Duration, max_keys: usize) {
     /// Messages folded between two looks at the clock, the buffer size and the gauges.
     const CHECK_EVERY: u32 = 256;
     let owner = consumer.context().owner.clone();
@@ -106,10 +107,10 @@ pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, in
         (o.heartbeat.clone(), o.buffered_gauge())
     };
     let errors = CONSUMER_ERRORS.counter();
-    let mut next_flush = Instant::now() + interval;
+    let mut next_tick = Instant::now() + tick;
     let mut since_check = 0u32;
     while !shutdown.is_cancelled() {
-        let msg = consumer.poll(Duration::from_millis(100));
+        let msg = consumer.poll(Duration::from_millis(100).min(tick));
         let mut o = owner.lock().expect("owner lock");
         match msg {
             Some(Ok(m)) => {
@@ -136,14 +137,15 @@ pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, in
             None => {}
         }
         since_check = 0;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        heartbeat.store(now_ms, Ordering::Relaxed);
+        o.now_ms = now_ms;
         let keys = o.buffered_keys();
         buffered.set(keys as f64);
-        if Instant::now() >= next_flush || keys >= max_keys {
-            o.flush_all(&consumer);
-            o.check_halts(&consumer);
-            next_flush = Instant::now() + interval;
+        if Instant::now() >= next_tick || keys >= max_keys {
+            o.tick(&consumer, keys >= max_keys);
+            next_tick = Instant::now() + tick;
         }
-        heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
     tracing::info!("stopping: final flush and commit");
     owner.lock().expect("owner lock").flush_all(&consumer);

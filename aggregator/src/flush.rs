@@ -1,15 +1,31 @@
-//! One flush: protocol steps P5–P9 (see `counting::protocol`) for every partition
-//! with buffered events, concurrently, then one commit of their offsets.
+//! Writing what the owner folded, then committing: flush rounds of count series
+//! for the events topic (steps R4–R7 of `counting::rounds`), and whole flushes of
+//! ratings (P5–P9 of `counting::protocol`). All partitions' work of one call runs
+//! concurrently, then one commit of their offsets.
 //!
-//! Per partition, a flush of offsets `first..=through` marks `attempted` (P5,
-//! fenced by the owner's epoch), reads the rows its cache does not know (P6),
-//! applies the `last_offset` rule (P7), writes the rows, their by-bucket copies,
-//! the ratings and the activity entries at the fenced timestamp (P8), and only
-//! then commits `through + 1` (P9). Every Cassandra request is retried until it
-//! lands; a flush ends early only when a newer owner fenced it, when a row holds
-//! part of it or was written from another Kafka partition (offsets rewound, or the
-//! topic grew: the partition halts rather than guess, P11), or when shutdown ran
-//! out of patience (nothing is committed; it is replayed).
+//! A **round** of one partition writes the series that are due at `b`, the last
+//! offset folded (or, first after a claim, every pending series at exactly
+//! `attempted`, R4). It records `attempted = b` with `IF epoch = <mine>` (R4, as
+//! P5), reads the rows its cache does not know (one range read per granularity of
+//! a series), applies the `last_offset` rule per series (R5), and writes (R6) in
+//! three waves, each only after the one before was acknowledged: every series'
+//! rows but its all-time row, one single-partition batch per series (the `counts`
+//! table keeps a series in one Cassandra partition); the hour and day copies for
+//! trending and the activity entries; then the all-time rows, whose `last_offset`
+//! is each series' floor for a later census. Only then does it commit the first
+//! offset still pending in any series (R7). A failed commit needs no retry of its
+//! own: the next round's commit covers it, and a census covers any number of
+//! complete rounds.
+//!
+//! A **ratings flush** of offsets `first..=through` marks `attempted` (P5), reads
+//! and resolves each video's totals and users (P7), writes user rows then totals
+//! and the activity entries (P8), and only then commits `through + 1` (P9).
+//!
+//! Every Cassandra request is retried until it lands; a round or flush ends early
+//! only when a newer owner fenced it, when a row holds part of it or was written
+//! from another Kafka partition (offsets rewound, or the topic grew: the
+//! partition halts rather than guess, P11), or when shutdown ran out of patience
+//! (nothing more is committed for that partition; it is replayed).
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -17,7 +33,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use counting::ratings::{RatingChange, RatingOverlap, resolve_video};
-use counting::{FlushPlan, Granularity, Overlap, RangeRead, RowCache, RowKey, StoredRow};
+use counting::rounds::SeriesWrites;
+use counting::{Activity, FlushPlan, Granularity, Overlap, RangeRead, Round, RowCache, RowKey, RowWrite, StoredRow};
 use futures::StreamExt;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -29,16 +46,27 @@ use crate::config::FlushConfig;
 use crate::fault;
 use crate::halt::{self, Halt, Reason};
 use crate::metrics::{
-    COMMIT_ERRORS, EVENTS_FLUSHED, FENCED_OUT, FLUSH_DURATION, RATED_VIDEOS, ROW_READS, ROWS_SKIPPED, ROWS_WRITTEN,
-    WRITE_REQUESTS, op,
+    COMMIT_ERRORS, EVENTS_FLUSHED, FENCED_OUT, FLUSH_DURATION, RATED_VIDEOS, ROUNDS, ROW_READS, ROWS_SKIPPED,
+    ROWS_WRITTEN, SERIES_WRITTEN, WRITE_REQUESTS, op,
 };
-use crate::owner::Shared;
+use crate::owner::{Family, Shared};
 use crate::ownership::{Slot, SlotState};
 use crate::store::rollups::ForeignRow;
 
 /// Rows per write request: a single-partition unlogged batch, kept well under
 /// Cassandra's `batch_size_warn_threshold` (5 KiB; a row is about 80 bytes).
 const MAX_BATCH_ROWS: usize = 50;
+
+/// What to take from the events partitions.
+#[derive(Clone, Copy, Debug)]
+pub enum Take {
+    /// Every pending series (at a fence, on revoke, at shutdown, before a halt,
+    /// under memory pressure); ratings: the whole buffer.
+    All,
+    /// The series due at `now_ms`; with `idle_commit`, a partition with nothing
+    /// due still commits when its first pending offset moved.
+    Due { now_ms: i64, idle_commit: bool },
+}
 
 /// A stored row holds some but not all of a flush (committed offsets moved back
 /// by hand), or another Kafka partition wrote it (the topic grew).
@@ -52,14 +80,16 @@ pub enum Conflict {
     Foreign(#[from] ForeignRow),
 }
 
-/// What became of one partition's flush.
+/// What became of one partition's round or flush.
 enum Outcome {
     Written {
         commit: i64,
         rows: usize,
         skipped: usize,
+        series: usize,
+        events: u64,
     },
-    /// Another owner claimed the partition (P5 failed).
+    /// Another owner claimed the partition (P5, R4 failed).
     Fenced,
     /// Going on would mean guessing (P11): halt the partition.
     Halt(Halt),
@@ -67,56 +97,103 @@ enum Outcome {
     Abandoned,
 }
 
-/// One partition's share of a flush.
+enum Work {
+    Round(Round),
+    Ratings(FlushPlan),
+}
+
+/// One partition's share of a call.
 struct Job {
     partition: i32,
     epoch: i64,
-    plan: FlushPlan,
+    work: Work,
     cache: RowCache,
 }
 
-/// Flushes the buffered events of `parts` and commits their offsets.
+/// Writes what `take` selects from `parts` and commits their offsets.
 pub(crate) fn flush<C: ConsumerContext>(
     shared: &Shared,
     consumer: &BaseConsumer<C>,
     slots: &mut HashMap<i32, Slot>,
     parts: &[i32],
+    take: Take,
 ) {
     let start = Instant::now();
     let topic = shared.topic.as_str();
     let mut jobs = Vec::new();
+    let mut to_commit = Vec::new();
     for &p in parts {
         let Some(slot) = slots.get_mut(&p).filter(|s| s.may_flush()) else { continue };
-        // P9: an earlier flush's commit failed; it must land before another flush,
-        // or the in-doubt range would span two flushes.
-        if let Some(offset) = slot.pending_commit {
-            if commit(consumer, topic, &[(p, offset)]).is_err() {
-                continue;
+        match shared.family {
+            Family::Counts => {
+                let round = match take {
+                    Take::All => slot.counts.take_all(),
+                    Take::Due { now_ms, idle_commit } => {
+                        let moved = idle_commit && slot.counts.commit_offset() > slot.committed;
+                        if moved || slot.counts.is_due(now_ms, &shared.cadence) {
+                            slot.counts.take_due(now_ms, &shared.cadence)
+                        } else {
+                            None
+                        }
+                    }
+                };
+                match round {
+                    None => {}
+                    // Nothing to write: the commit may still move (R7).
+                    Some(r) if r.is_empty() && Some(r.commit) > slot.committed => to_commit.push((p, r.commit)),
+                    Some(r) if r.is_empty() => {}
+                    Some(r) => jobs.push(Job {
+                        partition: p,
+                        epoch: slot.epoch,
+                        work: Work::Round(r),
+                        cache: std::mem::take(&mut slot.cache),
+                    }),
+                }
             }
-            slot.pending_commit = None;
-        }
-        // `None` while the buffer is short of its fence (P2): flush exactly there.
-        if let Some(plan) = slot.buffer.take() {
-            jobs.push(Job { partition: p, epoch: slot.epoch, plan, cache: std::mem::take(&mut slot.cache) });
+            Family::Ratings => {
+                // P9: an earlier flush's commit failed; it must land before another
+                // flush, or the in-doubt range would span two flushes.
+                if let Some(offset) = slot.pending_commit {
+                    if commit(consumer, topic, &[(p, offset)]).is_err() {
+                        continue;
+                    }
+                    slot.pending_commit = None;
+                    slot.committed = Some(offset);
+                }
+                // `None` while the buffer is short of its fence (P2): flush exactly there.
+                if let Some(plan) = slot.buffer.take() {
+                    jobs.push(Job {
+                        partition: p,
+                        epoch: slot.epoch,
+                        work: Work::Ratings(plan),
+                        cache: RowCache::default(),
+                    });
+                }
+            }
         }
     }
-    if jobs.is_empty() {
+    if jobs.is_empty() && to_commit.is_empty() {
         return;
     }
-    let events: u64 = jobs.iter().map(|j| j.plan.events).sum();
-    fault::pause_before_mark(&shared.cfg);
-    shared.fault_paused.store(false, Ordering::SeqCst);
+    if !jobs.is_empty() {
+        fault::pause_before_mark(&shared.cfg);
+        shared.fault_paused.store(false, Ordering::SeqCst);
+    }
     let results = shared.rt.block_on(write_jobs(shared, jobs));
-    let mut to_commit = Vec::new();
     for (p, cache, outcome) in results {
         let Some(slot) = slots.get_mut(&p) else { continue };
         slot.cache = cache;
         match outcome {
-            Outcome::Written { commit, rows, skipped } => {
+            Outcome::Written { commit, rows, skipped, series, events } => {
                 ROWS_WRITTEN.counter().increment(rows as u64);
                 ROWS_SKIPPED.counter().increment(skipped as u64);
-                slot.cache.sweep(shared.cfg.cache_idle_flushes);
-                slot.pending_commit = Some(commit);
+                SERIES_WRITTEN.counter().increment(series as u64);
+                EVENTS_FLUSHED.counter().increment(events);
+                if shared.family == Family::Ratings {
+                    slot.pending_commit = Some(commit);
+                } else {
+                    ROUNDS.counter().increment(1);
+                }
                 to_commit.push((p, commit));
             }
             Outcome::Fenced => {
@@ -133,25 +210,31 @@ pub(crate) fn flush<C: ConsumerContext>(
                 halt::pause(consumer, topic, p);
                 slot.state = SlotState::Halted(h.reason);
                 slot.buffer = counting::PartitionBuffer::default();
+                slot.counts = counting::PartitionCounts::default();
                 halt::record(shared, p, slot.epoch, &h);
             }
-            Outcome::Abandoned => tracing::warn!(partition = p, "flush abandoned at shutdown; will be replayed"),
-        }
-    }
-    // P9: commit only what every write of P8 made durable.
-    if !to_commit.is_empty() && commit(consumer, topic, &to_commit).is_ok() {
-        for (p, _) in &to_commit {
-            if let Some(slot) = slots.get_mut(p) {
-                slot.pending_commit = None;
+            Outcome::Abandoned => {
+                // What it took is neither written nor pending any more: committing
+                // anything later for this partition could skip it.
+                slot.state = SlotState::Abandoned;
+                tracing::warn!(partition = p, "flush abandoned at shutdown; will be replayed");
             }
         }
     }
-    EVENTS_FLUSHED.counter().increment(events);
+    // P9, R7: commit only what every write made durable.
+    if !to_commit.is_empty() && commit(consumer, topic, &to_commit).is_ok() {
+        for (p, offset) in &to_commit {
+            if let Some(slot) = slots.get_mut(p) {
+                slot.pending_commit = None;
+                slot.committed = Some(*offset);
+            }
+        }
+    }
     FLUSH_DURATION.histogram().record(start.elapsed().as_secs_f64());
 }
 
-/// Commits `offsets` of `topic` (P9). A failure is counted and logged; the caller
-/// keeps the offset pending and commits it before the partition's next flush.
+/// Commits `offsets` of `topic` (P9, R7). A failure is counted and logged; a
+/// ratings flush keeps the offset pending and commits it before its next flush.
 fn commit<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
@@ -163,7 +246,7 @@ fn commit<C: ConsumerContext>(
     }
     consumer.commit(&tpl, CommitMode::Sync).inspect_err(|e| {
         COMMIT_ERRORS.counter().increment(1);
-        tracing::warn!(error = %e, ?offsets, "offset commit failed; will retry before the next flush");
+        tracing::warn!(error = %e, ?offsets, "offset commit failed; will retry with the next flush");
     })
 }
 
@@ -184,29 +267,48 @@ fn maybe_abort(cfg: &FlushConfig, rows: usize) {
 async fn write_jobs(shared: &Shared, jobs: Vec<Job>) -> Vec<(i32, RowCache, Outcome)> {
     let permits = Semaphore::new(shared.cfg.concurrency.max(1));
     let permits = &permits;
-    join_all(jobs.into_iter().map(|mut job| async move {
-        let outcome = write_job(shared, permits, &mut job).await;
-        (job.partition, job.cache, outcome)
+    join_all(jobs.into_iter().map(|job| async move {
+        let Job { partition, epoch, work, mut cache } = job;
+        let outcome = match work {
+            Work::Round(round) => write_round(shared, permits, partition, epoch, &mut cache, &round).await,
+            Work::Ratings(plan) => write_ratings_flush(shared, permits, partition, epoch, &plan).await,
+        };
+        (partition, cache, outcome)
     }))
     .await
 }
 
-/// P5–P8 for one partition.
-async fn write_job(shared: &Shared, permits: &Semaphore, job: &mut Job) -> Outcome {
-    let (store, topic, cfg, retry) = (&*shared.store, shared.topic.as_str(), &shared.cfg, &shared.retry);
-    let (p, epoch, through) = (job.partition, job.epoch, job.plan.through_offset);
-    if let Err(e) = counting::timestamp::check_domain(epoch, through) {
-        return Outcome::Halt(Halt::new(Reason::TimestampDomain, e.to_string(), Some(job.plan.first_offset)));
-    }
-    // P5: say what is about to be written; fails if we are no longer the owner.
-    let marked = retry.cassandra(op::MARK_ATTEMPTED, || store.mark_attempted(topic, p, epoch, through)).await;
+/// R4: records `attempted = through` if this owner still holds the epoch.
+async fn mark(shared: &Shared, p: i32, epoch: i64, through: i64) -> Option<Outcome> {
+    let (store, topic) = (&*shared.store, shared.topic.as_str());
+    let marked = shared.retry.cassandra(op::MARK_ATTEMPTED, || store.mark_attempted(topic, p, epoch, through)).await;
     match marked {
-        None => return Outcome::Abandoned,
-        Some(false) => return Outcome::Fenced,
-        Some(true) => {}
+        None => Some(Outcome::Abandoned),
+        Some(false) => Some(Outcome::Fenced),
+        Some(true) => None,
     }
-    // P6: learn the rows we do not know yet, one range read per Cassandra partition.
-    let reads = job.cache.missing(job.plan.deltas.iter().map(|(k, _)| k));
+}
+
+/// R4–R6 for one partition's round.
+async fn write_round(
+    shared: &Shared,
+    permits: &Semaphore,
+    p: i32,
+    epoch: i64,
+    cache: &mut RowCache,
+    round: &Round,
+) -> Outcome {
+    let (store, cfg, retry) = (&*shared.store, &shared.cfg, &shared.retry);
+    let through = round.through;
+    if let Err(e) = counting::timestamp::check_domain(epoch, through) {
+        return Outcome::Halt(Halt::new(Reason::TimestampDomain, e.to_string(), Some(round.commit)));
+    }
+    // R4: say what is about to be written; fails if we are no longer the owner.
+    if let Some(out) = mark(shared, p, epoch, through).await {
+        return out;
+    }
+    // R5: learn the rows we do not know yet, one range read per series and granularity.
+    let reads = cache.missing(round.series.iter().flat_map(|s| s.rows.iter().map(|(k, _)| k)));
     ROW_READS.counter().increment(reads.len() as u64);
     type Answer = Option<(RangeRead, (Vec<(i64, StoredRow)>, Option<ForeignRow>))>;
     let read: Vec<Answer> = futures::stream::iter(reads)
@@ -220,71 +322,121 @@ async fn write_job(shared: &Shared, permits: &Semaphore, job: &mut Job) -> Outco
     for r in read {
         let Some((range, (rows, foreign))) = r else { return Outcome::Abandoned };
         if let Some(f) = foreign {
-            return overlap(Conflict::from(f), job);
+            return overlap(Conflict::from(f), round.commit);
         }
-        job.cache.learn(&range, rows);
+        cache.learn(&range, rows);
     }
-    // P7: the last_offset rule.
-    let resolved = match job.plan.resolve(|k| job.cache.lookup(k).expect("every row is known after the reads")) {
-        Ok(r) => r,
-        Err(e) => return overlap(e.into(), job),
-    };
-    // P8: write every row at the fenced timestamp, retrying each batch until it
-    // lands. Writes are sorted by key, so the rows of one Cassandra partition are
-    // adjacent. Fault injection counts a batch once it landed.
-    let batches = resolved.writes.chunk_by(|a, b| a.key.part() == b.key.part()).flat_map(|c| c.chunks(MAX_BATCH_ROWS));
+    // R5: the last_offset rule, per series.
+    let mut resolved: Vec<SeriesWrites> = Vec::with_capacity(round.series.len());
+    for s in &round.series {
+        match s.resolve(through, |k| cache.lookup(k).expect("every row is known after the reads")) {
+            Ok(w) => resolved.push(w),
+            Err(e) => return overlap(e.into(), round.commit),
+        }
+    }
+    let is_total = |w: &RowWrite| w.key.granularity == Granularity::Total;
+    // R6, first wave: each series' rows but its all-time row, one batch per series
+    // (a series touching more than MAX_BATCH_ROWS rows takes several).
+    let rows = resolved.iter().map(|w| match w.writes.split_last() {
+        Some((last, rest)) if is_total(last) => rest,
+        _ => &w.writes[..],
+    });
+    let batches = rows.flat_map(|r| r.chunks(MAX_BATCH_ROWS));
     let landed = send_batches(shared, permits, op::WRITE, batches, |rows| async move {
-        store.write_batch(rows, p, epoch).await?;
+        store.write_batch(rows, epoch).await?;
         maybe_abort(cfg, rows.len());
         fault::pause_after_write(cfg, &shared.fault_paused).await;
         Ok::<_, platform::cassandra::CassandraError>(())
     })
     .await;
     if !landed {
-        // Some rows may hold this flush and others not: forget them all.
-        job.cache = RowCache::default();
+        // Some rows may hold this round and others not: forget them all.
+        *cache = RowCache::default();
         return Outcome::Abandoned;
     }
-    // Remember what the rows hold now.
-    for w in &resolved.writes {
-        job.cache.put(w.key, StoredRow { value: w.value, last_offset: w.last_offset });
+    for w in resolved.iter().flat_map(|r| &r.writes).filter(|w| !is_total(w)) {
+        cache.put(w.key, StoredRow { value: w.value, last_offset: w.last_offset });
     }
-    // P8, by-bucket copies: hour and day rows again, keyed by bucket, for trending.
-    // Skipped rows too: a crash may have come between a row and its copy.
-    let copies: Vec<(RowKey, i64, i64)> = job
-        .plan
-        .deltas
+    // R6, second wave: hour and day copies keyed by bucket, for trending, of every
+    // such row of the round (skipped ones too: a crash may have come between a row
+    // and its copy), and the activity entries. Before the all-time rows, so a
+    // floor at this round means the copies landed too.
+    let copies: Vec<(RowKey, i64, i64)> = round
+        .series
         .iter()
+        .flat_map(|s| &s.rows)
         .filter(|(k, _)| matches!(k.granularity, Granularity::Hour | Granularity::Day))
-        .filter_map(|(k, _)| job.cache.lookup(k).flatten().map(|row| (*k, row.value, row.last_offset)))
+        .filter_map(|(k, _)| cache.lookup(k).flatten().map(|row| (*k, row.value, row.last_offset)))
         .collect();
-    if !write_copies(shared, permits, copies, epoch).await {
+    // The viewer sketches and who viewed, from the round's signed-in views: before
+    // the all-time rows too, so a replay that the floor skips finds them written.
+    let (copied, active, viewed) = futures::join!(
+        write_copies(shared, permits, copies, epoch),
+        write_activities(shared, permits, &round.activities, through, epoch),
+        crate::viewers::write_viewers(shared, permits, &round.views, through, epoch)
+    );
+    if !(copied && active && viewed) {
+        *cache = RowCache::default();
         return Outcome::Abandoned;
     }
-    // P8, ratings: user rows, then each video's totals.
-    let (rated, rated_skipped) = match write_ratings(shared, permits, &job.plan, epoch).await {
-        Ok(Some(n)) => n,
-        Ok(None) => return Outcome::Abandoned,
-        Err(e) => return overlap(e.into(), job),
-    };
-    // P8, activity feed entries (signed-in views, ratings): keyed by their events,
-    // so a replay rewrites the same rows.
-    if !write_activities(shared, permits, &job.plan, epoch).await {
+    // R6, last wave: the all-time rows, each series' floor.
+    let totals: Vec<RowWrite> = resolved.iter().filter_map(|r| r.writes.last().copied().filter(is_total)).collect();
+    let landed = send_batches(shared, permits, op::WRITE_TOTAL, totals.chunks(1), |rows| async move {
+        store.write_total(&rows[0], p, epoch).await?;
+        maybe_abort(cfg, 1);
+        fault::pause_after_write(cfg, &shared.fault_paused).await;
+        Ok::<_, platform::cassandra::CassandraError>(())
+    })
+    .await;
+    if !landed {
+        *cache = RowCache::default();
         return Outcome::Abandoned;
     }
-    // P8, viewer sketches and who viewed, from the same signed-in views.
-    if !crate::viewers::write_viewers(shared, permits, &job.plan.views, job.plan.through_offset, epoch).await {
-        return Outcome::Abandoned;
+    for w in &totals {
+        cache.put(w.key, StoredRow { value: w.value, last_offset: w.last_offset });
     }
     Outcome::Written {
-        commit: job.plan.commit_offset(),
-        rows: resolved.writes.len() + rated,
-        skipped: resolved.skipped + rated_skipped,
+        commit: round.commit,
+        rows: resolved.iter().map(|r| r.writes.len()).sum(),
+        skipped: resolved.iter().map(|r| r.skipped).sum(),
+        series: round.series.len(),
+        events: round.events,
     }
 }
 
-fn overlap(c: Conflict, job: &Job) -> Outcome {
-    Outcome::Halt(Halt::new(Reason::Overlap, c.to_string(), Some(job.plan.first_offset)))
+/// P5–P8 for one partition's ratings.
+async fn write_ratings_flush(shared: &Shared, permits: &Semaphore, p: i32, epoch: i64, plan: &FlushPlan) -> Outcome {
+    let through = plan.through_offset;
+    debug_assert!(plan.deltas.is_empty(), "counts are written in rounds");
+    if let Err(e) = counting::timestamp::check_domain(epoch, through) {
+        return Outcome::Halt(Halt::new(Reason::TimestampDomain, e.to_string(), Some(plan.first_offset)));
+    }
+    // P5: say what is about to be written; fails if we are no longer the owner.
+    if let Some(out) = mark(shared, p, epoch, through).await {
+        return out;
+    }
+    // P8, ratings: user rows, then each video's totals.
+    let (rated, rated_skipped) = match write_ratings(shared, permits, plan, epoch).await {
+        Ok(Some(n)) => n,
+        Ok(None) => return Outcome::Abandoned,
+        Err(e) => return overlap(e.into(), plan.first_offset),
+    };
+    // P8, activity feed entries (ratings): keyed by their events, so a replay
+    // rewrites the same rows.
+    if !write_activities(shared, permits, &plan.activities, through, epoch).await {
+        return Outcome::Abandoned;
+    }
+    Outcome::Written {
+        commit: plan.commit_offset(),
+        rows: rated,
+        skipped: rated_skipped,
+        series: 0,
+        events: plan.events,
+    }
+}
+
+fn overlap(c: Conflict, at: i64) -> Outcome {
+    Outcome::Halt(Halt::new(Reason::Overlap, c.to_string(), Some(at)))
 }
 
 /// Writes the by-bucket copies, a batch per `rollups_by_bucket` partition. `false`:
@@ -297,11 +449,16 @@ async fn write_copies(shared: &Shared, permits: &Semaphore, mut copies: Vec<(Row
     send_batches(shared, permits, op::WRITE_COPY, batches, |rows| store.write_copies(rows, epoch)).await
 }
 
-/// Writes the flush's activity entries, a batch per user. `false`: abandoned.
-async fn write_activities(shared: &Shared, permits: &Semaphore, plan: &FlushPlan, epoch: i64) -> bool {
+/// Writes activity entries (sorted by user), a batch per user. `false`: abandoned.
+async fn write_activities(
+    shared: &Shared,
+    permits: &Semaphore,
+    activities: &[Activity],
+    through: i64,
+    epoch: i64,
+) -> bool {
     let store = &*shared.store;
-    let through = plan.through_offset;
-    let batches = plan.activities.chunk_by(|a, b| a.user_id == b.user_id).flat_map(|c| c.chunks(MAX_BATCH_ROWS));
+    let batches = activities.chunk_by(|a, b| a.user_id == b.user_id).flat_map(|c| c.chunks(MAX_BATCH_ROWS));
     let write = |rows| store.write_activities(rows, through, epoch);
     send_batches(shared, permits, op::WRITE_ACTIVITY, batches, write).await
 }

@@ -1,19 +1,23 @@
 //! The aggregator: a Kafka consumer group member that pre-aggregates events per
-//! (video, event type, minute) in memory, flushes minute, hour, day and all-time
-//! rollups to Cassandra as absolute values, and commits offsets only after the
-//! flush is durable. It is also the single writer of ratings: each user's latest,
-//! and exact sums and counts (`counting::ratings`).
+//! (video, event type, minute) in memory and writes minute, hour, day and
+//! all-time counts to Cassandra as absolute values, each (video, event type)
+//! series on its own cadence (flush rounds, `counting::rounds`), committing the
+//! first offset still pending only after the rows before it are durable. It is
+//! also the single writer of ratings: each user's latest, and exact sums and
+//! counts (`counting::ratings`), flushed whole on an interval.
 //!
 //! The exactly-once protocol, its proofs and its tests are in one place:
-//! `counting::protocol` (steps P1–P11, with P3a). The modules here perform those steps:
+//! `counting::protocol` (steps P1–P11, with P3a, and R1–R7 for the rounds). The
+//! modules here perform those steps:
 //!
 //! | module | what it holds | steps |
 //! | --- | --- | --- |
 //! | [`consumer`] | the rdkafka context, rebalance callbacks, the poll loop | P10 |
 //! | [`owner`] | the owner of a consumer's partitions: folding each message, letting go | P4, P10 |
 //! | [`ownership`] | taking a partition over: epoch bump, `attempted`, the fence, priming | P1–P3 |
-//! | [`priming`] | re-reading the dedup window on assignment | P3 |
-//! | [`flush`] | one flush: mark, read, resolve, write, commit | P5–P9 |
+//! | [`priming`] | re-reading the dedup window on assignment (and the replay region for the census) | P3, R2 |
+//! | [`census`] | the floors of the replay region's series after a claim | R2 |
+//! | [`flush`] | one round (events) or flush (ratings): mark, read, resolve, write, commit | P5–P9, R4–R7 |
 //! | [`decode`] | protobuf to `counting` events, and why a message is poison | P4 |
 //! | [`dead_letter`] | the dead-letter topic | P4 |
 //! | [`store`] | Cassandra statements and rows, one file per table family | P1, P2, P5, P6, P8 |
@@ -24,6 +28,7 @@
 //! | [`metrics`] | every metric name, declared once | |
 //! | [`config`] | the layered configuration | |
 
+pub mod census;
 pub mod config;
 pub mod consumer;
 pub mod dead_letter;
@@ -115,6 +120,11 @@ impl Application {
     pub async fn build(config: AggregatorConfig) -> anyhow::Result<Self> {
         anyhow::ensure!(config.flush.interval_ms > 0, "flush.interval_ms must be positive");
         config.retention.validate()?;
+        anyhow::ensure!(config.flush.tick_ms > 0, "flush.tick_ms must be positive");
+        anyhow::ensure!(
+            config.flush.min_age_ms <= config.flush.max_age_ms,
+            "flush.min_age_ms must not exceed flush.max_age_ms"
+        );
         anyhow::ensure!(
             (1..=counting::retention::MAX_TTL_SECS as u64).contains(&config.viewers.list_ttl_secs),
             "viewers.list_ttl_secs must be from 1 to {} (Cassandra's longest TTL)",
@@ -181,10 +191,10 @@ impl Application {
             heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
             heartbeats.push(heartbeat);
             tracing::info!(%topic, %group, "aggregator consuming");
-            let interval = Duration::from_millis(cfg.flush.interval_ms);
+            let tick = Duration::from_millis(cfg.flush.tick_ms.min(cfg.flush.interval_ms));
             let max_keys = cfg.flush.max_buffered_keys;
             let stop = shutdown.clone();
-            loops.push(tokio::task::spawn_blocking(move || consumer::run(consumer, stop, interval, max_keys)));
+            loops.push(tokio::task::spawn_blocking(move || consumer::run(consumer, stop, tick, max_keys)));
         }
 
         let ready = Arc::new(Ready { store: self.store.clone(), heartbeats });

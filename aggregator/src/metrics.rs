@@ -14,24 +14,54 @@ pub const MESSAGES: Metric = Metric::new(
 pub const EVENTS_FLUSHED: Metric =
     Metric::new(Kind::Counter, "aggregator_events_flushed_total", &[], "Events in flushes whose rows were written");
 pub const ROWS_WRITTEN: Metric =
-    Metric::new(Kind::Counter, "aggregator_rows_written_total", &[], "Rollup rows written to Cassandra");
+    Metric::new(Kind::Counter, "aggregator_rows_written_total", &[], "Count rows written to Cassandra");
 pub const ROWS_SKIPPED: Metric = Metric::new(
     Kind::Counter,
     "aggregator_rows_skipped_total",
     &[],
-    "Rollup rows a flush skipped: they already held its events",
+    "Count rows a round (or flush) skipped: they already held its events",
 );
 pub const ROW_READS: Metric = Metric::new(
     Kind::Counter,
     "aggregator_row_reads_total",
     &[],
-    "Range reads of a rollup partition before writing to it (what the owner's cache did not know)",
+    "Range reads of a series' rows of one granularity before writing them (what the owner's cache did not know)",
 );
 pub const WRITE_REQUESTS: Metric = Metric::new(
     Kind::Counter,
     "aggregator_write_requests_total",
     &[],
     "Write requests (single-partition batches of rows)",
+);
+pub const SERIES_WRITTEN: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_series_written_total",
+    &[],
+    "(video, event type) series written by a round: one single-partition batch and the all-time row",
+);
+pub const ROUNDS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_rounds_total",
+    &[],
+    "Flush rounds of the events topic that wrote something (each one attempted record, R4)",
+);
+pub const CENSUS_SERIES: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_census_series_total",
+    &["topic"],
+    "Series whose floor (all-time row's last_offset) a census of a replay region read after a claim (R2)",
+);
+pub const CENSUS_ROUNDS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_census_rounds_total",
+    &["topic"],
+    "Distinct floors inside a replay region found by a census: the previous owner's rounds that completed there",
+);
+pub const REPLAYED_SKIPPED: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_replayed_events_skipped_total",
+    &[],
+    "Replayed events at or below their series' floor, skipped because the store held them (R3)",
 );
 pub const RATED_VIDEOS: Metric = Metric::new(
     Kind::Counter,
@@ -69,7 +99,7 @@ pub const FENCED_FLUSHES: Metric = Metric::new(
     Kind::Counter,
     "aggregator_fenced_flushes_total",
     &[],
-    "Flushes made exactly at the in-doubt boundary after a takeover",
+    "Flushes (or rounds) made exactly at the in-doubt boundary after a takeover",
 );
 pub const HALTED_PARTITIONS: Metric = Metric::new(
     Kind::Counter,
@@ -148,6 +178,11 @@ pub const ALL: &[Metric] = &[
     ROWS_SKIPPED,
     ROW_READS,
     WRITE_REQUESTS,
+    SERIES_WRITTEN,
+    ROUNDS,
+    CENSUS_SERIES,
+    CENSUS_ROUNDS,
+    REPLAYED_SKIPPED,
     RATED_VIDEOS,
     DEAD_LETTERS,
     UNREADABLE_SKETCHES,
@@ -176,6 +211,7 @@ pub mod op {
     pub const MARK_ATTEMPTED: &str = "mark_attempted";
     pub const READ: &str = "read";
     pub const WRITE: &str = "write";
+    pub const WRITE_TOTAL: &str = "write_total";
     pub const WRITE_COPY: &str = "write_copy";
     pub const READ_RATINGS: &str = "read_ratings";
     pub const WRITE_RATINGS: &str = "write_ratings";
@@ -188,11 +224,12 @@ pub mod op {
 }
 
 /// Every [`op`].
-pub const CASSANDRA_OPS: [&str; 13] = [
+pub const CASSANDRA_OPS: [&str; 14] = [
     op::CLAIM,
     op::MARK_ATTEMPTED,
     op::READ,
     op::WRITE,
+    op::WRITE_TOTAL,
     op::WRITE_COPY,
     op::READ_RATINGS,
     op::WRITE_RATINGS,

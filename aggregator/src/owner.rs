@@ -1,6 +1,8 @@
 //! The owner of one consumer's assigned partitions: everything the poll loop and
 //! the rebalance callbacks share. It takes partitions over (`ownership`), folds
-//! each message into its partition's buffer (P4, below), flushes (`flush`), halts
+//! each message into its partition's state (P4/R3, below: pending series for the
+//! events topic, a buffer for ratings), writes them (`flush`: rounds of the
+//! series that are due every `flush.tick_ms`, ratings every `flush.interval_ms`), halts
 //! partitions and takes them up again when an operator resumes them (P11,
 //! `halt`), and lets partitions go. Protocol steps are numbered in
 //! `counting::protocol`.
@@ -8,9 +10,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use counting::{CountedEvent, Folded, PartitionBuffer, RatedEvent};
+use counting::{Cadence, CountedEvent, Folded, PartitionBuffer, PartitionCounts, RatedEvent};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -21,10 +23,11 @@ use uuid::Uuid;
 use crate::config::FlushConfig;
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 use crate::decode::DecodeError;
+use crate::flush::Take;
 use crate::halt::{Halt, Reason};
 use crate::metrics::{
     ASSIGNED_PARTITIONS, BUFFERED_KEYS, CONSUMER_LAG, DUPLICATES_DROPPED, FENCED_FLUSHES, FENCED_OUT,
-    HALTED_PARTITIONS, MESSAGES, PARTITIONS_HALTED, RESUMED_PARTITIONS, op,
+    HALTED_PARTITIONS, MESSAGES, PARTITIONS_HALTED, REPLAYED_SKIPPED, RESUMED_PARTITIONS, op,
 };
 use crate::ownership::{self, Assignment, Slot, SlotState, TakenOver};
 use crate::priming::Primer;
@@ -60,9 +63,12 @@ pub struct OwnerParts {
 
 /// What the work on every owned partition shares: claims and flushes.
 pub(crate) struct Shared {
+    pub family: Family,
     pub topic: String,
     pub store: Arc<RollupStore>,
     pub cfg: FlushConfig,
+    /// When a pending series is due (counts).
+    pub cadence: Cadence,
     pub retry: Retry,
     /// The consumer runs on a blocking thread; Cassandra calls enter the runtime.
     pub rt: Handle,
@@ -91,8 +97,14 @@ pub struct Owner {
     /// Starts the group does not know yet, to commit right after the assignment
     /// (partition, start, whether it was an operator's `resume_from`).
     to_commit: Vec<(i32, Start, bool)>,
+    /// The wall clock for the rounds' cadence, read by the poll loop every few
+    /// hundred messages rather than once per message.
+    pub now_ms: i64,
+    /// When ratings were last flushed, and the slower chores last done.
+    last_interval: Instant,
     /// Registered once: looking a metric up by name costs more than folding an event.
     messages: metrics::Counter,
+    replayed: metrics::Counter,
     duplicates: metrics::Counter,
     assigned: metrics::Gauge,
     buffered: metrics::Gauge,
@@ -123,13 +135,18 @@ impl Owner {
             slots: HashMap::new(),
             to_commit: Vec::new(),
             heartbeat: Arc::new(AtomicI64::new(0)),
+            now_ms: chrono::Utc::now().timestamp_millis(),
+            last_interval: Instant::now(),
             messages: MESSAGES.counter(),
+            replayed: REPLAYED_SKIPPED.counter(),
             duplicates: DUPLICATES_DROPPED.counter(),
             assigned: ASSIGNED_PARTITIONS.gauge_with(&labels),
             buffered: BUFFERED_KEYS.gauge_with(&labels),
             halted,
             shared: Shared {
+                family,
                 topic,
+                cadence: flush.cadence(),
                 store,
                 retry: Retry::new(&flush, shutdown),
                 cfg: flush,
@@ -226,6 +243,7 @@ impl Owner {
         halt::pause(consumer, &self.shared.topic, p);
         slot.state = SlotState::Halted(halt.reason);
         slot.buffer = PartitionBuffer::default();
+        slot.counts = PartitionCounts::default();
         let epoch = slot.epoch;
         halt::record(&self.shared, p, epoch, &halt);
         self.count_halted();
@@ -315,7 +333,7 @@ impl Owner {
     }
 
     pub fn buffered_keys(&self) -> usize {
-        self.slots.values().map(|s| s.buffer.buffered_keys()).sum()
+        self.slots.values().map(|s| s.buffer.buffered_keys() + s.counts.buffered_keys()).sum()
     }
 
     /// The gauge the poll loop keeps at [`buffered_keys`](Self::buffered_keys).
@@ -370,17 +388,31 @@ impl Owner {
                 }
             }
         };
+        let now_ms = self.now_ms;
         loop {
             let Some(slot) = self.slots.get_mut(&p).filter(|s| s.may_fold()) else { return };
             let folded = match &item {
+                // R3: an event at or below its series' floor is in the store already.
                 Item::Count(e, viewer) => {
-                    let folded = slot.buffer.fold(offset, Some(e));
+                    let replayed = slot.counts.replayed();
+                    let folded = match slot.counts.fold(offset, Some(e), now_ms) {
+                        Ok(f) => f,
+                        Err(missing) => {
+                            let detail = format!("{missing}: the log changed under the census");
+                            self.halt(consumer, p, Halt::new(Reason::Overlap, detail, Some(offset)));
+                            return;
+                        }
+                    };
+                    self.replayed.increment(slot.counts.replayed() - replayed);
                     if let (Some((user, event_id)), Folded::Folded | Folded::FlushNow) = (viewer, folded) {
-                        slot.buffer.note_viewer(*user, e.video_id, e.occurred_at_ms, *event_id);
+                        slot.counts.note_viewer(*user, e.video_id, e.occurred_at_ms, *event_id);
                     }
                     folded
                 }
                 Item::Rate(r) => slot.buffer.fold_rating(offset, Some(r)),
+                Item::Nothing if self.family == Family::Counts => {
+                    slot.counts.fold(offset, None, now_ms).expect("a message that counts nothing needs no floor")
+                }
                 Item::Nothing => slot.buffer.fold(offset, None),
             };
             if folded != Folded::FlushFirst {
@@ -398,9 +430,41 @@ impl Owner {
                     self.flush(consumer, &[p]);
                     return;
                 }
-                Folded::FlushFirst => self.flush(consumer, &[p]),
+                Folded::FlushFirst => {
+                    FENCED_FLUSHES.counter().increment(1);
+                    self.flush(consumer, &[p]);
+                }
             }
         }
+    }
+
+    /// The poll loop's timer (every `flush.tick_ms`, or at once under memory
+    /// pressure): a round of the due series of each events partition (R4), or of
+    /// every pending series when `pressure`; ratings, halts, the row cache and idle
+    /// commits every `flush.interval_ms`.
+    pub fn tick<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, pressure: bool) {
+        let interval = self.last_interval.elapsed() >= Duration::from_millis(self.shared.cfg.interval_ms);
+        let parts: Vec<i32> = self.slots.keys().copied().collect();
+        match self.family {
+            Family::Counts => {
+                let take = if pressure { Take::All } else { Take::Due { now_ms: self.now_ms, idle_commit: interval } };
+                flush::flush(&self.shared, consumer, &mut self.slots, &parts, take);
+            }
+            Family::Ratings if interval || pressure => {
+                flush::flush(&self.shared, consumer, &mut self.slots, &parts, Take::All);
+            }
+            Family::Ratings => {}
+        }
+        if interval {
+            if self.family == Family::Counts {
+                for slot in self.slots.values_mut() {
+                    slot.cache.sweep(self.shared.cfg.cache_idle_flushes);
+                }
+            }
+            self.check_halts(consumer);
+            self.last_interval = Instant::now();
+        }
+        self.count_halted();
     }
 
     pub fn flush_all<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
@@ -408,9 +472,11 @@ impl Owner {
         self.flush(consumer, &parts);
     }
 
-    /// Writes the buffered rows of `parts` and commits their offsets (P5–P9).
+    /// Writes everything `parts` hold and commits their offsets (P5–P9, or a round
+    /// of every pending series, R4–R7): at a fence, on revoke, at shutdown, before
+    /// a halt.
     pub fn flush<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, parts: &[i32]) {
-        flush::flush(&self.shared, consumer, &mut self.slots, parts);
+        flush::flush(&self.shared, consumer, &mut self.slots, parts, Take::All);
         self.count_halted();
     }
 }

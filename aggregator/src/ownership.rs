@@ -9,18 +9,23 @@
 //! the dedup window before that offset (P3, `priming`). Only then does it fold
 //! messages of the partition.
 //!
+//! The events topic writes in rounds (`counting::rounds`): there, `attempted` is
+//! the end of a replay region that may span many rounds, and the same log read
+//! that primes the dedup window goes on to `attempted` for the census (R1, R2,
+//! `census`); the first round is then the fenced one at exactly `attempted` (R4).
+//!
 //! Anything that makes a safe start impossible halts the partition instead
 //! (P11, `halt`): a halt recorded by an earlier owner, a partition count that
 //! changed, an offset outside the log, a dedup window that cannot be re-read
 //! whole, an epoch outside the write timestamp's domain.
 
-use counting::{DedupWindow, PartitionBuffer, RowCache};
+use counting::{DedupWindow, PartitionBuffer, PartitionCounts, RowCache};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 use crate::halt::{Halt, Reason};
 use crate::metrics::{DEDUP_PRIMING_ERRORS, HALTED_PARTITIONS, op};
-use crate::owner::Shared;
-use crate::priming::{PrimeError, Primer};
+use crate::owner::{Family, Shared};
+use crate::priming::{PrimeError, Primed, Primer};
 use crate::start::{self, Seen, Start};
 
 /// What an owner does with a partition it holds.
@@ -34,13 +39,22 @@ pub(crate) enum SlotState {
     Fenced,
     /// Halted (P11): paused, buffer dropped, waiting for an operator.
     Halted(Reason),
+    /// A flush or round was abandoned at shutdown: what it took is neither written
+    /// nor pending, so nothing more may be written or committed for the partition.
+    Abandoned,
 }
 
 /// What an owner holds for one partition it owns.
 pub(crate) struct Slot {
     /// This owner's epoch: every write and `mark_attempted` carries it.
     pub epoch: i64,
+    /// Ratings: one buffer flushed whole (P4–P9).
     pub buffer: PartitionBuffer,
+    /// Counts: pending series written in rounds (R3–R7).
+    pub counts: PartitionCounts,
+    /// The offset last committed (or found committed), so an idle partition's
+    /// commit moves only when there is something to move.
+    pub committed: Option<i64>,
     /// What this owner knows of its rows, so steady-state flushes write without
     /// reading. Only the owner writes them, so it stays true while the partition
     /// is ours; it is dropped with the partition.
@@ -76,6 +90,8 @@ impl Slot {
         Slot {
             epoch,
             buffer: PartitionBuffer::default(),
+            counts: PartitionCounts::default(),
+            committed: None,
             cache: RowCache::default(),
             pending_commit: None,
             state: SlotState::Halted(reason),
@@ -169,17 +185,20 @@ pub(crate) fn take_over<C: ConsumerContext>(
         Ok(s) => s,
         Err(h) => return halted(h),
     };
-    // P3. An incomplete window could decide a replayed repeat differently from the
-    // owner that first wrote it. The window is fixed by the log, so retrying a
-    // failed read re-reads the same one.
+    // P3 (and R2's log read). An incomplete window could decide a replayed repeat
+    // differently from the owner that first wrote it. The window is fixed by the
+    // log, so retrying a failed read re-reads the same one.
+    let census_through = claim.attempted.filter(|&a| shared.family == Family::Counts && a >= start.offset);
     let mut attempt = 0;
-    let dedup = loop {
-        match primer.prime(topic, p, start.offset, low) {
-            Ok(window) => break window,
-            Err(PrimeError::Incomplete(why)) if record.resume_from.is_some() => {
-                // The operator chose where to resume and accepted what that costs.
+    let mut reader = primer.clone();
+    let Primed { window: dedup, series } = loop {
+        match reader.read(topic, p, start.offset, low, census_through) {
+            Ok(primed) => break primed,
+            Err(PrimeError::Incomplete(why)) if record.resume_from.is_some() && reader.enabled() => {
+                // The operator chose where to resume and accepted what that costs;
+                // the census is still read.
                 tracing::warn!(partition = p, why, "resuming where the operator said, without a whole dedup window");
-                break DedupWindow::new(primer.window_ms);
+                reader.window_ms = 0;
             }
             Err(PrimeError::Incomplete(why)) => {
                 DEDUP_PRIMING_ERRORS.counter().increment(1);
@@ -194,12 +213,24 @@ pub(crate) fn take_over<C: ConsumerContext>(
             Err(_) => return None,
         }
     };
+    let dedup = if reader.enabled() { dedup } else { DedupWindow::new(primer.window_ms) };
+    // R2: the floors of the region's series.
+    let (census, cache) = match (series, census_through) {
+        (Some(series), Some(through)) => match crate::census::take(shared, p, series, start.offset, through)? {
+            Ok((census, cache)) => (Some(census), cache),
+            Err(h) => return halted(h),
+        },
+        _ => (None, RowCache::default()),
+    };
     tracing::info!(topic, partition = p, start = start.offset, low, high, "starting partition");
     let slot = Slot {
         epoch: claim.epoch,
         // P2: the fence.
         buffer: PartitionBuffer::new(claim.attempted),
-        cache: RowCache::default(),
+        // R4: the first round at exactly `attempted`, when the region is not empty.
+        counts: PartitionCounts::new(census),
+        committed: Some(start.offset),
+        cache,
         pending_commit: None,
         state: SlotState::Active,
         dedup,

@@ -15,10 +15,16 @@
 //! window cannot be whole and priming says so ([`PrimeError::Incomplete`]): the
 //! owner halts the partition rather than decide a replay differently from the
 //! owner that first counted it.
+//!
+//! The same read goes on past the start to `attempted` when the events topic's
+//! rounds need a census (R2 in `counting::rounds`): every (video, event type)
+//! series with an event in the replay region `start..=attempted`. The window's
+//! rules are unchanged by it: only messages before the start enter the window.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use counting::DedupWindow;
+use counting::{DedupWindow, SeriesKey};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -41,6 +47,8 @@ pub enum PrimeError {
     Read(#[source] KafkaError),
     #[error("reading the window before offset {start} stalled for {} s", STALL.as_secs())]
     Stalled { start: i64 },
+    #[error("reading the replay region {start}..={through} stalled for {} s", STALL.as_secs())]
+    CensusStalled { start: i64, through: i64 },
     /// Part of the window is no longer in the log: retrying cannot help.
     #[error("{0}")]
     Incomplete(String),
@@ -72,11 +80,27 @@ impl Primer {
     /// offset `start`, when the log's first stored offset is `low`: every client id
     /// the rule can still match for any offset from `start` on.
     pub fn prime(&self, topic: &str, p: i32, start: i64, low: i64) -> Result<DedupWindow, PrimeError> {
+        self.read(topic, p, start, low, None).map(|r| r.window)
+    }
+
+    /// [`prime`](Self::prime), and with `census_through = Some(a)` the series of
+    /// every event in `start..=a` too, in the same pass over the log.
+    pub fn read(
+        &self,
+        topic: &str,
+        p: i32,
+        start: i64,
+        low: i64,
+        census_through: Option<i64>,
+    ) -> Result<Primed, PrimeError> {
         let mut window = DedupWindow::new(self.window_ms);
-        if !self.enabled() || start <= 0 {
-            return Ok(window); // nothing was ever before the start
+        let through = census_through.filter(|&a| a >= start);
+        let mut series = through.map(|_| HashSet::new());
+        let prime = self.enabled() && start > 0;
+        if !prime && through.is_none() {
+            return Ok(Primed { window, series }); // nothing was ever before the start
         }
-        if start <= low {
+        if prime && start <= low {
             return Err(PrimeError::Incomplete(format!(
                 "the messages before offset {start} were deleted (the log starts at {low}): \
                  the dedup window before it cannot be re-read"
@@ -85,50 +109,72 @@ impl Primer {
         let started = Instant::now();
         let timeout = Duration::from_secs(10);
         let primer: BaseConsumer = self.client.create().map_err(PrimeError::Create)?;
-        // The log time of the last message before the start, then the window before it.
-        let last = read_one(&primer, topic, p, start - 1, timeout)?;
-        let since = last.saturating_sub(self.window_ms);
-        let mut by_time = TopicPartitionList::new();
-        by_time.add_partition_offset(topic, p, Offset::Offset(since)).expect("valid offset");
-        let first = primer
-            .offsets_for_times(by_time, timeout)
-            .map_err(PrimeError::FirstOffset)?
-            .find_partition(topic, p)
-            .and_then(|e| e.offset().to_raw())
-            .filter(|&o| o >= 0)
-            .unwrap_or(start - 1);
-        if first <= low && low > 0 {
-            return Err(PrimeError::Incomplete(format!(
-                "the dedup window before offset {start} (log time {since} on) reaches the log start {low}; \
-                 older messages in it may have been deleted"
-            )));
-        }
+        let (first, since) = if prime {
+            // The log time of the last message before the start, then the window before it.
+            let last = read_one(&primer, topic, p, start - 1, timeout)?;
+            let since = last.saturating_sub(self.window_ms);
+            let mut by_time = TopicPartitionList::new();
+            by_time.add_partition_offset(topic, p, Offset::Offset(since)).expect("valid offset");
+            let first = primer
+                .offsets_for_times(by_time, timeout)
+                .map_err(PrimeError::FirstOffset)?
+                .find_partition(topic, p)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|&o| o >= 0)
+                .unwrap_or(start - 1);
+            if first <= low && low > 0 {
+                return Err(PrimeError::Incomplete(format!(
+                    "the dedup window before offset {start} (log time {since} on) reaches the log start {low}; \
+                     older messages in it may have been deleted"
+                )));
+            }
+            (first, since)
+        } else {
+            (start, 0)
+        };
+        // The last offset to read: the census region's end, or the one before the start.
+        let end = through.unwrap_or(start - 1);
         let mut assign = TopicPartitionList::new();
         assign.add_partition_offset(topic, p, Offset::Offset(first)).expect("valid offset");
         primer.assign(&assign).map_err(PrimeError::Assign)?;
         let mut read = 0u64;
+        let mut last = -1i64;
         let mut last_progress = Instant::now();
         loop {
             match primer.poll(Duration::from_millis(500)) {
-                Some(Ok(m)) if m.offset() < start => {
+                Some(Ok(m)) if m.offset() <= end => {
                     read += 1;
+                    last = m.offset();
                     last_progress = Instant::now();
-                    if let Ok(d) = decode::event(m.payload())
-                        && let Some(id) = d.client_id
-                    {
-                        window.observe(id, m.timestamp().to_millis().unwrap_or(0));
+                    let decoded = decode::event(m.payload());
+                    if m.offset() < start {
+                        if let Ok(d) = &decoded
+                            && let Some(id) = d.client_id
+                        {
+                            window.observe(id, m.timestamp().to_millis().unwrap_or(0));
+                        }
+                    } else if let (Some(keys), Ok(d)) = (series.as_mut(), &decoded) {
+                        keys.insert(SeriesKey::from(&d.event));
                     }
-                    if m.offset() + 1 >= start {
+                    if m.offset() >= end {
                         break;
                     }
                 }
-                // Past the start: nothing before it is left.
+                // Past the end: nothing before it is left.
                 Some(Ok(_)) => break,
+                // Every message before the start was read (or none was wanted): the
+                // log ends inside the replay region, and all of it was read.
+                Some(Err(KafkaError::PartitionEOF(_))) if !prime || last >= start - 1 => break,
                 Some(Err(KafkaError::PartitionEOF(_))) => {
                     return Err(PrimeError::Incomplete(format!("the log ended before offset {start}")));
                 }
                 Some(Err(e)) => return Err(PrimeError::Read(e)),
-                None if last_progress.elapsed() > STALL => return Err(PrimeError::Stalled { start }),
+                None if last_progress.elapsed() > STALL => {
+                    return Err(match through {
+                        Some(through) => PrimeError::CensusStalled { start, through },
+                        None => PrimeError::Stalled { start },
+                    });
+                }
                 None => {}
             }
         }
@@ -138,11 +184,19 @@ impl Primer {
             since,
             read,
             ids = window.len(),
+            census_series = series.as_ref().map_or(0, HashSet::len),
             ms = started.elapsed().as_millis() as u64,
             "primed dedup window"
         );
-        Ok(window)
+        Ok(Primed { window, series })
     }
+}
+
+/// What a read before (and past) the start found.
+pub struct Primed {
+    pub window: DedupWindow,
+    /// The series with an event in the replay region (`None`: no census asked).
+    pub series: Option<HashSet<SeriesKey>>,
 }
 
 /// The broker timestamp of the message at `offset`.

@@ -90,6 +90,13 @@ impl From<&CountedEvent> for SeriesKey {
     }
 }
 
+impl RowKey {
+    /// The series the row belongs to.
+    pub fn series(&self) -> SeriesKey {
+        SeriesKey { video_id: self.video_id, kind: self.kind }
+    }
+}
+
 impl SeriesKey {
     /// The series' all-time row, whose `last_offset` is its floor.
     pub fn total_row(&self) -> RowKey {

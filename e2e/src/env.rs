@@ -187,6 +187,13 @@ impl TestEnv {
             ("AGGREGATOR__CASSANDRA__NODES", cassandra_nodes()),
             ("AGGREGATOR__CASSANDRA__KEYSPACE", self.keyspace.clone()),
             ("AGGREGATOR__FLUSH__INTERVAL_MS", "300".into()),
+            // Rounds on a test's time scale: a series with 20 events pending is
+            // written after 300 ms, any other after 2 s, so series of one partition
+            // are written at different offsets and the commit trails the oldest.
+            ("AGGREGATOR__FLUSH__TICK_MS", "100".into()),
+            ("AGGREGATOR__FLUSH__MIN_AGE_MS", "300".into()),
+            ("AGGREGATOR__FLUSH__HOT_EVENTS", "20".into()),
+            ("AGGREGATOR__FLUSH__MAX_AGE_MS", "2000".into()),
             ("AGGREGATOR__FLUSH__RETRY_MAX_MS", "1000".into()),
             ("AGGREGATOR__HTTP__LISTEN", "127.0.0.1:0".into()),
             ("AGGREGATOR__LOG__FILTER", "info".into()),
@@ -567,6 +574,13 @@ pub struct Ledger {
 impl Ledger {
     pub fn record(&mut self, video: Uuid, occurred_at_ms: i64) {
         self.events.entry(video).or_default().push(occurred_at_ms);
+    }
+
+    /// Adds another ledger's events (two loads of one test).
+    pub fn merge(&mut self, other: Ledger) {
+        for (video, events) in other.events {
+            self.events.entry(video).or_default().extend(events);
+        }
     }
 
     pub fn videos(&self) -> impl Iterator<Item = (Uuid, &Vec<i64>)> {

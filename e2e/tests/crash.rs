@@ -21,40 +21,65 @@ async fn kill_mid_flush(env: &mut TestEnv, i: usize) {
     env.kill_aggregator(i);
 }
 
-/// SIGKILL twice while events flow, each time in the middle of a flush (after its
-/// first write request landed): each successor must find that flush in doubt,
-/// flush exactly at its fence (P2) and skip the rows already written (P7).
+/// What a successor's census found (R2): series read, rounds of the previous
+/// owner completed inside the replay region, replayed events skipped (R3).
+async fn census(env: &TestEnv, i: usize) -> (f64, f64, f64) {
+    (
+        env.aggregator_metric(i, "aggregator_census_series_total").await,
+        env.aggregator_metric(i, "aggregator_census_rounds_total").await,
+        env.aggregator_metric(i, "aggregator_replayed_events_skipped_total").await,
+    )
+}
+
+/// SIGKILL twice while events flow, each time in the middle of a round (after its
+/// first write request landed). Hot videos are written every few hundred
+/// milliseconds, tail videos once their oldest event is 2 s old, so the
+/// committed offset trails the oldest tail event and the replay region spans
+/// several rounds of the dead owner. Each successor must read the floors of the
+/// region's series (census, R2), skip what they cover (R3), redo the round in
+/// doubt at exactly its offset and skip the rows it had written (R4, R5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_stream_twice_still_exact() {
     let mut env = TestEnv::start("crash", 6).await;
     let first = env.spawn_aggregator_with(&PAUSE_MID_WRITE);
-    // Long enough (about a minute) that the second kill lands while events still
-    // flow even when a loaded machine slows the first successor's takeover; the
-    // load ends by itself, so the test does not wait longer for it.
-    const ROUNDS: usize = 400;
-    let load = start_load(&env, uuids(30), ROUNDS, 120, Duration::from_millis(150));
+    // Long enough for both kills on a loaded box: every round of a paused owner
+    // sleeps 2 s, so a successor reaches its partitions' fences one by one.
+    let hot = start_load(&env, uuids(30), 240, 120, Duration::from_millis(150));
+    let tail = start_load(&env, uuids(120), 90, 4, Duration::from_millis(150));
 
     env.wait_active(first).await;
-    load.wait_for(8).await;
+    hot.wait_for(8).await;
     kill_mid_flush(&mut env, first).await;
 
     // The successor gets the partitions once the dead member's session times out.
     let second = env.spawn_aggregator_with(&PAUSE_MID_WRITE);
     env.wait_metric(second, "aggregator_fenced_flushes_total", "", 1.0, Duration::from_secs(60)).await;
     env.wait_metric(second, "aggregator_rows_skipped_total", "", 1.0, Duration::from_secs(30)).await;
-    assert!(!load.handle.is_finished(), "the second kill must land while events still flow");
+    assert!(!hot.handle.is_finished(), "the second kill must land while events still flow");
+    let (series, rounds, replayed) = census(&env, second).await;
+    eprintln!(
+        "[crash] second owner's census: {series} series, {rounds} rounds in the region, {replayed} events skipped"
+    );
+    // Summed over the six partitions' regions: rounds the dead owner completed
+    // past the committed offset, which the census found and the fold skipped.
+    assert!(rounds >= 2.0, "the replay regions hold completed rounds of the dead owner: {rounds}");
+    assert!(replayed >= 1.0, "events the floors cover were skipped, not counted again");
     kill_mid_flush(&mut env, second).await;
 
     let third = env.spawn_aggregator();
     let fenced = env.wait_metric(third, "aggregator_fenced_flushes_total", "", 1.0, Duration::from_secs(60)).await;
     let skipped = env.wait_metric(third, "aggregator_rows_skipped_total", "", 1.0, Duration::from_secs(30)).await;
-    let ledger = load.handle.await.unwrap();
-    assert_eq!(ledger.total(), ROUNDS * 120);
+    let mut ledger = hot.handle.await.unwrap();
+    ledger.merge(tail.handle.await.unwrap());
+    assert_eq!(ledger.total(), 240 * 120 + 90 * 4);
     env.assert_converges(&ledger, &failure_ranges(now_ms()), Duration::from_secs(120)).await;
     env.assert_minute_rows_exact(&ledger).await;
+    let (series, rounds, replayed) = census(&env, third).await;
     eprintln!(
-        "[crash] survivor: {fenced} flushes in doubt completed at their fence, {skipped} rows skipped as already written"
+        "[crash] survivor: {fenced} rounds in doubt completed at their fence, {skipped} rows skipped as already \
+         written; census {series} series, {rounds} rounds in the region, {replayed} events skipped"
     );
+    assert!(series >= 1.0 && rounds >= 2.0 && replayed >= 1.0, "the third owner's census found completed rounds too");
 }
 
 /// Dies exactly in the middle of a flush (fault injection: abort after N row

@@ -259,7 +259,7 @@ async fn a_row_written_from_another_partition_halts() {
     let stranger = Uuid::new_v4();
     let admin = env.admin().await;
     let cql = format!(
-        "INSERT INTO {}.rollups (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
+        "INSERT INTO {}.counts (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
          VALUES (?, 'view', 'total', 0, 5, 1, 77)",
         env.keyspace
     );

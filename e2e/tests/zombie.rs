@@ -123,7 +123,7 @@ async fn a_paused_owner_woken_mid_flush_writes_late_and_loses() {
     // the old owner's first batch (which the successor skipped) or the successor.
     // Any other row there with the old epoch is a late write that won.
     let admin = env.admin().await;
-    let cql = format!("SELECT kafka_partition, last_offset, WRITETIME(value) FROM {}.rollups", env.keyspace);
+    let cql = format!("SELECT kafka_partition, last_offset, WRITETIME(value) FROM {}.counts", env.keyspace);
     let result = admin.session.query_unpaged(cql, &[]).await.unwrap().into_rows_result().unwrap();
     let rows: Vec<(Option<i32>, Option<i64>, Option<i64>)> =
         result.rows::<(Option<i32>, Option<i64>, Option<i64>)>().unwrap().map(Result::unwrap).collect();

@@ -24,7 +24,7 @@ async fn series_and_stats_over_the_buckets_of_a_range() {
     let now = chrono::Utc::now().timestamp_millis();
     let h0 = counting::time::floor_to(now, HOUR) - 3 * HOUR;
     let insert = format!(
-        "INSERT INTO {}.rollups (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
+        "INSERT INTO {}.counts (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
          VALUES (?, ?, ?, ?, ?, 0, 0)",
         s.keyspace
     );

@@ -1,10 +1,17 @@
-//! `rollups` (a row per video, event type, granularity and bucket) and
-//! `rollups_by_bucket` (hour and day rows again, keyed by bucket, for trending).
-//! Values are absolute and carry `last_offset`, so writing one again is harmless.
-//! Each row's TTL ends a fixed time after its bucket (`counting::retention`), so
-//! rewriting a row never extends it and readers know which rows exist.
+//! `counts` (migration 009: one Cassandra partition per (video, event type), a
+//! row per granularity and bucket) and `rollups_by_bucket` (hour and day rows
+//! again, keyed by bucket, for trending). Values are absolute and carry
+//! `last_offset`, so writing one again is harmless. The older `rollups` table
+//! (one partition per granularity) is still created by migration 001 but no
+//! longer written or read. Each row's TTL ends a fixed time after its bucket
+//! (`counting::retention`), so rewriting a row never extends it and readers know
+//! which rows exist.
+//!
+//! The static `kafka_partition` is written with the all-time row only: it is the
+//! series' last write (R6), and a row written with a TTL would give the static
+//! cell that TTL.
 
-use counting::{RangeRead, RowKey, RowWrite, StoredRow, write_timestamp};
+use counting::{Granularity, RangeRead, RowKey, RowWrite, StoredRow, write_timestamp};
 use futures::TryStreamExt;
 use platform::cassandra::{CassandraError, prepare};
 use scylla::DeserializeRow;
@@ -19,13 +26,14 @@ pub(super) struct Statements {
     read_from: PreparedStatement,
     read_between: PreparedStatement,
     write_row: PreparedStatement,
+    write_total: PreparedStatement,
     write_copy: PreparedStatement,
 }
 
 impl Statements {
     pub(super) async fn prepare(s: &Session, ks: &str) -> Result<Self, CassandraError> {
         let select = format!(
-            "SELECT bucket, value, last_offset, kafka_partition FROM {ks}.rollups \
+            "SELECT bucket, value, last_offset, kafka_partition FROM {ks}.counts \
              WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ?"
         );
         let read_from = prepare(s, select.clone(), true).await?;
@@ -34,9 +42,19 @@ impl Statements {
         let write_row = prepare(
             s,
             format!(
-                "INSERT INTO {ks}.rollups \
+                "INSERT INTO {ks}.counts (video_id, event_type, granularity, bucket, value, last_offset) \
+                 VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            ),
+            true,
+        )
+        .await?;
+        // The all-time row, kept forever, with the writer's Kafka partition.
+        let write_total = prepare(
+            s,
+            format!(
+                "INSERT INTO {ks}.counts \
                  (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ),
             true,
         )
@@ -51,7 +69,7 @@ impl Statements {
             true,
         )
         .await?;
-        Ok(Self { read_from, read_between, write_row, write_copy })
+        Ok(Self { read_from, read_between, write_row, write_total, write_copy })
     }
 }
 
@@ -106,10 +124,12 @@ impl RollupStore {
         Ok((rows, foreign))
     }
 
-    /// Writes rows of one Cassandra partition in a single unlogged batch (atomic
-    /// and isolated within a partition, and one request instead of many).
-    pub async fn write_batch(&self, rows: &[RowWrite], partition: i32, epoch: i64) -> Result<(), CassandraError> {
-        debug_assert!(rows.windows(2).all(|w| w[0].key.part() == w[1].key.part()));
+    /// Writes rows of one series other than its all-time row in a single
+    /// unlogged batch: one Cassandra partition, so atomic and isolated within it,
+    /// and one mutation instead of one per row.
+    pub async fn write_batch(&self, rows: &[RowWrite], epoch: i64) -> Result<(), CassandraError> {
+        debug_assert!(rows.windows(2).all(|w| w[0].key.series() == w[1].key.series()));
+        debug_assert!(rows.iter().all(|w| w.key.granularity != Granularity::Total));
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_is_idempotent(true);
         let mut values = Vec::with_capacity(rows.len());
@@ -123,12 +143,29 @@ impl RollupStore {
                 CqlTimestamp(w.key.bucket_ms),
                 w.value,
                 w.last_offset,
-                partition,
                 self.retention.ttl_secs(w.key.granularity, w.key.bucket_ms, now),
                 write_timestamp(epoch, w.last_offset),
             ));
         }
         self.session.batch(&batch, values).await?;
+        Ok(())
+    }
+
+    /// Writes a series' all-time row, with the writer's Kafka `partition`: the
+    /// series' last write (R6), whose `last_offset` is its floor.
+    pub async fn write_total(&self, w: &RowWrite, partition: i32, epoch: i64) -> Result<(), CassandraError> {
+        debug_assert_eq!(w.key.granularity, Granularity::Total);
+        let values = (
+            w.key.video_id,
+            w.key.kind.as_str(),
+            w.key.granularity.as_str(),
+            CqlTimestamp(w.key.bucket_ms),
+            w.value,
+            w.last_offset,
+            partition,
+            write_timestamp(epoch, w.last_offset),
+        );
+        self.session.execute_unpaged(&self.rollups.write_total, values).await?;
         Ok(())
     }
 

@@ -353,7 +353,7 @@ async fn verify(nodes: &str, keyspace: &str, ledger: &HashMap<Uuid, u64>) -> any
     let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await?;
     let stmt = session
         .prepare(format!(
-            "SELECT value FROM {keyspace}.rollups WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket = ?"
+            "SELECT value FROM {keyspace}.counts WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket = ?"
         ))
         .await?;
     let (session, stmt) = (&session, &stmt);

@@ -1,6 +1,8 @@
-//! The counts part of storage: the rollups the aggregator writes, read by range
-//! (`rollups`) and by bucket (`rollups_by_bucket`, for trending). Nothing here
-//! writes; the aggregator is the single writer of these tables.
+//! The counts part of storage: the rows the aggregator writes, read by range
+//! (`counts`, migration 009: a (video, event type) in one Cassandra partition,
+//! a row per granularity and bucket) and by bucket (`rollups_by_bucket`, for
+//! trending). Nothing here writes; the aggregator is the single writer of these
+//! tables. (The older `rollups` table is no longer read.)
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,7 +55,7 @@ impl Rollups {
         let range = prepare(
             &session,
             format!(
-                "SELECT value FROM {keyspace}.rollups \
+                "SELECT value FROM {keyspace}.counts \
                  WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ? AND bucket < ?"
             ),
             true,
@@ -62,7 +64,7 @@ impl Rollups {
         let rows = prepare(
             &session,
             format!(
-                "SELECT bucket, value FROM {keyspace}.rollups \
+                "SELECT bucket, value FROM {keyspace}.counts \
                  WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ? AND bucket < ?"
             ),
             true,

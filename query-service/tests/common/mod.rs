@@ -212,7 +212,7 @@ pub async fn all_time_views(s: &Service, cql: &scylla::client::session::Session,
     let ks = &s.keyspace;
     cql.query_unpaged(
         format!(
-            "INSERT INTO {ks}.rollups (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
+            "INSERT INTO {ks}.counts (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
              VALUES (?, 'view', 'total', 0, ?, 0, 0)"
         ),
         (uuid::Uuid::parse_str(video).unwrap(), n),
