@@ -114,7 +114,7 @@ async fn stored_rows(env: &TestEnv, video: Uuid, g: Granularity, from: i64, to: 
     let cfg = platform::cassandra::CassandraConfig { nodes: cassandra_nodes(), ..Default::default() };
     let session = platform::cassandra::connect(&cfg, Duration::from_secs(10)).await.unwrap();
     let cql = format!(
-        "SELECT bucket, value FROM {}.rollups WHERE video_id = ? AND event_type = 'view' AND granularity = ? \
+        "SELECT bucket, value FROM {}.counts WHERE video_id = ? AND event_type = 'view' AND granularity = ? \
          AND bucket >= ? AND bucket < ?",
         env.keyspace
     );

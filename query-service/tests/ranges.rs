@@ -32,7 +32,7 @@ fn ms(v: &Value) -> i64 {
         .timestamp_millis()
 }
 
-/// Views at known times over the last 60 days, with their rollup rows written the
+/// Views at known times over the last 60 days, with their `counts` rows written the
 /// way the aggregator would, minus the rows whose TTL has run out.
 struct Fixture {
     video: uuid::Uuid,
@@ -54,7 +54,7 @@ impl Fixture {
         }
         let cql = s.cql().await;
         let insert = format!(
-            "INSERT INTO {}.rollups (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
+            "INSERT INTO {}.counts (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
              VALUES (?, 'view', ?, ?, ?, 0, 0)",
             s.keyspace
         );
