@@ -121,7 +121,9 @@ pub struct Cadence {
 
 impl Default for Cadence {
     fn default() -> Self {
-        Self { min_age_ms: 5_000, hot_events: 64, max_age_ms: 60_000, max_rows: 256 }
+        // The aggregator's defaults (`flush.*`): every series written within
+        // max_age + one tick (5 s) of its first pending event, popular ones every second.
+        Self { min_age_ms: 1_000, hot_events: 64, max_age_ms: 4_000, max_rows: 256 }
     }
 }
 
