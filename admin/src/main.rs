@@ -13,6 +13,9 @@
 //!   vcount-admin correct --video ID [--type view] --from T --to T --zero --reason R   zero a range's minutes
 //!   vcount-admin correct --video ID [--type view] --at T --add N --reason R          change one minute by N
 //!   vcount-admin rebuild --into KEYSPACE [--group G] [--config FILE]   recount the log, compare with the live counts
+//!   vcount-admin copy-rollups-to-counts [--keyspace K] [--group G]
+//!       carry the per-flush aggregator's counts into the rounds' table, once, with
+//!       every aggregator stopped (`platform::admin::copy_rollups_to_counts`)
 //!
 //! `scripts/test` drops the `t_` keyspaces earlier test runs left behind: every test
 //! makes a keyspace of its own, and a Cassandra that keeps hundreds of them (about
@@ -170,6 +173,15 @@ enum Command {
         topic_prefix: String,
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// Copy every `rollups` row into `counts` (moving from the per-flush aggregator to
+    /// the rounds): refuses while any partition's last flush may be in doubt (stop
+    /// every aggregator with SIGTERM first) or when `counts` already holds rows.
+    CopyRollupsToCounts {
+        #[arg(long, env = "VCOUNT_KEYSPACE", default_value = "vcount")]
+        keyspace: String,
+        #[arg(long, env = "VCOUNT_GROUP", default_value = "vcount-aggregator")]
+        group: String,
     },
 }
 
@@ -344,6 +356,23 @@ async fn main() -> anyhow::Result<()> {
     let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await?;
     match cli.command {
         Command::ApiKey { .. } | Command::Dlq { .. } | Command::Rebuild { .. } => unreachable!("handled above"),
+        Command::CopyRollupsToCounts { keyspace, group } => {
+            let admin = PartitionAdmin::new(session, &keyspace, &group, &cli.brokers)?;
+            let mut states = Vec::new();
+            for p in admin.list().await? {
+                let committed = admin.log_view(&p.topic, p.partition).await?.committed;
+                states.push((p, committed));
+            }
+            let doubts = platform::admin::in_doubt(&states);
+            if !doubts.is_empty() {
+                for d in &doubts {
+                    eprintln!("{d}");
+                }
+                anyhow::bail!("{} partitions may have a flush in doubt: nothing copied", doubts.len());
+            }
+            let copied = platform::admin::copy_rollups_to_counts(&admin.session, &keyspace).await?;
+            println!("copied {copied} rows from {keyspace}.rollups into {keyspace}.counts");
+        }
         Command::Correct {
             keyspace,
             topic_prefix,

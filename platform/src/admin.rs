@@ -246,3 +246,121 @@ impl PartitionAdmin {
         Ok(resume_from)
     }
 }
+
+/// Why `copy_rollups_to_counts` refused to copy.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyRefused {
+    #[error("{keyspace}.counts already holds rows: copy only into an empty table, before any rounds aggregator ran")]
+    CountsNotEmpty { keyspace: String },
+    #[error(
+        "{topic}/{partition}: a flush may be in doubt (attempted {attempted}, committed {committed:?}); stop every \
+         aggregator with SIGTERM (a clean stop flushes and commits) and copy again"
+    )]
+    InDoubt { topic: String, partition: i32, attempted: i64, committed: Option<i64> },
+}
+
+/// The partitions whose last flush may be in doubt: `attempted` recorded and the
+/// group's committed offset not past it. After a clean stop (SIGTERM) there are
+/// none: the last flush committed `attempted + 1`.
+pub fn in_doubt(states: &[(PartitionView, Option<i64>)]) -> Vec<CopyRefused> {
+    states
+        .iter()
+        .filter_map(|(p, committed)| {
+            let attempted = p.attempted?;
+            (committed.is_none_or(|c| c <= attempted)).then(|| CopyRefused::InDoubt {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                attempted,
+                committed: *committed,
+            })
+        })
+        .collect()
+}
+
+#[derive(DeserializeRow)]
+struct RollupRow {
+    video_id: uuid::Uuid,
+    event_type: String,
+    granularity: String,
+    bucket: CqlTimestamp,
+    value: Option<i64>,
+    last_offset: Option<i64>,
+    kafka_partition: Option<i32>,
+    ttl: Option<i32>,
+    writetime: Option<i64>,
+}
+
+/// Copies every row of the per-flush aggregator's `rollups` table into the
+/// rounds' `counts` table, unchanged: value, `last_offset`, `kafka_partition`,
+/// its remaining TTL and its write time (the aggregator's `epoch << 40 | offset`
+/// timestamps, so a later write still wins). The rounds need no other
+/// translation: after a clean stop every row's `last_offset` is below its
+/// partition's committed offset, so the first owner has no replay region to take
+/// a census of and adds its new deltas to the copied values. Run it with every
+/// aggregator stopped (`in_doubt` is the check) and before the first rounds
+/// aggregator starts: it refuses a non-empty `counts`. Returns the rows copied.
+pub async fn copy_rollups_to_counts(session: &Session, keyspace: &str) -> anyhow::Result<u64> {
+    crate::cassandra::check_keyspace(keyspace)?;
+    let any = format!("SELECT video_id FROM {keyspace}.counts LIMIT 1");
+    if session.query_unpaged(any, &[]).await?.into_rows_result()?.rows_num() > 0 {
+        return Err(CopyRefused::CountsNotEmpty { keyspace: keyspace.into() }.into());
+    }
+    let scan = format!(
+        "SELECT video_id, event_type, granularity, bucket, value, last_offset, kafka_partition, \
+         TTL(value) AS ttl, WRITETIME(value) AS writetime FROM {keyspace}.rollups"
+    );
+    let insert = session
+        .prepare(format!(
+            "INSERT INTO {keyspace}.counts (video_id, event_type, granularity, bucket, value, last_offset, \
+             kafka_partition) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+        ))
+        .await?;
+    let mut rows = session.query_iter(scan, &[]).await?.rows_stream::<RollupRow>()?;
+    let mut copied = 0u64;
+    while let Some(r) = rows.try_next().await? {
+        // A row without a value (never written by the aggregator) has nothing to carry.
+        let (Some(value), Some(writetime)) = (r.value, r.writetime) else { continue };
+        let values = (
+            r.video_id,
+            r.event_type,
+            r.granularity,
+            r.bucket,
+            value,
+            r.last_offset,
+            r.kafka_partition,
+            r.ttl.unwrap_or(0),
+            writetime,
+        );
+        session.execute_unpaged(&insert, values).await?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::*;
+
+    fn view(partition: i32, attempted: Option<i64>) -> PartitionView {
+        PartitionView { topic: "t".into(), partition, epoch: Some(1), attempted, halt: None }
+    }
+
+    #[test]
+    fn a_flush_is_in_doubt_until_the_commit_is_past_its_attempted_offset() {
+        let states = [
+            (view(0, Some(9)), Some(10)), // clean stop: committed attempted + 1
+            (view(1, None), None),        // never flushed
+            (view(2, Some(9)), Some(9)),  // marked, written maybe, not committed
+            (view(3, Some(9)), None),     // marked, nothing committed
+            (view(4, Some(9)), Some(4)),  // an older commit
+        ];
+        let doubts: Vec<i32> = in_doubt(&states)
+            .iter()
+            .map(|d| match d {
+                CopyRefused::InDoubt { partition, .. } => *partition,
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(doubts, [2, 3, 4]);
+    }
+}
