@@ -113,8 +113,8 @@ pub struct FlushConfig {
     /// Fault injection for kill and pause tests: where every flush sleeps for
     /// `fault_pause_ms`: `before_mark` (plans taken, before P5), `mid_write`
     /// (after the first write request of the flush landed), `mid_viewers` (a
-    /// viewer sketch read, not yet written) or `after_viewers` (every write
-    /// landed, viewers last, before the commit); empty: never.
+    /// viewer sketch read, not yet written) or `after_viewers` (a round's
+    /// viewer writes landed, before its all-time rows and the commit); empty: never.
     pub fault_pause_at: String,
     pub fault_pause_ms: u64,
 }

@@ -11,10 +11,11 @@
 //! - `mid_viewers`: a viewer sketch of the flush has been read and unioned, not
 //!   written (once per flush). A process stopped here and woken after its
 //!   successor wrote that sketch writes an older union, late, and must lose.
-//! - `after_viewers`: every write of the flush has landed, the viewer sketches
-//!   and who-viewed rows last (only in flushes that carry signed-in views), and
-//!   nothing is committed. A process killed here leaves a flush whose sketches
-//!   hold it entirely; its successor replays it and unions the same viewers again.
+//! - `after_viewers`: a round's viewer sketches and who-viewed rows have landed
+//!   (only in rounds that carry signed-in views; with its rows, copies and
+//!   activities, before its all-time rows), and nothing is committed. A process
+//!   killed here leaves a round whose sketches hold it entirely and whose floors
+//!   do not; its successor replays it and unions the same viewers again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

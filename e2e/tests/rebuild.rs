@@ -65,7 +65,7 @@ async fn a_rebuild_from_the_log_equals_the_live_counts_and_finds_a_wrong_one() {
     // resumes where it stopped: nothing new to count.)
     let wrong = ledger.count(videos[0], None) + 5;
     let q = format!(
-        "UPDATE {}.rollups SET value = ? WHERE video_id = ? AND event_type = 'view' AND granularity = 'total' AND bucket = ?",
+        "UPDATE {}.counts SET value = ? WHERE video_id = ? AND event_type = 'view' AND granularity = 'total' AND bucket = ?",
         env.keyspace
     );
     session.query_unpaged(q, (wrong, videos[0], scylla::value::CqlTimestamp(0))).await.unwrap();

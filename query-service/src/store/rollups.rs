@@ -30,7 +30,6 @@ pub struct Rollups {
 struct SeriesRow {
     video_id: Uuid,
     event_type: String,
-    granularity: String,
 }
 
 #[derive(scylla::DeserializeRow)]
@@ -82,7 +81,9 @@ impl Rollups {
         // A scan of every partition key: only the operator's tools use it.
         let series = prepare(
             &session,
-            format!("SELECT DISTINCT video_id, event_type, granularity FROM {keyspace}.rollups"),
+            // A series is one partition of `counts`, and every written series has its
+            // all-time row (the rounds write it last).
+            format!("SELECT DISTINCT video_id, event_type FROM {keyspace}.counts"),
             true,
         )
         .await?;
@@ -160,11 +161,7 @@ impl Rollups {
     pub async fn all_series(&self) -> Result<Vec<(Uuid, EventKind)>> {
         let pager = self.session.execute_iter(self.series.clone(), ()).await?;
         let rows: Vec<SeriesRow> = pager.rows_stream::<SeriesRow>()?.try_collect().await?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.granularity == Granularity::Total.as_str())
-            .filter_map(|r| Some((r.video_id, r.event_type.parse().ok()?)))
-            .collect())
+        Ok(rows.into_iter().filter_map(|r| Some((r.video_id, r.event_type.parse().ok()?))).collect())
     }
 
     /// All-time count of `kind` for `video` (its total row).
