@@ -15,6 +15,32 @@ impl Contract {
         Self { doc }
     }
 
+    /// Sends `method path` (relative to `base`) with an optional bearer token and
+    /// JSON body, and checks the answer against the document.
+    pub async fn call(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = http.request(method.clone(), format!("{base}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() };
+        self.check(method.as_str(), path, status, &body);
+        (status, body)
+    }
+
     /// The documented path template a concrete path (no query string) matches:
     /// the one with the most literal segments wins (`/videos/latest` over
     /// `/videos/{videoId}`).

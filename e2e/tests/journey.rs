@@ -23,19 +23,7 @@ struct Browser<'a> {
 
 impl Browser<'_> {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.origin));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() };
-        self.contract.check(method.as_str(), path, status, &body);
-        (status, body)
+        self.contract.call(self.http, &self.origin, method, path, self.token.as_deref(), body).await
     }
 
     async fn get(&self, path: &str) -> Value {

@@ -69,19 +69,7 @@ impl Client {
 
     /// A query-service call, its answer checked against the document.
     async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.anonymous.request(method.clone(), format!("{}{path}", self.query));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() };
-        self.contract.check(method.as_str(), path, status, &body);
-        (status, body)
+        self.contract.call(&self.anonymous, &self.query, method, path, token, body).await
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
