@@ -128,10 +128,10 @@ impl Client {
     async fn who_viewed(&self, video: Uuid, token: &str, page_size: usize) -> (Vec<Value>, Vec<usize>) {
         let (mut all, mut sizes, mut state): (Vec<Value>, Vec<usize>, Option<String>) = Default::default();
         loop {
-            let mut path = format!("/api/v1/videos/{video}/viewers/list?pageSize={page_size}");
-            if let Some(s) = &state {
-                path = format!("{path}&pagingState={s}");
-            }
+            // The first request sends an empty pagingState, as a client holding
+            // one variable for it does: that is the first page.
+            let s = state.as_deref().unwrap_or("");
+            let path = format!("/api/v1/videos/{video}/viewers/list?pageSize={page_size}&pagingState={s}");
             let (status, body) = self.get(&path, Some(token)).await;
             assert_eq!(status, 200, "{path}: {body}");
             let data = body["data"].as_array().unwrap();

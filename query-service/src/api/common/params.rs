@@ -83,7 +83,7 @@ pub struct ViewerListParams {
     /// Viewers per page (default 10).
     #[param(rename = "pageSize", minimum = 1, maximum = 100)]
     page_size: Option<u32>,
-    /// The previous page's `pagingState`; omit for the first page.
-    #[param(rename = "pagingState")]
+    /// The previous page's `pagingState`; omit it, or send it empty, for the first page.
+    #[param(rename = "pagingState", format = Uuid)]
     paging_state: Option<String>,
 }

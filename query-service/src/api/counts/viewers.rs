@@ -125,6 +125,7 @@ pub async fn viewer_list(
 
 fn page_of(q: &HashMap<String, String>) -> Result<(u32, Option<Uuid>), Problem> {
     let size = number(q, "pageSize", 1, MAX_PAGE_SIZE)?.unwrap_or(DEFAULT_PAGE_SIZE);
-    let after = q.get("pagingState").map(|s| parse_uuid("pagingState", s)).transpose()?;
+    // Empty is the first page: clients that keep one variable for it send it so.
+    let after = q.get("pagingState").filter(|s| !s.is_empty()).map(|s| parse_uuid("pagingState", s)).transpose()?;
     Ok((size, after))
 }
