@@ -40,31 +40,30 @@ pub fn pause_before_mark(cfg: &FlushConfig) {
     }
 }
 
-/// At `mid_write`: sleeps once per flush (`paused` is reset when a flush starts),
-/// after the first write request landed.
-pub async fn pause_after_write(cfg: &FlushConfig, paused: &AtomicBool) {
-    if armed(cfg, MID_WRITE) && !paused.swap(true, Ordering::SeqCst) {
-        tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing mid-flush, after the first write");
-        tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
-        tracing::warn!("fault injection: pause over");
+/// At an armed async `point`: sleeps the task for `fault_pause_ms`, saying so in
+/// the log; with `once`, only the first time per flush (`once` is reset when a
+/// flush starts).
+async fn pause(cfg: &FlushConfig, point: &str, once: Option<&AtomicBool>, what: &str) {
+    if !armed(cfg, point) || once.is_some_and(|paused| paused.swap(true, Ordering::SeqCst)) {
+        return;
     }
+    tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing {what}");
+    tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
+    tracing::warn!("fault injection: pause over");
+}
+
+/// At `mid_write`: sleeps once per flush, after the first write request landed.
+pub async fn pause_after_write(cfg: &FlushConfig, paused: &AtomicBool) {
+    pause(cfg, MID_WRITE, Some(paused), "mid-flush, after the first write").await;
 }
 
 /// At `after_viewers`: sleeps after a flush's viewer writes landed, before the commit.
 pub async fn pause_after_viewers(cfg: &FlushConfig) {
-    if armed(cfg, AFTER_VIEWERS) {
-        tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing after the viewer writes, before the commit");
-        tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
-        tracing::warn!("fault injection: pause over");
-    }
+    pause(cfg, AFTER_VIEWERS, None, "after the viewer writes, before the commit").await;
 }
 
-/// At `mid_viewers`: sleeps once per flush (`paused` is reset when a flush
-/// starts), between reading a viewer sketch and writing the union back.
+/// At `mid_viewers`: sleeps once per flush, between reading a viewer sketch and
+/// writing the union back.
 pub async fn pause_mid_viewers(cfg: &FlushConfig, paused: &AtomicBool) {
-    if armed(cfg, MID_VIEWERS) && !paused.swap(true, Ordering::SeqCst) {
-        tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing between a sketch's read and its write");
-        tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
-        tracing::warn!("fault injection: pause over");
-    }
+    pause(cfg, MID_VIEWERS, Some(paused), "between a sketch's read and its write").await;
 }

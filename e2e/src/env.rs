@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -88,7 +89,7 @@ pub struct TestEnv {
     /// Where each aggregator serves /metrics.
     metrics: Vec<String>,
     /// Each aggregator's log file.
-    logs: Vec<std::path::PathBuf>,
+    logs: Vec<PathBuf>,
 }
 
 impl TestEnv {
@@ -203,6 +204,24 @@ impl TestEnv {
         .collect()
     }
 
+    /// An aggregator process with this test's environment plus `extra`, its stderr
+    /// in `aggregator-logs/<test>-<tag><n>.log`; returns it and the log's path.
+    fn aggregator_process(&self, extra: &[(&str, &str)], tag: &str, stdout: Stdio) -> (Child, PathBuf) {
+        let log_dir = crate::target_dir().join("tmp").join("aggregator-logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let log = log_dir.join(format!("{}-{tag}{}.log", self.name, self.children.len()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(crate::aggregator_bin())
+            .envs(self.aggregator_env())
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .env("NO_COLOR", "1")
+            .stdout(stdout)
+            .stderr(file)
+            .spawn()
+            .expect("aggregator binary starts");
+        (child, log)
+    }
+
     /// Starts an aggregator process; returns its index for `kill`/`terminate`.
     pub fn spawn_aggregator(&mut self) -> usize {
         self.spawn_aggregator_with(&[])
@@ -211,18 +230,7 @@ impl TestEnv {
     /// Same, with extra environment (config overrides).
     pub fn spawn_aggregator_with(&mut self, extra: &[(&str, &str)]) -> usize {
         use std::io::BufRead;
-        let log_dir = crate::target_dir().join("tmp").join("aggregator-logs");
-        std::fs::create_dir_all(&log_dir).unwrap();
-        let log = log_dir.join(format!("{}-{}.log", self.name, self.children.len()));
-        let file = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(crate::aggregator_bin())
-            .envs(self.aggregator_env())
-            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(file)
-            .spawn()
-            .expect("aggregator binary starts");
+        let (mut child, log) = self.aggregator_process(extra, "", Stdio::piped());
         // Its first stdout line says where /metrics is.
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
@@ -244,18 +252,7 @@ impl TestEnv {
     /// Starts an aggregator process that may fail to start; returns its exit
     /// status and log when it exits within `timeout` (`None`: it is running).
     pub fn try_aggregator(&mut self, extra: &[(&str, &str)], timeout: Duration) -> Option<(bool, String)> {
-        let log_dir = crate::target_dir().join("tmp").join("aggregator-logs");
-        std::fs::create_dir_all(&log_dir).unwrap();
-        let log = log_dir.join(format!("{}-try-{}.log", self.name, self.children.len()));
-        let file = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(crate::aggregator_bin())
-            .envs(self.aggregator_env())
-            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("aggregator binary starts");
+        let (mut child, log) = self.aggregator_process(extra, "try-", Stdio::null());
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait().unwrap() {
