@@ -230,6 +230,15 @@ async fn rebuild(
             println!("  {c}");
         }
     }
+    let feed = if r.live.feed.keyspace.is_empty() { &keyspace } else { &r.live.feed.keyspace };
+    println!("to move readers onto {} (README, \"Rebuilding the counts\"):", r.into);
+    println!(
+        "  1. start aggregators with AGGREGATOR__CASSANDRA__KEYSPACE={} AGGREGATOR__CONSUMER__GROUP_ID={} \
+         AGGREGATOR__FEED__KEYSPACE={feed} beside the live ones; wait until their lag is near 0",
+        r.into, r.group
+    );
+    println!("  2. restart the query services with QUERY__COUNTS__KEYSPACE={}", r.into);
+    println!("  3. stop the old aggregators (group {})", r.live.consumer.group_id);
     Ok(())
 }
 

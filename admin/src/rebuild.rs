@@ -93,6 +93,9 @@ pub async fn rebuild(r: &Rebuild) -> anyhow::Result<Report> {
     anyhow::ensure!(r.group != r.live.consumer.group_id, "--group must be a consumer group other than the live one");
     let mut cfg = r.live.clone();
     cfg.cassandra.keyspace = r.into.clone();
+    // Its feed entries stay in it too: rewriting the live feed from the whole log
+    // would bring back entries the feed's TTL already let go.
+    cfg.feed.keyspace = r.into.clone();
     cfg.cassandra.create_schema = true;
     cfg.consumer.group_id = r.group.clone();
     cfg.consumer.auto_offset_reset = "earliest".into();

@@ -20,6 +20,7 @@ pub struct AggregatorConfig {
     /// The who-viewed list (the viewer sketches follow `retention`).
     pub viewers: ViewersConfig,
     pub cassandra: CassandraConfig,
+    pub feed: FeedConfig,
     pub log: LogConfig,
 }
 
@@ -36,6 +37,7 @@ impl Default for AggregatorConfig {
             retention: Default::default(),
             viewers: Default::default(),
             cassandra: Default::default(),
+            feed: Default::default(),
             log: Default::default(),
         }
     }
@@ -204,4 +206,16 @@ impl Default for ViewersConfig {
     fn default() -> Self {
         Self { list_ttl_secs: 30 * 86_400 }
     }
+}
+
+/// Where users' activity feeds are written. They belong to the catalog (the query
+/// service's `cassandra.keyspace`, beside its comment entries), not to the counts:
+/// an aggregator counting into a keyspace `vcount-admin rebuild` made keeps
+/// writing the feed entries where the feed is read. Entries are keyed by their
+/// event, so two groups writing the same one (old and new, during a switch) write
+/// the same row. Empty: `cassandra.keyspace`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedConfig {
+    pub keyspace: String,
 }

@@ -151,7 +151,9 @@ impl Application {
         if config.kafka.create_topics {
             platform::kafka::ensure_topics(&config.kafka).await?;
         }
-        let store = RollupStore::new(session, &config.cassandra.keyspace, config.retention.clone()).await?;
+        let store =
+            RollupStore::new(session, &config.cassandra.keyspace, &config.feed.keyspace, config.retention.clone())
+                .await?;
         let store = Arc::new(store.with_viewers(&config.viewers));
         check_topics(&config, &store).await?;
         let dlq: FutureProducer = config

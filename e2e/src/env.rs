@@ -90,6 +90,16 @@ pub struct TestEnv {
     metrics: Vec<String>,
     /// Each aggregator's log file.
     logs: Vec<PathBuf>,
+    /// The query service's configuration, for [`switch_query_service`](Self::switch_query_service).
+    query_config: query_service::QueryConfig,
+}
+
+/// Builds and runs a query service until `stop`; its public and admin addresses.
+async fn spawn_query_service(q: query_service::QueryConfig, stop: &CancellationToken) -> (SocketAddr, SocketAddr) {
+    let query = query_service::Application::build(q).await.expect("query service starts (is Cassandra up?)");
+    let addrs = (query.local_addr(), query.admin_addr());
+    tokio::spawn(query.run(stop.clone()));
+    addrs
 }
 
 impl TestEnv {
@@ -153,10 +163,7 @@ impl TestEnv {
         if one_origin {
             q.web.gateway_url = format!("http://{gateway_addr}");
         }
-        let query = query_service::Application::build(q).await.expect("query service starts (is Cassandra up?)");
-        let query_addr = query.local_addr();
-        let query_admin = query.admin_addr();
-        tokio::spawn(query.run(stop.clone()));
+        let (query_addr, query_admin) = spawn_query_service(q.clone(), &stop).await;
 
         TestEnv {
             name: name.to_owned(),
@@ -174,7 +181,19 @@ impl TestEnv {
             children: Vec::new(),
             metrics: Vec::new(),
             logs: Vec::new(),
+            query_config: q,
         }
+    }
+
+    /// Starts another query service, with this test's configuration adjusted by
+    /// `adjust`, and sends every later query to it (the first one keeps running
+    /// until the test ends): what restarting the query services with a new setting
+    /// does.
+    pub async fn switch_query_service(&mut self, adjust: impl FnOnce(&mut query_service::QueryConfig)) {
+        let mut q = self.query_config.clone();
+        adjust(&mut q);
+        (self.query, self.query_admin) = spawn_query_service(q.clone(), &self.stop).await;
+        self.query_config = q;
     }
 
     /// Environment for an aggregator process of this test.

@@ -2,7 +2,8 @@
 //! log holds, recounted by the aggregator's own code into a fresh keyspace, equals
 //! the live counts and the ledger, and the comparison says it is exact; a live
 //! count that is wrong (written by hand here, as a bug would) is reported, so the
-//! comparison is not one that cannot fail.
+//! comparison is not one that cannot fail. Then readers move onto the rebuilt
+//! keyspace the way its report says, and the answers stay exact.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,5 +80,53 @@ async fn a_rebuild_from_the_log_equals_the_live_counts_and_finds_a_wrong_one() {
             rebuilt: ledger.count(videos[0], None)
         }]
     );
+
+    // Readers move onto the rebuilt keyspace, as the rebuild's report says: an
+    // aggregator of the rebuild's group counts on into it (feed entries still go to
+    // the catalog's keyspace), the query service reads counts from it, the old
+    // aggregator stops. Every later answer equals the ledger, not the live
+    // keyspace's wrong row, and a signed-in view reaches the catalog's feed.
+    let catalog = env.keyspace.clone();
+    let feed = [
+        ("AGGREGATOR__CASSANDRA__KEYSPACE", into.as_str()),
+        ("AGGREGATOR__CONSUMER__GROUP_ID", r.group.as_str()),
+        ("AGGREGATOR__FEED__KEYSPACE", catalog.as_str()),
+    ];
+    let moved = env.spawn_aggregator_with(&feed);
+    env.wait_metric(moved, "aggregator_assigned_partitions", "", 3.0, Duration::from_secs(60)).await;
+    env.switch_query_service(|q| q.counts.keyspace = into.clone()).await;
+    env.terminate_aggregator(0);
+    send_views(&env, &mut ledger, &videos, 300, HOUR).await;
+    let email = format!("{}@example.org", uuid::Uuid::new_v4().simple());
+    let reg = serde_json::json!({"firstName": "Re", "lastName": "Built", "email": email, "password": "password123"});
+    let res = env.http.post(env.query_url("/api/v1/users/register")).json(&reg).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let viewer: uuid::Uuid =
+        res.json::<serde_json::Value>().await.unwrap()["userId"].as_str().unwrap().parse().unwrap();
+    let res = env
+        .anonymous
+        .post(env.gateway_url(&format!("/api/v1/videos/id/{}/view", videos[1])))
+        .bearer_auth(token_for(viewer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    ledger.record(videos[1], now_ms());
+    let now = now_ms();
+    let ranges = [None, Some((now - 2 * HOUR, now + MINUTE))];
+    env.assert_converges(&ledger, &ranges, Duration::from_secs(90)).await;
+    let activity = env.query_url(&format!("/api/v1/users/{viewer}/activity?pageSize=10"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = env.anonymous.get(&activity).bearer_auth(token_for(viewer)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{:?}", res.text().await);
+        let body: serde_json::Value = res.json().await.unwrap();
+        let items = body["data"].as_array().unwrap().clone();
+        if items.iter().any(|a| a["activityType"] == "view" && a["activityId"] == videos[1].to_string()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the view never reached the catalog's feed: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     platform::cassandra::drop_keyspace(&session, &into).await.unwrap();
 }

@@ -15,6 +15,8 @@ pub struct QueryConfig {
     /// `/metrics`, `/readyz` with the reason, `/healthz`: keep it off the public network.
     pub admin: AdminConfig,
     pub cassandra: CassandraConfig,
+    /// Where the aggregator's tables are read from (switching readers to a rebuilt keyspace).
+    pub counts: CountsConfig,
     /// Where catalog events go (the catalog topic; created at start-up if missing).
     pub kafka: KafkaConfig,
     pub catalog_events: CatalogEventsConfig,
@@ -35,6 +37,7 @@ impl Default for QueryConfig {
             http: ServerConfig::on("127.0.0.1:18081"),
             admin: AdminConfig::on("127.0.0.1:18084"),
             cassandra: Default::default(),
+            counts: Default::default(),
             kafka: Default::default(),
             catalog_events: Default::default(),
             retention: Default::default(),
@@ -45,6 +48,28 @@ impl Default for QueryConfig {
             limits: Default::default(),
             log: Default::default(),
         }
+    }
+}
+
+/// The keyspace of what the aggregator writes: counts, trending copies, viewer
+/// sketches and who viewed, ratings. Empty: `cassandra.keyspace`, where the
+/// catalog lives too. Set it to the keyspace `vcount-admin rebuild --into` made to
+/// move readers onto the rebuilt counts (README, "Rebuilding the counts"); the
+/// catalog (users, videos, comments, flags, activity feeds) stays where it is.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CountsConfig {
+    pub keyspace: String,
+}
+
+impl CountsConfig {
+    /// The keyspace to read counts from, given the catalog's.
+    pub fn keyspace_or<'a>(&'a self, catalog: &'a str) -> Result<&'a str, platform::cassandra::CassandraError> {
+        if self.keyspace.is_empty() {
+            return Ok(catalog);
+        }
+        platform::cassandra::check_keyspace(&self.keyspace)?;
+        Ok(&self.keyspace)
     }
 }
 

@@ -62,16 +62,18 @@ impl AppState {
     /// Prepares every repository's statements on `session`.
     pub async fn build(config: QueryConfig, session: Arc<Session>, events: CatalogEvents) -> anyhow::Result<Self> {
         let ks = config.cassandra.keyspace.clone();
+        let counts_ks = config.counts.keyspace_or(&ks)?.to_owned();
         let counts = CountsState {
-            rollups: Rollups::new(session.clone(), &ks).await?,
-            viewers: ViewerStore::new(session.clone(), &ks).await?,
+            rollups: Rollups::new(session.clone(), &counts_ks).await?,
+            viewers: ViewerStore::new(session.clone(), &counts_ks).await?,
             retention: config.retention.clone(),
             trending_rows: config.limits.trending_rows,
         };
         let catalog = CatalogState {
             users: Users::new(session.clone(), &ks).await?,
             videos: Videos::new(session.clone(), &ks).await?,
-            ratings: Ratings::new(session.clone(), &ks).await?,
+            // Written by the aggregator, like the counts.
+            ratings: Ratings::new(session.clone(), &counts_ks).await?,
             indexes: Indexes::new(session.clone(), &ks).await?,
             comments: Comments::new(session.clone(), &ks).await?,
             flags: Flags::new(session.clone(), &ks).await?,

@@ -42,12 +42,20 @@ pub struct RollupStore {
 }
 
 impl RollupStore {
-    pub async fn new(session: Session, keyspace: &str, retention: Retention) -> Result<Self, CassandraError> {
+    /// `feed_keyspace`: where activity entries go (`feed.keyspace`; `keyspace` when empty).
+    pub async fn new(
+        session: Session,
+        keyspace: &str,
+        feed_keyspace: &str,
+        retention: Retention,
+    ) -> Result<Self, CassandraError> {
+        let feed_keyspace = if feed_keyspace.is_empty() { keyspace } else { feed_keyspace };
+        platform::cassandra::check_keyspace(feed_keyspace)?;
         Ok(Self {
             state: partition_state::Statements::prepare(&session, keyspace).await?,
             rollups: rollups::Statements::prepare(&session, keyspace).await?,
             ratings: ratings::Statements::prepare(&session, keyspace).await?,
-            activity: activity::Statements::prepare(&session, keyspace).await?,
+            activity: activity::Statements::prepare(&session, feed_keyspace).await?,
             halts: halts::Statements::prepare(&session, keyspace).await?,
             viewers: viewers::Statements::prepare(&session, keyspace).await?,
             viewer_list_ttl_secs: crate::config::ViewersConfig::default().list_ttl_secs,
