@@ -19,9 +19,11 @@
 //! report says whether that held; otherwise differences can be events the two
 //! have not both counted (deleted from the log, or arriving during the rebuild).
 //!
-//! What it does not do: switch the query service over. Its catalog and the counts
-//! share `cassandra.keyspace` today, so a rebuilt keyspace is a check (and the
-//! source for a copy), not yet something readers move to.
+//! Readers move onto the rebuilt keyspace by configuration, in three steps the
+//! tool prints (README, "Rebuilding the counts"): aggregators of the rebuild's group
+//! count on into it, with `feed.keyspace` at the catalog's keyspace; the query
+//! services read it as `counts.keyspace`; the old aggregators stop. Nothing is
+//! switched behind the operator's back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
