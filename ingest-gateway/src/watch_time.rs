@@ -27,9 +27,10 @@ use crate::routes::AppState;
 #[serde(deny_unknown_fields)]
 pub struct WatchTimeIn {
     /// Seconds watched: 1 to `events.max_watch_seconds` (86,400 by default).
-    #[serde(deserialize_with = "platform::http::whole_number")]
-    #[schema(minimum = 1, maximum = 86400)]
-    pub watch_duration_seconds: i64,
+    /// Optional only to Rust: a missing member is a 422 naming it, like a bad one.
+    #[serde(default, deserialize_with = "platform::http::some_whole_number")]
+    #[schema(value_type = i64, required = true, minimum = 1, maximum = 86400)]
+    pub watch_duration_seconds: Option<i64>,
 }
 
 /// Record watch time: KillrVideo's report of seconds watched, 204 once durable in Kafka.
@@ -75,11 +76,10 @@ pub async fn record_watch_time(
         return Err(Problem::not_found("this deployment does not count watch time (event_types lacks watch_seconds)"));
     };
     let body: WatchTimeIn = parse_json(&read_body(bytes)?)?;
-    let seconds = body.watch_duration_seconds;
     let max = st.config.events.max_watch_seconds;
-    if !(1..=max).contains(&seconds) {
+    let Some(seconds) = body.watch_duration_seconds.filter(|s| (1..=max).contains(s)) else {
         return Err(Problem::invalid(WATCH_FIELD, format!("must be an integer from 1 to {max}")));
-    }
+    };
     let now = chrono::Utc::now().timestamp_millis();
     let mut event = st.config.events.now(kind, video_id, viewer, seconds, now);
     let retry_id = idempotency::event_id(&headers, &caller, video_id, &idempotency::type_tag(&event))?;
