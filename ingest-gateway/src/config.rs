@@ -227,12 +227,15 @@ mod tests {
             jail.set_env("GATEWAY__LIMITS__ANONYMOUS__PER_SECOND", "5");
             jail.set_env("GATEWAY__HTTP__MAX_IN_FLIGHT", "7");
             jail.set_env("GATEWAY__ADMIN__LISTEN", "0.0.0.0:18083");
+            // Unquoted, as deploy/vcount.env (no quotes there) writes it.
+            jail.set_env("GATEWAY__EVENT_TYPES", "[watch_seconds,ad_clicks]");
             let c: GatewayConfig = platform::config::load("GATEWAY", None).map_err(|e| e.to_string())?;
             assert_eq!(c.producers.keys.len(), 1);
             assert_eq!((c.producers.keys[0].name.as_str(), c.producers.keys[0].sha256.as_str()), ("dev", sha.as_str()));
             assert_eq!(c.limits.trusted_proxies.len(), 2);
             assert_eq!(c.limits.anonymous, Rate::new(5, 40), "the burst keeps its default");
             assert_eq!((c.http.max_in_flight, c.admin.listen.as_str()), (7, "0.0.0.0:18083"));
+            assert_eq!(c.event_types, ["watch_seconds", "ad_clicks"]);
             Ok(())
         });
     }
