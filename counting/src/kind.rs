@@ -87,8 +87,12 @@ impl EventKind {
         if let Some(i) = BUILT_IN_NAMES.iter().position(|n| *n == name) {
             return Some(EventKind(i as u8));
         }
-        let next = *NEXT.lock().unwrap_or_else(|e| e.into_inner());
-        (BUILT_IN_NAMES.len()..next).find(|&i| TABLE[i].get() == Some(&name)).map(|i| EventKind(i as u8))
+        // Lock-free: slots fill in order, so the first empty one ends the table.
+        TABLE[BUILT_IN_NAMES.len()..]
+            .iter()
+            .map_while(OnceLock::get)
+            .position(|n| *n == name)
+            .map(|i| EventKind((BUILT_IN_NAMES.len() + i) as u8))
     }
 
     /// The kind of `name`, adding it to the process's table if new. For trusted
