@@ -36,7 +36,7 @@ use counting::{EventKind, Granularity};
 use prost::Message;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use schemas::events::{Event, EventType};
+use schemas::events::Event;
 use schemas::limits::{MAX_CORRECTION_VALUE, MAX_EVENT_AGE_MS};
 use uuid::Uuid;
 
@@ -123,10 +123,9 @@ pub fn event_id(c: &Correction, minute_ms: i64) -> Uuid {
 
 /// The wire form of one compensating event.
 pub fn encode(c: &Correction, k: Compensation, now_ms: i64) -> Vec<u8> {
-    Event {
+    let mut event = Event {
         event_id: event_id(c, k.minute_ms).as_bytes().to_vec(),
         video_id: c.video.as_bytes().to_vec(),
-        event_type: EventType::from(c.kind) as i32,
         occurred_at_ms: k.minute_ms,
         received_at_ms: now_ms,
         value: k.value,
@@ -134,8 +133,10 @@ pub fn encode(c: &Correction, k: Compensation, now_ms: i64) -> Vec<u8> {
         client_event_id: true,
         user_verified: false,
         correction: true,
-    }
-    .encode_to_vec()
+        ..Default::default()
+    };
+    event.set_kind(c.kind);
+    event.encode_to_vec()
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -278,7 +279,7 @@ mod tests {
         let other = Correction { id: Uuid::from_u128(9), ..c.clone() };
         assert_ne!(event_id(&c, k.minute_ms), event_id(&other, k.minute_ms), "another correction, other ids");
         assert_ne!(event_id(&c, k.minute_ms), event_id(&c, k.minute_ms + MINUTE_MS), "one id per minute");
-        let d = aggregator::decode::event(Some(&encode(&c, k, NOW))).unwrap();
+        let d = aggregator::decode::event(Some(&encode(&c, k, NOW)), &counting::EventTypes::built_in()).unwrap();
         assert_eq!((d.event.value, d.event.occurred_at_ms, d.event.kind), (-5, k.minute_ms, EventKind::View));
         assert_eq!(d.client_id, Some(*event_id(&c, k.minute_ms).as_bytes()));
     }

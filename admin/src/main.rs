@@ -35,6 +35,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use futures::TryStreamExt;
 use platform::admin::{From, PartitionAdmin};
@@ -50,6 +51,10 @@ struct Cli {
     /// Kafka bootstrap servers (for `partitions` and `dlq`).
     #[arg(long, env = "VCOUNT_KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
     brokers: String,
+    /// The aggregators' `event_types` (comma-separated, besides the five built-ins):
+    /// `dlq replay` sends back only events of these types.
+    #[arg(long, env = "VCOUNT_EVENT_TYPES", default_value = "watch_seconds", value_delimiter = ',')]
+    event_types: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -116,8 +121,8 @@ enum Command {
         /// The video whose counts change.
         #[arg(long)]
         video: uuid::Uuid,
-        /// The event type: view, play, like, share or complete.
-        #[arg(long = "type", default_value = "view")]
+        /// The event type: view, play, like, share, complete or a configured one.
+        #[arg(long = "type", default_value = "view", value_parser = counting::EventKind::intern)]
         kind: counting::EventKind,
         /// `--zero`: the range's first minute (RFC 3339, whole minutes).
         #[arg(long, requires_all = ["to", "zero"], conflicts_with_all = ["at", "add"])]
@@ -243,7 +248,14 @@ async fn rebuild(
 }
 
 /// Runs a replay and prints what it did.
-async fn dlq_replay(brokers: &str, topic_prefix: &str, dry_run: bool, max: u64, group: String) -> anyhow::Result<()> {
+async fn dlq_replay(
+    brokers: &str,
+    event_types: &[String],
+    topic_prefix: &str,
+    dry_run: bool,
+    max: u64,
+    group: String,
+) -> anyhow::Result<()> {
     let kafka = platform::kafka::KafkaConfig {
         brokers: brokers.to_owned(),
         topic_prefix: topic_prefix.to_owned(),
@@ -251,6 +263,8 @@ async fn dlq_replay(brokers: &str, topic_prefix: &str, dry_run: bool, max: u64, 
     };
     let mut opts = aggregator::replay::ReplayOptions::new(kafka);
     (opts.dry_run, opts.max_messages, opts.group) = (dry_run, max, group);
+    let names: Vec<&str> = event_types.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+    opts.types = counting::EventTypes::new(&names).context("--event-types")?;
     let r = aggregator::replay::replay(&opts).await?;
     let verb = if dry_run { "would replay" } else { "replayed" };
     println!("read {} dead letters; {verb} {}, left {}", r.read, r.replayed, r.skipped.len());
@@ -356,7 +370,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if let Command::Dlq { topic_prefix, command: DlqCommand::Replay { dry_run, max, group } } = cli.command {
-        return dlq_replay(&cli.brokers, &topic_prefix, dry_run, max, group).await;
+        return dlq_replay(&cli.brokers, &cli.event_types, &topic_prefix, dry_run, max, group).await;
     }
     if let Command::Rebuild { into, group, config, timeout_secs } = cli.command {
         return rebuild(into, group, config.as_deref(), timeout_secs).await;

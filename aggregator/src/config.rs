@@ -19,6 +19,10 @@ pub struct AggregatorConfig {
     pub retention: Retention,
     /// The who-viewed list (the viewer sketches follow `retention`).
     pub viewers: ViewersConfig,
+    /// Event types counted besides the five built-ins (`counting::kind`: names
+    /// matching `^[a-z][a-z0-9_]{0,31}$`, at most 27). An event of a type not listed
+    /// is dead-lettered; list a new type here before the gateway accepts it.
+    pub event_types: Vec<String>,
     pub cassandra: CassandraConfig,
     pub feed: FeedConfig,
     pub log: LogConfig,
@@ -36,6 +40,7 @@ impl Default for AggregatorConfig {
             dead_letter: Default::default(),
             retention: Default::default(),
             viewers: Default::default(),
+            event_types: counting::kind::default_extra(),
             cassandra: Default::default(),
             feed: Default::default(),
             log: Default::default(),

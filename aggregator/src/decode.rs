@@ -16,16 +16,25 @@
 //! carry a client event id, so that a retried correction is dropped like a
 //! client's retry, and no viewer (a correction is nobody's view).
 //!
-//! One failure is not poison: a well-formed event whose type this aggregator does
-//! not know ([`DecodeError::NewerEventType`]) comes from a newer producer, and
-//! dead-lettering it would lose it for good (its offset committed, never counted).
-//! The owner halts the partition at it instead (P4, P11), and counting resumes
-//! once an aggregator that knows the type runs. Open event types (issue 13) will
-//! replace the fixed set.
+//! Event types: the five built-ins travel as the proto enum, configured ones by name
+//! (`event_type_name`), checked against this aggregator's `event_types`
+//! (`counting::kind`). A name not on the list ([`DecodeError::NotListed`]) is
+//! dead-lettered like any other refusal, never halts the partition: the list is
+//! config, so the fix is to add the name to every aggregator's list and replay the
+//! dead letters (`vcount-admin dlq replay`, with the same list); the README's
+//! "Event types" gives the rollout order (aggregators first).
+//!
+//! One failure is not poison: a well-formed event whose enum value this build does
+//! not know ([`DecodeError::NewerEventType`]) comes from a newer producer's code,
+//! and dead-lettering it would lose it for good (its offset committed, never
+//! counted). The owner halts the partition at it instead (P4, P11), and counting
+//! resumes once an aggregator that knows the value runs. (New types are names now,
+//! so this is only a guard against build skew.)
 
-use counting::{CountedEvent, RatedEvent};
+use counting::{CountedEvent, EventTypes, RatedEvent};
 use prost::Message;
 use schemas::events::{Event, Rating};
+use schemas::kind::KindError;
 use schemas::limits::{
     EARLIEST_MS, LATEST_MS, MAX_CORRECTION_VALUE, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS, MAX_EVENT_VALUE,
 };
@@ -46,6 +55,13 @@ pub enum DecodeError {
     /// Everything else about the event is valid: a newer producer's type.
     #[error("event type {0} is not known to this aggregator (a newer producer?)")]
     NewerEventType(i32),
+    /// A named type that is not (yet) in this aggregator's `event_types`; the name
+    /// is shown only when it matches the pattern (it lands in a header).
+    #[error("event type {0:?} is not in this aggregator's event_types (add it, then replay the dead letters)")]
+    NotListed(String),
+    /// Both the enum and a name set.
+    #[error("{0}")]
+    BadEventType(KindError),
     #[error("value {0} is not positive")]
     NotPositive(i64),
     #[error("value {0} is above the largest an event may carry ({MAX_EVENT_VALUE})")]
@@ -88,18 +104,21 @@ fn in_range(field: &'static str, ms: i64) -> Result<(), DecodeError> {
     if (EARLIEST_MS..LATEST_MS).contains(&ms) { Ok(()) } else { Err(DecodeError::TimeOutOfRange { field, ms }) }
 }
 
-/// Decodes a message of the events topic into a counted event.
-pub fn event(payload: Option<&[u8]>) -> Result<Decoded, DecodeError> {
+/// Decodes a message of the events topic into a counted event, if `types` counts it.
+pub fn event(payload: Option<&[u8]>, types: &EventTypes) -> Result<Decoded, DecodeError> {
     let payload = payload.ok_or(DecodeError::Empty)?;
     let e = Event::decode(payload).map_err(|source| DecodeError::NotProtobuf { message: "Event", source })?;
     let video_id = id("video_id", &e.video_id)?;
-    // Unspecified (0) is a producer's bug; a value the enum does not name is only
-    // "newer" if everything else about the event is valid.
-    let kind = e.kind();
+    // Unspecified (0) without a name is a producer's bug; a value the enum does not
+    // name is only "newer" if everything else about the event is valid.
+    let kind = match e.kind_in(types) {
+        Ok(kind) => Some(kind),
+        Err(KindError::Unnamed(_)) => None,
+        Err(KindError::Unspecified) => return Err(DecodeError::UnknownEventType(0)),
+        Err(KindError::NotListed(name)) => return Err(DecodeError::NotListed(name)),
+        Err(both @ KindError::Both(..)) => return Err(DecodeError::BadEventType(both)),
+    };
     let unknown = DecodeError::UnknownEventType(e.event_type);
-    if e.event_type == 0 {
-        return Err(unknown);
-    }
     if e.correction {
         if e.value == 0 || e.value.unsigned_abs() > MAX_CORRECTION_VALUE.unsigned_abs() {
             return Err(DecodeError::CorrectionValue(e.value));
@@ -166,6 +185,10 @@ mod tests {
     use counting::EventKind;
     use schemas::events::EventType;
 
+    fn event(payload: Option<&[u8]>) -> Result<Decoded, DecodeError> {
+        super::event(payload, &EventTypes::built_in())
+    }
+
     /// 2024-03-10T00:00:00Z.
     const T: i64 = 1_710_028_800_000;
 
@@ -186,6 +209,7 @@ mod tests {
             client_event_id: false,
             user_verified: false,
             correction: false,
+            event_type_name: String::new(),
         };
         let d = event(Some(&good.encode_to_vec())).unwrap();
         let e = d.event;
@@ -236,7 +260,36 @@ mod tests {
             client_event_id: false,
             user_verified: false,
             correction: false,
+            event_type_name: String::new(),
         }
+    }
+
+    /// A configured type counts where it is listed and is a dead letter (never a
+    /// halt) where it is not; the built-ins count everywhere.
+    #[test]
+    fn a_named_type_counts_only_where_it_is_listed() {
+        let listed = EventTypes::new(&["decode_test_clicks"]).unwrap();
+        let mut named = Event { value: 7, ..view_at_t() };
+        named.set_kind(listed.parse("decode_test_clicks").unwrap());
+        assert_eq!((named.event_type, named.event_type_name.as_str()), (0, "decode_test_clicks"));
+        let payload = named.encode_to_vec();
+        let d = super::event(Some(&payload), &listed).unwrap();
+        assert_eq!((d.event.kind.as_str(), d.event.value), ("decode_test_clicks", 7));
+        let refused = super::event(Some(&payload), &EventTypes::built_in()).unwrap_err();
+        assert!(matches!(refused, DecodeError::NotListed(_)), "a dead letter, not a halt: {refused:?}");
+        assert_eq!(
+            refused.to_string(),
+            "event type \"decode_test_clicks\" is not in this aggregator's event_types \
+             (add it, then replay the dead letters)"
+        );
+        // A hostile name is not echoed into the dead letter's header.
+        let junk = Event { event_type_name: "\u{7}".repeat(5000), ..view_at_t() };
+        let junk = Event { event_type: 0, ..junk };
+        assert!(reason(super::event(Some(&junk.encode_to_vec()), &listed)).contains("<5000 bytes not matching"));
+        let both = Event { event_type_name: "decode_test_clicks".into(), ..view_at_t() };
+        assert!(matches!(super::event(Some(&both.encode_to_vec()), &listed), Err(DecodeError::BadEventType(_))));
+        // A built-in from before the field existed decodes the same under any list.
+        assert_eq!(super::event(Some(&view_at_t().encode_to_vec()), &listed).unwrap().event.kind, EventKind::View);
     }
 
     /// What a producer with access to the topic could write, past the gateway.

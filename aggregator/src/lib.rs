@@ -53,6 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use counting::EventTypes;
 use platform::http::{Readiness, admin_router};
 use platform::server::{Listener, ServerConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -91,6 +92,8 @@ pub struct Application {
     listener: Listener,
     store: Arc<RollupStore>,
     dlq: FutureProducer,
+    /// `event_types` with the built-ins: what decoding counts.
+    types: EventTypes,
 }
 
 struct Ready {
@@ -120,6 +123,7 @@ impl Application {
     pub async fn build(config: AggregatorConfig) -> anyhow::Result<Self> {
         anyhow::ensure!(config.flush.interval_ms > 0, "flush.interval_ms must be positive");
         config.retention.validate()?;
+        let types = EventTypes::new(&config.event_types).context("event_types")?;
         anyhow::ensure!(config.flush.tick_ms > 0, "flush.tick_ms must be positive");
         anyhow::ensure!(
             config.flush.min_age_ms <= config.flush.max_age_ms,
@@ -167,7 +171,7 @@ impl Application {
             .context("creating dead-letter producer")?;
         let listener = Listener::bind(ServerConfig::admin(&config.http.listen)).await?;
         metrics::describe();
-        Ok(Self { config, listener, store, dlq })
+        Ok(Self { config, listener, store, dlq, types })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -243,6 +247,7 @@ impl Application {
                 .set("enable.auto.commit", "false")
                 .set("enable.partition.eof", "true")
                 .clone(),
+            types: self.types.clone(),
         };
         let owner = Owner::new(OwnerParts {
             family,

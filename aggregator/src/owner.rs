@@ -351,7 +351,7 @@ impl Owner {
             return; // fetched before a seek back to an earlier start: seen again later
         }
         let decoded = match self.family {
-            Family::Counts => decode::event(msg.payload()).map(|d| match d.client_id {
+            Family::Counts => decode::event(msg.payload(), &self.primer.types).map(|d| match d.client_id {
                 Some(id)
                     if self.primer.enabled() && slot.dedup.observe(id, msg.timestamp().to_millis().unwrap_or(0)) =>
                 {

@@ -24,7 +24,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use counting::{DedupWindow, SeriesKey};
+use counting::{DedupWindow, EventTypes, SeriesKey};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -69,6 +69,9 @@ pub struct Primer {
     /// Settings of the short-lived consumer that re-reads the window (its own
     /// group, nothing committed).
     pub client: ClientConfig,
+    /// The event types this aggregator counts (`event_types`): the primer and the
+    /// owner decode alike, so both see the same client ids.
+    pub types: EventTypes,
 }
 
 impl Primer {
@@ -146,7 +149,7 @@ impl Primer {
                     read += 1;
                     last = m.offset();
                     last_progress = Instant::now();
-                    let decoded = decode::event(m.payload());
+                    let decoded = decode::event(m.payload(), &self.types);
                     if m.offset() < start {
                         if let Ok(d) = &decoded
                             && let Some(id) = d.client_id

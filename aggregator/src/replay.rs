@@ -39,6 +39,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use platform::kafka::KafkaConfig;
 
+use counting::EventTypes;
+
 use crate::decode;
 
 /// `client_event_id = true`: field 8, varint wire type, value 1.
@@ -56,11 +58,15 @@ pub struct ReplayOptions {
     pub max_messages: u64,
     /// Events produced (and made durable) before each offset commit.
     pub batch: usize,
+    /// The aggregators' `event_types` (with the built-ins): a dead letter of a
+    /// type not on it stays where it is.
+    pub types: EventTypes,
 }
 
 impl ReplayOptions {
     pub fn new(kafka: KafkaConfig) -> Self {
-        Self { kafka, group: "vcount-dlq-replay".into(), dry_run: false, max_messages: 1_000_000, batch: 500 }
+        let types = EventTypes::new(&counting::kind::default_extra()).expect("the default event types are valid");
+        Self { kafka, group: "vcount-dlq-replay".into(), dry_run: false, max_messages: 1_000_000, batch: 500, types }
     }
 }
 
@@ -165,6 +171,7 @@ fn header<'a>(msg: &'a BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
 
 /// Decides what to do with a dead letter of `events_topic`'s deployment.
 fn verdict(
+    types: &EventTypes,
     events_topic: &str,
     ratings_topic: &str,
     source_topic: Option<&str>,
@@ -184,7 +191,7 @@ fn verdict(
     let Some(partition) = source_partition.and_then(|p| p.parse::<i32>().ok()).filter(|p| *p >= 0) else {
         return skip("no valid dlq.source.partition header");
     };
-    let decoded = match decode::event(payload) {
+    let decoded = match decode::event(payload, types) {
         Ok(d) => d,
         Err(e) => return Verdict::Skip(format!("still not countable: {e}")),
     };
@@ -196,7 +203,7 @@ fn verdict(
     marked.extend_from_slice(payload);
     marked.extend_from_slice(&MARK_CLIENT_ID);
     // The id the aggregator's dedup rule will see; without 16 bytes there is none.
-    match decode::event(Some(&marked)) {
+    match decode::event(Some(&marked), types) {
         Ok(d) if d.client_id.is_some() => Verdict::Replay { partition, payload: marked },
         _ => skip("no 16-byte event id: a second copy could not be told apart"),
     }
@@ -259,6 +266,7 @@ pub async fn replay(opts: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
             next = msg.offset() + 1;
             report.read += 1;
             let v = verdict(
+                &opts.types,
                 &events_topic,
                 &ratings_topic,
                 header(&msg, "dlq.source.topic"),
@@ -318,11 +326,12 @@ mod tests {
             client_event_id: client,
             user_verified: false,
             correction: false,
+            event_type_name: String::new(),
         }
     }
 
     fn judge(src: Option<&str>, part: Option<&str>, key: Option<&[u8]>, payload: Option<&[u8]>) -> Verdict {
-        verdict("x.video-events", "x.video-ratings", src, part, key, payload)
+        verdict(&EventTypes::built_in(), "x.video-events", "x.video-ratings", src, part, key, payload)
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub mod viewers;
 
 pub use cache::{PartKey, RangeRead, RowCache};
 pub use dedup::DedupWindow;
-pub use kind::EventKind;
+pub use kind::{EventKind, EventTypes};
 pub use range::{AllExpired, Moved, Plan, Span, plan, plan_range};
 pub use ratings::{RatedEvent, RatingChange};
 pub use retention::{Horizons, Retention};

@@ -761,6 +761,7 @@ pub fn encoded_event(video: Uuid, wire_type: i32, occurred_at_ms: i64) -> Vec<u8
         client_event_id: false,
         user_verified: false,
         correction: false,
+        event_type_name: String::new(),
     }
     .encode_to_vec()
 }

@@ -52,6 +52,7 @@ fn event(video: Uuid, kind: EventType, value: i64, at: i64) -> Vec<u8> {
         client_event_id: false,
         user_verified: false,
         correction: false,
+        event_type_name: String::new(),
     }
     .encode_to_vec()
 }

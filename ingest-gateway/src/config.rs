@@ -16,6 +16,11 @@ pub struct GatewayConfig {
     pub kafka: KafkaConfig,
     pub producer: ProducerConfig,
     pub events: EventRules,
+    /// Event types accepted besides the five built-ins (`counting::kind`: names
+    /// matching `^[a-z][a-z0-9_]{0,31}$`, at most 27 more). Every aggregator must
+    /// list a type before a gateway accepts it (else its events are dead-lettered).
+    /// Without `watch_seconds`, KillrVideo's watch-time route answers 404.
+    pub event_types: Vec<String>,
     /// Producer API keys (hashed), for events with a value and for batches.
     pub producers: ProducersConfig,
     /// Rate limits per client IP and per signed-in user.
@@ -35,6 +40,7 @@ impl Default for GatewayConfig {
             kafka: Default::default(),
             producer: Default::default(),
             events: Default::default(),
+            event_types: counting::kind::default_extra(),
             producers: Default::default(),
             limits: Default::default(),
             strict: Default::default(),
@@ -59,6 +65,12 @@ pub struct LimitsConfig {
     pub anonymous: Rate,
     /// Signed-in users, per user, in units of `value` (a view costs 1).
     pub user: Rate,
+    /// Watch time (KillrVideo's `watch-time`), in seconds, per client IP without
+    /// credentials and per signed-in user: a client cannot claim watching faster
+    /// than about `per_second` viewers at once could (after a `burst` of at least
+    /// `events.max_watch_seconds`, one maximal report). Each report also costs 1 of
+    /// `anonymous` or `user`.
+    pub watch_seconds: Rate,
     /// Peers whose `X-Forwarded-For` names the client (the load balancer's
     /// addresses or CIDR blocks). Empty: the peer address is the client.
     pub trusted_proxies: Vec<String>,
@@ -66,7 +78,12 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { anonymous: Rate::new(20, 40), user: Rate::new(20, 100), trusted_proxies: Vec::new() }
+        Self {
+            anonymous: Rate::new(20, 40),
+            user: Rate::new(20, 100),
+            watch_seconds: Rate::new(10, 86_400),
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 
@@ -147,6 +164,8 @@ pub struct EventRules {
     /// once per clock hour). Off (0) by default. Decided by the aggregator's dedup
     /// window, which must be at least this long (`crate::idempotency`).
     pub view_once_per_user_secs: u64,
+    /// Largest `watch_duration_seconds` of one KillrVideo watch-time report (a day).
+    pub max_watch_seconds: i64,
 }
 
 impl EventRules {
@@ -168,6 +187,11 @@ impl EventRules {
             "events.max_future_secs must be 0 to {} (the aggregator refuses events further ahead)",
             MAX_EVENT_FUTURE_MS / 1000
         );
+        anyhow::ensure!(
+            (1..=self.max_value).contains(&self.max_watch_seconds),
+            "events.max_watch_seconds must be 1 to events.max_value ({})",
+            self.max_value
+        );
         Ok(())
     }
 }
@@ -180,6 +204,7 @@ impl Default for EventRules {
             max_value: 1_000_000,
             max_batch_events: 1000,
             view_once_per_user_secs: 0,
+            max_watch_seconds: 86_400,
         }
     }
 }
@@ -202,12 +227,15 @@ mod tests {
             jail.set_env("GATEWAY__LIMITS__ANONYMOUS__PER_SECOND", "5");
             jail.set_env("GATEWAY__HTTP__MAX_IN_FLIGHT", "7");
             jail.set_env("GATEWAY__ADMIN__LISTEN", "0.0.0.0:18083");
+            // Unquoted, as deploy/vcount.env (no quotes there) writes it.
+            jail.set_env("GATEWAY__EVENT_TYPES", "[watch_seconds,ad_clicks]");
             let c: GatewayConfig = platform::config::load("GATEWAY", None).map_err(|e| e.to_string())?;
             assert_eq!(c.producers.keys.len(), 1);
             assert_eq!((c.producers.keys[0].name.as_str(), c.producers.keys[0].sha256.as_str()), ("dev", sha.as_str()));
             assert_eq!(c.limits.trusted_proxies.len(), 2);
             assert_eq!(c.limits.anonymous, Rate::new(5, 40), "the burst keeps its default");
             assert_eq!((c.http.max_in_flight, c.admin.listen.as_str()), (7, "0.0.0.0:18083"));
+            assert_eq!(c.event_types, ["watch_seconds", "ad_clicks"]);
             Ok(())
         });
     }

@@ -2,10 +2,10 @@
 //! or a problem naming the field at fault.
 
 use chrono::{DateTime, Utc};
-use counting::EventKind;
+use counting::{EventKind, EventTypes};
 use platform::http::{Problem, parse_uuid};
 use platform::openapi::EventTypeSchema;
-use schemas::events::{Event, EventType};
+use schemas::events::Event;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -21,7 +21,8 @@ use crate::metrics::EVENTS_OUT_OF_WINDOW;
 pub struct EventIn {
     #[schema(format = Uuid)]
     pub video_id: String,
-    /// Default `view`.
+    /// Default `view`. A built-in, or a type the deployment lists in `event_types`
+    /// (`watch_seconds` by default); any other is a 422.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<EventTypeSchema>, nullable = false)]
     pub event_type: Option<String>,
@@ -73,27 +74,36 @@ impl EventRules {
     /// A view of `video_id` happening now: the body-less `/view` endpoint.
     /// KillrVideo's view; `viewer` is the signed-in user, from a verified token.
     pub fn view_now(&self, video_id: Uuid, viewer: Option<Uuid>, now_ms: i64) -> Event {
-        Event {
+        self.now(EventKind::View, video_id, viewer, 1, now_ms)
+    }
+
+    /// `value` of `kind` happening now, by `viewer` (verified) if signed in: the
+    /// KillrVideo routes, which have no body to say more.
+    pub fn now(&self, kind: EventKind, video_id: Uuid, viewer: Option<Uuid>, value: i64, now_ms: i64) -> Event {
+        let mut event = Event {
             event_id: Uuid::now_v7().as_bytes().to_vec(),
             video_id: video_id.as_bytes().to_vec(),
-            event_type: EventType::View as i32,
             occurred_at_ms: now_ms,
             received_at_ms: now_ms,
-            value: 1,
+            value,
             user_id: viewer.map(|u| u.as_bytes().to_vec()).unwrap_or_default(),
             client_event_id: false,
             user_verified: viewer.is_some(),
             correction: false,
-        }
+            ..Default::default()
+        };
+        event.set_kind(kind);
+        event
     }
 
     /// Validates one JSON event; `at` prefixes field names inside a batch (`[3].`).
-    pub fn validate(&self, e: EventIn, at: &str, now_ms: i64) -> Result<Event, Problem> {
+    /// Its type must be on `types` (the config's `event_types`).
+    pub fn validate(&self, types: &EventTypes, e: EventIn, at: &str, now_ms: i64) -> Result<Event, Problem> {
         let f = |name: &str| format!("{at}{name}");
         let video_id = parse_uuid(&f("videoId"), &e.video_id)?;
         let kind = match e.event_type.as_deref() {
             None => EventKind::View,
-            Some(s) => s.parse::<EventKind>().map_err(|err| Problem::invalid(f("eventType"), err.to_string()))?,
+            Some(s) => types.parse(s).map_err(|err| Problem::invalid(f("eventType"), err.to_string()))?,
         };
         let value = e.value.unwrap_or(1);
         if !(1..=self.max_value).contains(&value) {
@@ -118,10 +128,9 @@ impl EventRules {
                 ms
             }
         };
-        Ok(Event {
+        let mut event = Event {
             event_id: event_id.as_bytes().to_vec(),
             video_id: video_id.as_bytes().to_vec(),
-            event_type: EventType::from(kind) as i32,
             occurred_at_ms,
             received_at_ms: now_ms,
             value,
@@ -130,17 +139,20 @@ impl EventRules {
             // A client's userId is its word, never a verified viewer.
             user_verified: false,
             correction: false,
-        })
+            ..Default::default()
+        };
+        event.set_kind(kind);
+        Ok(event)
     }
 
     /// Validates an event that arrived as protobuf (in a batch).
-    pub fn validate_proto(&self, mut e: Event, at: &str, now_ms: i64) -> Result<Event, Problem> {
+    pub fn validate_proto(&self, types: &EventTypes, mut e: Event, at: &str, now_ms: i64) -> Result<Event, Problem> {
         let f = |name: &str| format!("{at}{name}");
         if e.video_id.len() != 16 {
             return Err(Problem::invalid(f("videoId"), "must be 16 bytes"));
         }
-        if e.kind().is_none() {
-            return Err(Problem::invalid(f("eventType"), "unknown event type"));
+        if let Err(err) = e.kind_in(types) {
+            return Err(Problem::invalid(f("eventType"), format!("{err}; expected one of {}", types.names())));
         }
         if e.correction {
             // Compensating events come from the operator's tool, straight to Kafka.
@@ -176,12 +188,48 @@ impl EventRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use schemas::events::EventType;
 
     const NOW: i64 = 1_710_028_800_000;
 
+    fn types() -> EventTypes {
+        EventTypes::new(&["watch_seconds", "gateway_test_clicks"]).unwrap()
+    }
+
     fn event(json: &str) -> Result<Event, Problem> {
         let e: EventIn = serde_json::from_str(json).unwrap();
-        EventRules::default().validate(e, "", NOW)
+        EventRules::default().validate(&types(), e, "", NOW)
+    }
+
+    #[test]
+    fn listed_types_are_accepted_and_others_refused_naming_the_field() {
+        let v = "550e8400-e29b-41d4-a716-446655440000";
+        let e = event(&format!(r#"{{"videoId":"{v}","eventType":"gateway_test_clicks","value":3}}"#)).unwrap();
+        assert_eq!((e.event_type, e.event_type_name.as_str(), e.value), (0, "gateway_test_clicks", 3));
+        let e = event(&format!(r#"{{"videoId":"{v}","eventType":"like"}}"#)).unwrap();
+        assert_eq!((e.event_type, e.event_type_name.as_str()), (EventType::Like as i32, ""), "built-ins as before");
+        for refused in ["gateway_test_never_listed", "Clicks", "watch-seconds", &"x".repeat(300)] {
+            let p = event(&format!(r#"{{"videoId":"{v}","eventType":"{refused}"}}"#)).unwrap_err();
+            assert_eq!((p.status, p.field.as_deref()), (422, Some("eventType")), "{refused}");
+            assert!(p.detail.contains("expected one of view, play, like, share, complete, watch_seconds"), "{p:?}");
+            assert!(p.detail.len() < 300, "a long name is not echoed back: {}", p.detail);
+        }
+        // The same by protobuf: a name must be listed, and not sent beside a built-in.
+        let rules = EventRules::default();
+        let named =
+            Event { video_id: vec![1; 16], event_type_name: "gateway_test_clicks".into(), ..Default::default() };
+        assert_eq!(
+            rules.validate_proto(&types(), named.clone(), "", NOW).unwrap().event_type_name,
+            "gateway_test_clicks"
+        );
+        for bad in [
+            Event { event_type_name: "gateway_test_never_listed".into(), ..named.clone() },
+            Event { event_type: EventType::View as i32, ..named.clone() },
+            Event { event_type_name: String::new(), ..named.clone() },
+        ] {
+            let p = rules.validate_proto(&types(), bad, "[1].", NOW).unwrap_err();
+            assert_eq!((p.status, p.field.as_deref()), (422, Some("[1].eventType")));
+        }
     }
 
     #[test]
@@ -223,10 +271,10 @@ mod tests {
             user_verified: true,
             ..Default::default()
         };
-        assert!(!rules.validate_proto(forged.clone(), "", NOW).unwrap().user_verified);
+        assert!(!rules.validate_proto(&types(), forged.clone(), "", NOW).unwrap().user_verified);
         // Nor may a client send a compensating event: it could take views away.
         let taking = Event { correction: true, value: 5, ..forged };
-        let refused = rules.validate_proto(taking, "[2].", NOW).unwrap_err();
+        let refused = rules.validate_proto(&types(), taking, "[2].", NOW).unwrap_err();
         assert!(format!("{refused:?}").contains("[2].correction"), "{refused:?}");
         let user = Uuid::from_bytes([3; 16]);
         let signed_in = rules.view_now(Uuid::from_bytes([1; 16]), Some(user), NOW);

@@ -26,6 +26,7 @@
 
 use axum::http::HeaderMap;
 use platform::http::Problem;
+use schemas::events::Event;
 use uuid::Uuid;
 
 use crate::policy::Caller;
@@ -41,7 +42,7 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a4e_93d7_4b8e_a0c5_1d2e_7f3a_9b6
 
 /// The event id a key stands for, or `None` without the header; 422 naming the
 /// header for an empty, too long or non-printable key.
-pub fn event_id(headers: &HeaderMap, caller: &Caller, video: Uuid, event_type: i32) -> Result<Option<Uuid>, Problem> {
+pub fn event_id(headers: &HeaderMap, caller: &Caller, video: Uuid, event_type: &str) -> Result<Option<Uuid>, Problem> {
     let Some(raw) = headers.get(HEADER) else { return Ok(None) };
     let key = raw.as_bytes();
     if key.is_empty() || key.len() > MAX_LEN || !key.iter().all(|b| (0x21..=0x7e).contains(b)) {
@@ -55,6 +56,13 @@ pub fn event_id(headers: &HeaderMap, caller: &Caller, video: Uuid, event_type: i
     let mut name = format!("{who}\n{video}\n{event_type}\n").into_bytes();
     name.extend_from_slice(key);
     Ok(Some(Uuid::new_v5(&NAMESPACE, &name)))
+}
+
+/// The event type as it enters a key's name: a built-in's wire number (as before
+/// configured types existed, so a retry across the upgrade still counts once), or
+/// a configured type's name (never all digits: names start with a letter).
+pub fn type_tag(event: &Event) -> String {
+    if event.event_type_name.is_empty() { event.event_type.to_string() } else { event.event_type_name.clone() }
 }
 
 /// The event id of a signed-in `user`'s view of `video` at `now_ms` when views
@@ -83,15 +91,20 @@ mod tests {
         let (v, w) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let anon = |last| Caller::Anonymous(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)));
         let user = Caller::User(Uuid::from_u128(7));
-        let id = |h: &HeaderMap, c: &Caller, v, t| event_id(h, c, v, t).unwrap().unwrap();
+        let id = |h: &HeaderMap, c: &Caller, v, t: u8| event_id(h, c, v, &t.to_string()).unwrap().unwrap();
         let k = with_key("3f2c9a1e-retry-me");
         assert_eq!(id(&k, &anon(1), v, 1), id(&k, &anon(2), v, 1), "a retry from a new address");
         assert_ne!(id(&k, &anon(1), v, 1), id(&k, &anon(1), w, 1));
         assert_ne!(id(&k, &anon(1), v, 1), id(&k, &anon(1), v, 2));
         assert_ne!(id(&k, &anon(1), v, 1), id(&k, &user, v, 1));
         assert_ne!(id(&k, &Caller::Key { index: 0 }, v, 1), id(&k, &Caller::Key { index: 1 }, v, 1));
+        let named = |name: &str| event_id(&k, &user, v, name).unwrap().unwrap();
+        assert_ne!(named("watch_seconds"), named("clicks"), "configured types are told apart by name");
+        let watch = Event { event_type_name: "watch_seconds".into(), ..Default::default() };
+        assert_eq!(type_tag(&watch), "watch_seconds");
+        assert_eq!(type_tag(&Event { event_type: 1, ..Default::default() }), "1", "built-ins keep their ids");
         assert_ne!(id(&k, &user, v, 1), id(&with_key("3f2c9a1e-retry-mf"), &user, v, 1));
-        assert_eq!(event_id(&HeaderMap::new(), &user, v, 1).unwrap(), None);
+        assert_eq!(event_id(&HeaderMap::new(), &user, v, "1").unwrap(), None);
     }
 
     #[test]
@@ -110,9 +123,9 @@ mod tests {
     fn bad_keys_are_named() {
         let user = Caller::User(Uuid::from_u128(7));
         for bad in ["", "has space", &"k".repeat(MAX_LEN + 1)] {
-            let p = event_id(&with_key(bad), &user, Uuid::nil(), 1).unwrap_err();
+            let p = event_id(&with_key(bad), &user, Uuid::nil(), "1").unwrap_err();
             assert_eq!(p.field.as_deref(), Some(HEADER), "{bad:?}");
         }
-        assert!(event_id(&with_key(&"k".repeat(MAX_LEN)), &user, Uuid::nil(), 1).unwrap().is_some());
+        assert!(event_id(&with_key(&"k".repeat(MAX_LEN)), &user, Uuid::nil(), "1").unwrap().is_some());
     }
 }

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod producer;
 pub mod ratings;
 pub mod routes;
+pub mod watch_time;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -63,6 +64,12 @@ impl Readiness for Ready {
 impl Application {
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
         config.events.check()?;
+        let types = counting::EventTypes::new(&config.event_types).context("event_types")?;
+        let watch = config.limits.watch_seconds;
+        anyhow::ensure!(
+            watch.is_unlimited() || i64::from(watch.burst) >= config.events.max_watch_seconds,
+            "limits.watch_seconds.burst must be at least events.max_watch_seconds, or a longest report never passes"
+        );
         // The null sink never talks to Kafka, so it needs no topic.
         if config.kafka.create_topics && config.producer.sink == config::Sink::Kafka {
             platform::kafka::ensure_topics(&config.kafka).await?;
@@ -82,7 +89,7 @@ impl Application {
         };
         let cors = platform::http::cors(&config.http.cors_origins)?;
         let ready = Arc::new(Ready { producer: producer.clone(), known: known.clone() });
-        let state = Arc::new(AppState { config, producer: producer.clone(), tokens, policy, known });
+        let state = Arc::new(AppState { config, types, producer: producer.clone(), tokens, policy, known });
         let mut router = public_router(routes::api(state));
         if let Some(cors) = cors {
             router = router.layer(cors);

@@ -1,10 +1,10 @@
 //! Who may send what, and how fast. The policy:
 //!
-//! | caller | `/view` | `/events` | `/events:batch` | ratings |
-//! | --- | --- | --- | --- | --- |
-//! | anonymous, per client IP | 1 per view | `value` absent or 1 only (else 401 naming `value`) | refused (401) | refused (401) |
-//! | signed-in user (`Authorization: Bearer`), per user | 1 per view | costs `value` | costs the sum of the values | 1 per rating |
-//! | producer API key (`X-Api-Key`), per key | 1 per view | costs 1 | costs 1 per event | – |
+//! | caller | `/view` | `/watch-time` | `/events` | `/events:batch` | ratings |
+//! | --- | --- | --- | --- | --- | --- |
+//! | anonymous, per client IP | 1 per view | 1, and the seconds from the IP's watch budget | `value` absent or 1 only (else 401 naming `value`) | refused (401) | refused (401) |
+//! | signed-in user (`Authorization: Bearer`), per user | 1 per view | 1, and the seconds from the user's watch budget | costs `value` | costs the sum of the values | 1 per rating |
+//! | producer API key (`X-Api-Key`), per key | 1 per view | 1 | costs 1 | costs 1 per event | – |
 //!
 //! A KillrVideo view (`POST /videos/id/{id}/view`) always adds exactly 1, whoever
 //! sends it. A value other than 1 is a claim that many things happened, so only a
@@ -12,6 +12,20 @@
 //! importer) or a signed-in user spending their own budget may make it. A user's
 //! cost above their burst is refused outright (422 naming the field): waiting would
 //! never make it pass. Over a rate, the answer is 429 with `Retry-After`.
+//!
+//! KillrVideo's watch time (`watch_duration_seconds`, up to `events.max_watch_seconds`)
+//! is a value every viewer sends, signed in or not, so refusing anonymous values
+//! would break the front end, and charging it as one request would let one address
+//! claim a day of watching per request. Instead seconds come out of a budget of
+//! their own (`limits.watch_seconds`, per IP or per user) that refills at wall-clock
+//! speed times the number of viewers an address may plausibly hold (10 by
+//! default): nobody can report watching faster than that many people watch, and
+//! one maximal report fits in the burst. A report the budget cannot pay is a 429
+//! (422 naming `watch_duration_seconds` if it could never pay). The request also
+//! costs 1 of the ordinary rate, charged first: a report then refused for its
+//! seconds has spent that one request (the only refusal that spends anything; it
+//! hurts nobody but the sender), while the seconds are never spent for a request
+//! refused for its rate.
 //!
 //! The budget is spent after the body is parsed (bounded by the body limit and the
 //! batch cap) and before events are validated and produced; a request refused by
@@ -45,9 +59,18 @@ pub enum Caller {
 #[derive(Clone, Copy, Debug)]
 pub enum Cost {
     View,
-    Event { value: i64 },
-    Batch { events: usize, value_sum: u64 },
+    Event {
+        value: i64,
+    },
+    Batch {
+        events: usize,
+        value_sum: u64,
+    },
     Rating,
+    /// KillrVideo's watch time: one report of this many seconds.
+    WatchTime {
+        seconds: i64,
+    },
 }
 
 pub struct Policy {
@@ -56,6 +79,9 @@ pub struct Policy {
     key_limits: Vec<KeyedLimiter<()>>,
     anonymous: KeyedLimiter<IpAddr>,
     users: KeyedLimiter<Uuid>,
+    /// Watch seconds, per client IP and per user (`limits.watch_seconds`).
+    watch_anonymous: KeyedLimiter<IpAddr>,
+    watch_users: KeyedLimiter<Uuid>,
     client_ip: ClientIp,
 }
 
@@ -68,6 +94,8 @@ impl Policy {
             key_limits,
             anonymous: KeyedLimiter::new(cfg.limits.anonymous),
             users: KeyedLimiter::new(cfg.limits.user),
+            watch_anonymous: KeyedLimiter::new(cfg.limits.watch_seconds),
+            watch_users: KeyedLimiter::new(cfg.limits.watch_seconds),
             client_ip: ClientIp::new(&cfg.limits.trusted_proxies)?,
         })
     }
@@ -76,6 +104,8 @@ impl Policy {
     pub fn spawn_sweepers(&self, stop: &CancellationToken) {
         self.anonymous.spawn_sweeper(stop.clone());
         self.users.spawn_sweeper(stop.clone());
+        self.watch_anonymous.spawn_sweeper(stop.clone());
+        self.watch_users.spawn_sweeper(stop.clone());
     }
 
     /// A key if one is presented (and it must be valid), else the signed-in user,
@@ -106,10 +136,22 @@ impl Policy {
                 Err(needs_credentials("body", "batches need a producer API key (X-Api-Key) or a signed-in user"))
             }
             (Caller::Anonymous(_), Cost::Rating) => Err(Problem::unauthorized("sign in first")),
+            (Caller::Anonymous(ip), Cost::WatchTime { seconds }) => {
+                self.anonymous.check(ip, 1).map_err(|r| r.into_problem("per-client", "body"))?;
+                self.watch_anonymous
+                    .check(ip, watch_units(seconds))
+                    .map_err(|r| r.into_problem("per-client watch time", WATCH_FIELD))
+            }
+            (Caller::User(user), Cost::WatchTime { seconds }) => {
+                self.users.check(user, 1).map_err(|r| r.into_problem("per-user", "body"))?;
+                self.watch_users
+                    .check(user, watch_units(seconds))
+                    .map_err(|r| r.into_problem("per-user watch time", WATCH_FIELD))
+            }
             (Caller::Anonymous(ip), _) => self.anonymous.check(ip, 1).map_err(|r| r.into_problem("per-client", "body")),
             (Caller::User(user), cost) => {
                 let (units, field) = match cost {
-                    Cost::View | Cost::Rating => (1, "body"),
+                    Cost::View | Cost::Rating | Cost::WatchTime { .. } => (1, "body"),
                     Cost::Event { value } => (u32::try_from(value.max(1)).unwrap_or(u32::MAX), "value"),
                     Cost::Batch { value_sum, .. } => (u32::try_from(value_sum).unwrap_or(u32::MAX), "body"),
                 };
@@ -124,6 +166,14 @@ impl Policy {
             }
         }
     }
+}
+
+/// The watch-time body's member.
+pub const WATCH_FIELD: &str = "watch_duration_seconds";
+
+/// Seconds as limiter cells (validated to 1..=max before the charge).
+fn watch_units(seconds: i64) -> u32 {
+    u32::try_from(seconds.max(1)).unwrap_or(u32::MAX)
 }
 
 /// 401 naming the field that needs credentials.
@@ -178,6 +228,42 @@ mod tests {
         policy.charge(&anon, Cost::Event { value: 1 }).unwrap();
         let p = policy.charge(&anon, Cost::View).unwrap_err();
         assert_eq!((p.status, p.retry_after_secs), (429, Some(1)));
+    }
+
+    /// Watch time is open to anonymous viewers, but seconds come out of a budget per
+    /// IP (and per user) refilled at about wall-clock speed: nobody buys a count.
+    #[test]
+    fn watch_seconds_are_paid_from_a_budget_of_their_own() {
+        let (key, sha256) = generate();
+        let mut cfg = GatewayConfig::default();
+        cfg.producers.keys = vec![ApiKeyConfig { name: "k".into(), sha256, per_second: 1, burst: 2 }];
+        cfg.limits.anonymous = Rate::new(1, 3);
+        cfg.limits.user = Rate::new(1, 3);
+        cfg.limits.watch_seconds = Rate::new(1, 100);
+        let tokens = Tokens::new(&AuthConfig { jwt_secret: "s".repeat(32), token_ttl_secs: 60 }).unwrap();
+        let policy = Policy::new(&cfg).unwrap();
+        let anon = Caller::Anonymous("198.51.100.7".parse().unwrap());
+        policy.charge(&anon, Cost::WatchTime { seconds: 60 }).unwrap();
+        // 40 seconds left in the burst: 41 must wait (429), whatever the request rate.
+        let p = policy.charge(&anon, Cost::WatchTime { seconds: 41 }).unwrap_err();
+        assert_eq!((p.status, p.field.as_deref()), (429, None), "{p:?}");
+        // More than the burst can never pass: 422 naming the member.
+        let p = policy.charge(&anon, Cost::WatchTime { seconds: 101 }).unwrap_err();
+        assert_eq!((p.status, p.field.as_deref()), (422, Some(WATCH_FIELD)));
+        // That refused report spent its one request: the third request is over the rate.
+        let p = policy.charge(&anon, Cost::WatchTime { seconds: 1 }).unwrap_err();
+        assert_eq!(p.status, 429);
+        // Another address has its own budgets.
+        policy.charge(&Caller::Anonymous("198.51.100.8".parse().unwrap()), Cost::WatchTime { seconds: 100 }).unwrap();
+        // A signed-in user pays from their own budget, not their address's.
+        let user = Caller::User(Uuid::new_v4());
+        policy.charge(&user, Cost::WatchTime { seconds: 100 }).unwrap();
+        assert_eq!(policy.charge(&user, Cost::WatchTime { seconds: 50 }).unwrap_err().status, 429);
+        // A producer key pays 1 per report.
+        let keyed = policy.caller(&headers(&[(API_KEY_HEADER, key)]), &tokens, None).unwrap();
+        policy.charge(&keyed, Cost::WatchTime { seconds: 86_400 }).unwrap();
+        policy.charge(&keyed, Cost::WatchTime { seconds: 86_400 }).unwrap();
+        assert_eq!(policy.charge(&keyed, Cost::WatchTime { seconds: 1 }).unwrap_err().status, 429);
     }
 
     #[test]

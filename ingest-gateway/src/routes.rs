@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use counting::EventTypes;
 use platform::auth::Tokens;
 use platform::http::{Problem, parse_json as json, parse_uuid, read_body as body};
 use platform::openapi::{BadRequest, Invalid, NotFound, TooLarge, TooMany, Unauthorized, Unavailable};
@@ -32,9 +33,12 @@ use crate::metrics::EVENTS_REJECTED;
 use crate::policy::{Caller, Cost, Policy};
 use crate::producer::{EventProducer, ProduceError};
 use crate::ratings;
+use crate::watch_time;
 
 pub struct AppState {
     pub config: GatewayConfig,
+    /// `event_types` with the built-ins: what `/events` accepts.
+    pub types: EventTypes,
     pub producer: EventProducer,
     /// Checks the sign-in tokens the query service issues (ratings need one).
     pub tokens: Tokens,
@@ -46,13 +50,14 @@ pub struct AppState {
 
 type St = State<Arc<AppState>>;
 
-const IDEMPOTENCY_KEY_DOC: &str = "1 to 255 visible ASCII characters, e.g. a UUID. A retry with the same key \
+pub(crate) const IDEMPOTENCY_KEY_DOC: &str = "1 to 255 visible ASCII characters, e.g. a UUID. A retry with the same key \
 (same caller, video and event type) within the aggregator's dedup window (10 minutes by default) counts once.";
 
 /// Every route of the gateway, each with its documentation.
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(record_view))
+        .routes(routes!(watch_time::record_watch_time))
         .routes(routes!(post_event))
         .routes(routes!(post_batch))
         .routes(routes!(ratings::post_rating))
@@ -121,7 +126,7 @@ pub async fn record_view(
     }
     let now = now_ms();
     let mut event = st.config.events.view_now(video_id, viewer, now);
-    let mut retry_id = idempotency::event_id(&headers, &caller, video_id, event.event_type)?;
+    let mut retry_id = idempotency::event_id(&headers, &caller, video_id, &idempotency::type_tag(&event))?;
     st.policy.charge(&caller, Cost::View)?;
     st.known.check("videoId", &video_id)?;
     // One view per user and window: every view of the window is a retry of the first.
@@ -178,9 +183,9 @@ pub async fn post_event(
         return Err(Problem::invalid(idempotency::HEADER, "send either an eventId or an Idempotency-Key, not both"));
     }
     st.policy.charge(&caller, Cost::Event { value: event.value.unwrap_or(1) })?;
-    let mut event = st.config.events.validate(event, "", now_ms())?;
+    let mut event = st.config.events.validate(&st.types, event, "", now_ms())?;
     let video_id = Uuid::from_slice(&event.video_id).expect("16 bytes");
-    if let Some(id) = idempotency::event_id(&headers, &caller, video_id, event.event_type)? {
+    if let Some(id) = idempotency::event_id(&headers, &caller, video_id, &idempotency::type_tag(&event))? {
         (event.event_id, event.client_event_id) = (id.as_bytes().to_vec(), true);
     }
     st.known.check("videoId", &video_id)?;
@@ -267,7 +272,11 @@ pub async fn post_batch(
             let events = batch::decode_proto(&bytes, max)?;
             let value_sum = events.iter().map(|e| e.value.clamp(1, rules.max_value) as u64).sum();
             st.policy.charge(&caller, Cost::Batch { events: events.len(), value_sum })?;
-            events.into_iter().enumerate().map(|(i, e)| rules.validate_proto(e, &format!("[{i}]."), now)).collect()
+            events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| rules.validate_proto(&st.types, e, &format!("[{i}]."), now))
+                .collect()
         } else {
             let raw = batch::decode_json(&bytes, max)?;
             let value_sum = raw
@@ -282,7 +291,7 @@ pub async fn post_batch(
                 .map(|(i, v)| {
                     let at = format!("[{i}].");
                     let e: EventIn = json(v.to_string().as_bytes()).map_err(|p| prefix_field(p, &at))?;
-                    rules.validate(e, &at, now)
+                    rules.validate(&st.types, e, &at, now)
                 })
                 .collect()
         };

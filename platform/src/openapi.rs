@@ -83,21 +83,34 @@ pub struct Invalid(#[allow(dead_code)] ProblemSchema);
 )]
 pub struct Unavailable(#[allow(dead_code)] ProblemSchema);
 
-/// The countable event types.
-#[derive(ToSchema)]
-#[schema(as = EventType)]
-#[allow(dead_code)] // the wire names of `counting::EventKind`; a test compares the two
-pub enum EventTypeSchema {
-    #[schema(rename = "view")]
-    View,
-    #[schema(rename = "play")]
-    Play,
-    #[schema(rename = "like")]
-    Like,
-    #[schema(rename = "share")]
-    Share,
-    #[schema(rename = "complete")]
-    Complete,
+/// An event type: a built-in, or one the deployment lists in `event_types`. Not an
+/// enum, so that a new type needs no new document (nor a new client); the pattern
+/// is `counting::kind::NAME_PATTERN` (a test compares the two).
+pub struct EventTypeSchema;
+
+/// `counting::kind::NAME_PATTERN`, which this crate cannot depend on.
+pub const EVENT_TYPE_PATTERN: &str = "^[a-z][a-z0-9_]{0,31}$";
+
+impl utoipa::PartialSchema for EventTypeSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(EVENT_TYPE_PATTERN))
+            .max_length(Some(32))
+            .description(Some(
+                "`view`, `play`, `like`, `share` or `complete` (always counted), or a type the deployment lists in \
+                 `event_types` (`watch_seconds` by default); any other is a 422 naming the field.",
+            ))
+            .examples(["view", "watch_seconds"])
+            .into()
+    }
+}
+
+impl ToSchema for EventTypeSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "EventType".into()
+    }
 }
 
 /// Adds the `bearer` security scheme (HS256 JWTs from `/users/login`) and the

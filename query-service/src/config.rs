@@ -23,6 +23,9 @@ pub struct QueryConfig {
     /// The rollups' TTLs, the aggregator's own section: answers use only rows
     /// these still keep (`counting::Retention`).
     pub retention: Retention,
+    /// Event types answered besides the five built-ins: the aggregators' list
+    /// (`counting::kind`); any other type is a 422 naming `eventType`.
+    pub event_types: Vec<String>,
     pub auth: AuthConfig,
     pub web: WebConfig,
     pub moderation: ModerationConfig,
@@ -41,6 +44,7 @@ impl Default for QueryConfig {
             kafka: Default::default(),
             catalog_events: Default::default(),
             retention: Default::default(),
+            event_types: counting::kind::default_extra(),
             auth: Default::default(),
             web: Default::default(),
             moderation: Default::default(),

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use counting::Retention;
 use platform::auth::Tokens;
 use scylla::client::session::Session;
@@ -39,6 +40,8 @@ pub struct CountsState {
     pub retention: Retention,
     /// Rows one trending request reads (`limits.trending_rows`).
     pub trending_rows: usize,
+    /// `event_types` with the built-ins: the types an answer may name (others 422).
+    pub event_types: counting::EventTypes,
 }
 
 /// The catalog API's dependencies.
@@ -68,6 +71,7 @@ impl AppState {
             viewers: ViewerStore::new(session.clone(), &counts_ks).await?,
             retention: config.retention.clone(),
             trending_rows: config.limits.trending_rows,
+            event_types: counting::EventTypes::new(&config.event_types).context("event_types")?,
         };
         let catalog = CatalogState {
             users: Users::new(session.clone(), &ks).await?,

@@ -147,6 +147,7 @@ mod tests {
             client_event_id: true,
             user_verified: false,
             correction: false,
+            event_type_name: String::new(),
         };
         let bytes = e.encode_to_vec();
         assert_eq!(Event::decode(bytes.as_slice()).unwrap(), e);

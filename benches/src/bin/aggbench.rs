@@ -129,6 +129,7 @@ fn generate(load: &Load) -> anyhow::Result<(Vec<Event>, HashMap<Uuid, u64>)> {
                 client_event_id: false,
                 user_verified: false,
                 correction: false,
+                event_type_name: String::new(),
             }
         })
         .collect();
@@ -157,7 +158,7 @@ fn fold(load: &Load, partitions: usize, flush_every: usize) -> anyhow::Result<Re
     };
     let (cpu0, start) = (self_cpu_secs(), Instant::now());
     for (i, payload) in payloads.iter().enumerate() {
-        let decoded = aggregator::decode::event(Some(payload))?;
+        let decoded = aggregator::decode::event(Some(payload), &counting::EventTypes::built_in())?;
         // Any stable video → partition map will do here; Kafka's is murmur2.
         let p = decoded.event.video_id.as_u128() as usize % buffers.len();
         let folded = buffers[p].fold(offsets[p], Some(&decoded.event));

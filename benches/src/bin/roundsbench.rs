@@ -96,6 +96,7 @@ fn main() -> anyhow::Result<()> {
                 client_event_id: false,
                 user_verified: false,
                 correction: false,
+                event_type_name: String::new(),
             };
             (v % a.partitions.max(1), e.encode_to_vec())
         })

@@ -157,11 +157,12 @@ impl Rollups {
 
     /// Every (video, event type) with an all-time row, in no particular order: a
     /// scan of the whole table, paged (`vcount-admin rebuild` compares keyspaces
-    /// with it; no request path calls it).
+    /// with it; no request path calls it). Type names read back are trusted (the
+    /// aggregator wrote only listed ones) and interned.
     pub async fn all_series(&self) -> Result<Vec<(Uuid, EventKind)>> {
         let pager = self.session.execute_iter(self.series.clone(), ()).await?;
         let rows: Vec<SeriesRow> = pager.rows_stream::<SeriesRow>()?.try_collect().await?;
-        Ok(rows.into_iter().filter_map(|r| Some((r.video_id, r.event_type.parse().ok()?))).collect())
+        Ok(rows.into_iter().filter_map(|r| Some((r.video_id, EventKind::intern(&r.event_type).ok()?))).collect())
     }
 
     /// All-time count of `kind` for `video` (its total row).

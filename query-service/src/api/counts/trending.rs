@@ -96,7 +96,7 @@ pub async fn trending(State(st): St, q: Params) -> Result<Json<TrendingAnswer>, 
     let window = Window::from_name(q.get("window").map(String::as_str))?;
     let kind = match q.get("eventType") {
         None => EventKind::View,
-        Some(s) => s.parse().map_err(|e: counting::kind::UnknownKind| Problem::invalid("eventType", e))?,
+        Some(s) => super::views::event_kind(&st, s)?,
     };
     let limit = number(&q, "limit", 1, MAX_TOP)?.unwrap_or(DEFAULT_TOP) as usize;
     let top = top(&st.counts, kind, window, chrono::Utc::now().timestamp_millis()).await?;

@@ -47,8 +47,9 @@ pub enum StatFunction {
     Avg,
 }
 
-fn event_kind(event_type: &str) -> Result<EventKind, Problem> {
-    event_type.parse().map_err(|e: counting::kind::UnknownKind| Problem::invalid("eventType", e.to_string()))
+/// A type of the deployment's `event_types` (built-ins included), else 422.
+pub(super) fn event_kind(st: &AppState, event_type: &str) -> Result<EventKind, Problem> {
+    st.counts.event_types.parse(event_type).map_err(|e| Problem::invalid("eventType", e.to_string()))
 }
 
 fn now_ms() -> i64 {
@@ -192,7 +193,7 @@ pub async fn counts(
     Path((video, event_type)): Path<(String, String)>,
     q: Params,
 ) -> Result<Json<Count>, Problem> {
-    let kind = event_kind(&event_type)?;
+    let kind = event_kind(&st, &event_type)?;
     if let Some(step) = q.get("step") {
         only_params(&q, &["from", "to", "step"])?;
         let video_id = parse_uuid("videoId", &video)?;
@@ -272,7 +273,7 @@ pub async fn stats(
     q: Params,
 ) -> Result<Json<Stats>, Problem> {
     only_params(&q, &["function", "from", "to", "step"])?;
-    let kind = event_kind(&event_type)?;
+    let kind = event_kind(&st, &event_type)?;
     let video_id = parse_uuid("videoId", &video)?;
     let function = q
         .get("function")
