@@ -39,12 +39,17 @@ const NOW: i64 = 1_710_028_800_000;
 pub fn event_json(data: &[u8]) {
     let rules = EventRules::default();
     match platform::http::parse_json::<EventIn>(data) {
-        Ok(e) => match rules.validate(e, "", NOW) {
+        Ok(e) => match rules.validate(&types(), e, "", NOW) {
             Ok(ev) => check_event(&rules, &ev),
             Err(p) => assert!(p.status == 422 && p.field.is_some(), "{p:?}"),
         },
         Err(p) => assert!(p.status == 422 && p.field.is_some(), "{p:?}"),
     }
+}
+
+/// The gateway's default allowlist (the built-ins and `watch_seconds`).
+fn types() -> counting::EventTypes {
+    counting::EventTypes::new(&counting::kind::default_extra()).expect("the default list is valid")
 }
 
 fn check_event(rules: &EventRules, ev: &schemas::events::Event) {
@@ -63,6 +68,7 @@ pub fn event_batch(data: &[u8]) {
     let Some((&head, body)) = data.split_first() else { return };
     let max = usize::from(head & 0x0f) + 1;
     let rules = EventRules::default();
+    let types = types();
     if head & 0x80 != 0 {
         let counted = count_proto_events(body, max);
         let decoded = EventBatch::decode(body);
@@ -76,7 +82,7 @@ pub fn event_batch(data: &[u8]) {
         }
         if let (Ok(_), Ok(batch)) = (counted, decoded) {
             for (i, e) in batch.events.into_iter().enumerate() {
-                if let Ok(ev) = rules.validate_proto(e, &format!("[{i}]."), NOW) {
+                if let Ok(ev) = rules.validate_proto(&types, e, &format!("[{i}]."), NOW) {
                     check_event(&rules, &ev);
                 }
             }
@@ -96,7 +102,7 @@ pub fn event_batch(data: &[u8]) {
             assert!((1..=max).contains(&items.len()));
             for (i, v) in items.into_iter().enumerate() {
                 if let Ok(e) = serde_json::from_value::<EventIn>(v)
-                    && let Ok(ev) = rules.validate(e, &format!("[{i}]."), NOW)
+                    && let Ok(ev) = rules.validate(&types, e, &format!("[{i}]."), NOW)
                 {
                     check_event(&rules, &ev);
                 }
