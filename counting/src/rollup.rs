@@ -86,6 +86,22 @@ impl Tally {
         (self.max != i64::MIN).then_some(self.max)
     }
 
+    /// A stored row's tally from its cells, each `(value, write timestamp)`, and
+    /// the write timestamp of its sum. Known only if `events` was written by the
+    /// write that wrote the sum; a min or max only if that write set it. So a row
+    /// from before tallies (`events` null), one rewritten by an aggregator from
+    /// before tallies during a rolling upgrade (`events` older than the sum), or a
+    /// stale min left unset by a later write, never passes for this write's.
+    pub fn from_cells(
+        sum_written: Option<i64>,
+        events: (Option<i64>, Option<i64>),
+        min: (Option<i64>, Option<i64>),
+        max: (Option<i64>, Option<i64>),
+    ) -> Option<Tally> {
+        let same = |(v, ts): (Option<i64>, Option<i64>)| v.filter(|_| ts.is_some() && ts == sum_written);
+        same(events).map(|n| Tally::new(n, same(min), same(max)))
+    }
+
     /// Both tallies' events together.
     #[must_use]
     pub fn merge(self, other: Tally) -> Tally {

@@ -100,6 +100,24 @@ fn a_series_expands_into_minute_hour_day_and_total_rows() {
 }
 
 #[test]
+fn a_tally_counts_only_if_the_write_of_the_sum_wrote_it() {
+    let t = Some(100);
+    assert_eq!(Tally::from_cells(t, (Some(3), t), (Some(1), t), (Some(5), t)), Some(Tally::new(3, Some(1), Some(5))));
+    assert_eq!(Tally::from_cells(t, (None, None), (None, None), (None, None)), None, "a row from before tallies");
+    assert_eq!(
+        Tally::from_cells(t, (Some(3), Some(99)), (Some(1), t), (Some(5), t)),
+        None,
+        "rewritten by an old aggregator"
+    );
+    assert_eq!(
+        Tally::from_cells(t, (Some(0), t), (Some(1), Some(99)), (None, None)),
+        Some(Tally::EMPTY),
+        "a stale min left unset by a write with no events"
+    );
+    assert_eq!(Tally::from_cells(None, (Some(3), None), (None, None), (None, None)), None);
+}
+
+#[test]
 fn a_row_from_before_tallies_keeps_its_sum_exact_and_its_tally_unknown() {
     let mut c = PartitionCounts::new(None);
     assert_eq!(c.fold(10, Some(&ev(1, EventKind::View, T0, 7)), 0), Ok(Folded::Folded));
