@@ -81,7 +81,7 @@ async fn corrections_change_exactly_what_they_say_once_and_on_the_record() {
         id: Uuid::new_v4(),
         video: a,
         kind: EventKind::View,
-        change: Change::Add { at_ms: at, amount: 3 },
+        change: Change::Add { at_ms: at, amount: 3, events: 3 },
         reason: "views lost upstream".into(),
     };
     let dropped_before = env.aggregator_metric(0, DROPPED).await;
