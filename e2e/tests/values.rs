@@ -1,0 +1,156 @@
+//! Value metrics end to end (issue 13): events of varied values posted through the
+//! gateway (`POST /api/v1/events` and `/events:batch`, with the producer key that
+//! values above 1 need), counted by aggregators of which one is SIGKILLed in the
+//! middle of a round; getStats over events (`count`, `sum`, `min`, `max`, `avg`)
+//! must then equal a ledger of what was sent, exactly, for every video over minute
+//! and hour ranges. An anonymous caller's value above 1 is refused.
+
+use std::time::{Duration, Instant};
+
+use e2e::*;
+use rand::Rng;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// As in `crash.rs`: every round pauses 2 s after its first write request landed,
+/// one request at a time, so a SIGKILL in the pause leaves a round in doubt.
+const PAUSE_MID_WRITE: [(&str, &str); 3] = [
+    ("AGGREGATOR__FLUSH__FAULT_PAUSE_AT", "mid_write"),
+    ("AGGREGATOR__FLUSH__FAULT_PAUSE_MS", "2000"),
+    ("AGGREGATOR__FLUSH__CONCURRENCY", "1"),
+];
+const PAUSED: &str = "fault injection: pausing mid-flush";
+
+/// One acknowledged event: video, occurredAt, value.
+type Sent = (Uuid, i64, i64);
+
+/// The statistic over the ledger's events of `video` in `[from, to)`, computed
+/// the plain way; `None` where getStats answers null (no events).
+fn expected(sent: &[Sent], video: Uuid, from: i64, to: i64, function: &str) -> Option<f64> {
+    let values: Vec<i64> =
+        sent.iter().filter(|(v, at, _)| *v == video && (from..to).contains(at)).map(|(_, _, x)| *x).collect();
+    let sum: i64 = values.iter().sum();
+    match function {
+        "count" => Some(values.len() as f64),
+        "sum" => Some(sum as f64),
+        "min" => values.iter().min().map(|&m| m as f64),
+        "max" => values.iter().max().map(|&m| m as f64),
+        "avg" => (!values.is_empty()).then(|| sum as f64 / values.len() as f64),
+        _ => unreachable!(),
+    }
+}
+
+fn play(video: Uuid, at: i64, value: i64) -> Value {
+    json!({ "videoId": video, "eventType": "play", "occurredAt": rfc3339(at), "value": value })
+}
+
+/// Sends `n` plays of random values (1 to 1,000, and the largest allowed once)
+/// over `videos` in the last 50 minutes: the first 10 one by one, the rest in
+/// batches. Records only what the gateway acknowledged.
+async fn send_plays(env: &TestEnv, sent: &mut Vec<Sent>, videos: &[Uuid], n: usize) {
+    let now = now_ms();
+    let events: Vec<Sent> = {
+        let mut rng = rand::rng();
+        (0..n)
+            .map(|i| {
+                let value = if i == n / 2 { 1_000_000 } else { rng.random_range(1..=1_000) };
+                (videos[rng.random_range(0..videos.len())], now - rng.random_range(0..50 * MINUTE), value)
+            })
+            .collect()
+    };
+    for &(v, at, value) in &events[..10] {
+        let res = env.http.post(env.gateway_url("/api/v1/events")).json(&play(v, at, value)).send().await.unwrap();
+        assert_eq!(res.status(), 202, "{:?}", res.text().await);
+        sent.push((v, at, value));
+    }
+    for chunk in events[10..].chunks(100) {
+        let body: Vec<Value> = chunk.iter().map(|&(v, at, value)| play(v, at, value)).collect();
+        env.post_batch(&body).await;
+        sent.extend_from_slice(chunk);
+    }
+}
+
+/// Polls getStats until every (video, range, function) equals the ledger, or
+/// fails after `timeout` with the first difference.
+async fn assert_stats_converge(env: &TestEnv, sent: &[Sent], videos: &[Uuid], timeout: Duration) {
+    let now = now_ms();
+    let minute = now - now % MINUTE;
+    let hour = now - now % HOUR;
+    // Whole buckets, so the effective range is the range asked for.
+    let ranges = [
+        (minute - 55 * MINUTE, minute + MINUTE, "minute"),
+        (minute - 20 * MINUTE, minute - 7 * MINUTE, "minute"),
+        (hour - HOUR, hour + HOUR, "hour"),
+    ];
+    let deadline = Instant::now() + timeout;
+    'poll: loop {
+        let mut first_difference = None;
+        for &video in videos {
+            for &(from, to, step) in &ranges {
+                for function in ["count", "sum", "min", "max", "avg"] {
+                    let path = format!(
+                        "/api/v1/videos/{video}/stats/play?function={function}&from={}&to={}&step={step}",
+                        rfc3339(from),
+                        rfc3339(to)
+                    );
+                    let res = env.http.get(env.query_url(&path)).send().await.unwrap();
+                    assert_eq!(res.status(), 200, "{path}");
+                    let body: Value = res.json().await.unwrap();
+                    assert_eq!((body["over"].as_str(), body["unrecordedBuckets"].as_i64()), (Some("events"), Some(0)));
+                    let want = expected(sent, video, from, to, function);
+                    if body["value"].as_f64() != want {
+                        first_difference = Some(format!("{path}: got {body}, the ledger says {want:?}"));
+                        if Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue 'poll;
+                        }
+                        break 'poll;
+                    }
+                }
+            }
+        }
+        if first_difference.is_none() {
+            return;
+        }
+    }
+    panic!("getStats never equalled the ledger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stats_over_event_values_equal_the_ledger_across_a_sigkill() {
+    let mut env = TestEnv::start("values", 2).await;
+    let first = env.spawn_aggregator_with(&PAUSE_MID_WRITE);
+    let videos = uuids(3);
+    let mut sent: Vec<Sent> = Vec::new();
+
+    // Without a producer key a value above 1 is refused, naming the field.
+    let res =
+        env.anonymous.post(env.gateway_url("/api/v1/events")).json(&play(videos[0], now_ms(), 5)).send().await.unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let problem: Value = res.json().await.unwrap();
+    assert!(problem.to_string().contains("value"), "{problem}");
+
+    send_plays(&env, &mut sent, &videos, 400).await;
+    env.wait_active(first).await;
+    // SIGKILL in the middle of a round: some of its rows written, others not.
+    let paused = env.aggregator_log(first).matches(PAUSED).count();
+    env.wait_log(first, PAUSED, paused + 1, Duration::from_secs(60)).await;
+    env.kill_aggregator(first);
+
+    send_plays(&env, &mut sent, &videos, 400).await;
+    let second = env.spawn_aggregator();
+    // The successor redid the round in doubt (R4) and found rows it had written (R5).
+    env.wait_metric(second, "aggregator_fenced_flushes_total", "", 1.0, Duration::from_secs(60)).await;
+    let skipped = env.wait_metric(second, "aggregator_rows_skipped_total", "", 1.0, Duration::from_secs(60)).await;
+    eprintln!("[values] the successor skipped {skipped} rows the killed owner had written");
+    assert_stats_converge(&env, &sent, &videos, Duration::from_secs(120)).await;
+
+    // The sums are getCount's numbers too.
+    for &video in &videos {
+        let res = env.http.get(env.query_url(&format!("/api/v1/videos/{video}/counts/play"))).send().await.unwrap();
+        let body: Value = res.json().await.unwrap();
+        let total: i64 = sent.iter().filter(|(v, _, _)| *v == video).map(|(_, _, x)| x).sum();
+        assert_eq!(body["count"].as_i64(), Some(total), "{body}");
+    }
+    assert_eq!(sent.len(), 800);
+}
