@@ -58,12 +58,13 @@ async fn send_plays(env: &TestEnv, sent: &mut Vec<Sent>, videos: &[Uuid], n: usi
             })
             .collect()
     };
-    for &(v, at, value) in &events[..10] {
+    let singles = n.min(10);
+    for &(v, at, value) in &events[..singles] {
         let res = env.http.post(env.gateway_url("/api/v1/events")).json(&play(v, at, value)).send().await.unwrap();
         assert_eq!(res.status(), 202, "{:?}", res.text().await);
         sent.push((v, at, value));
     }
-    for chunk in events[10..].chunks(100) {
+    for chunk in events[singles..].chunks(100) {
         let body: Vec<Value> = chunk.iter().map(|&(v, at, value)| play(v, at, value)).collect();
         env.post_batch(&body).await;
         sent.extend_from_slice(chunk);
@@ -83,37 +84,42 @@ async fn assert_stats_converge(env: &TestEnv, sent: &[Sent], videos: &[Uuid], ti
         (hour - HOUR, hour + HOUR, "hour"),
     ];
     let deadline = Instant::now() + timeout;
-    'poll: loop {
-        let mut first_difference = None;
-        for &video in videos {
-            for &(from, to, step) in &ranges {
-                for function in ["count", "sum", "min", "max", "avg"] {
-                    let path = format!(
-                        "/api/v1/videos/{video}/stats/play?function={function}&from={}&to={}&step={step}",
-                        rfc3339(from),
-                        rfc3339(to)
-                    );
-                    let res = env.http.get(env.query_url(&path)).send().await.unwrap();
-                    assert_eq!(res.status(), 200, "{path}");
-                    let body: Value = res.json().await.unwrap();
-                    assert_eq!((body["over"].as_str(), body["unrecordedBuckets"].as_i64()), (Some("events"), Some(0)));
-                    let want = expected(sent, video, from, to, function);
-                    if body["value"].as_f64() != want {
-                        first_difference = Some(format!("{path}: got {body}, the ledger says {want:?}"));
-                        if Instant::now() < deadline {
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            continue 'poll;
-                        }
-                        break 'poll;
-                    }
+    loop {
+        let difference = first_difference(env, sent, videos, &ranges).await;
+        let Some(difference) = difference else { return };
+        assert!(Instant::now() < deadline, "getStats never equalled the ledger: {difference}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The first (video, range, function) whose getStats answer differs from the
+/// ledger, described; `None` when every one equals it.
+async fn first_difference(
+    env: &TestEnv,
+    sent: &[Sent],
+    videos: &[Uuid],
+    ranges: &[(i64, i64, &str)],
+) -> Option<String> {
+    for &video in videos {
+        for &(from, to, step) in ranges {
+            for function in ["count", "sum", "min", "max", "avg"] {
+                let path = format!(
+                    "/api/v1/videos/{video}/stats/play?function={function}&from={}&to={}&step={step}",
+                    rfc3339(from),
+                    rfc3339(to)
+                );
+                let res = env.http.get(env.query_url(&path)).send().await.unwrap();
+                assert_eq!(res.status(), 200, "{path}");
+                let body: Value = res.json().await.unwrap();
+                assert_eq!((body["over"].as_str(), body["unrecordedBuckets"].as_i64()), (Some("events"), Some(0)));
+                let want = expected(sent, video, from, to, function);
+                if body["value"].as_f64() != want {
+                    return Some(format!("{path}: got {body}, the ledger says {want:?}"));
                 }
             }
         }
-        if first_difference.is_none() {
-            return;
-        }
     }
-    panic!("getStats never equalled the ledger");
+    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -130,10 +136,13 @@ async fn stats_over_event_values_equal_the_ledger_across_a_sigkill() {
     let problem: Value = res.json().await.unwrap();
     assert!(problem.to_string().contains("value"), "{problem}");
 
-    send_plays(&env, &mut sent, &videos, 400).await;
+    // A first few, until the first round is written; then the rest, whose round
+    // is the one struck.
+    send_plays(&env, &mut sent, &videos, 20).await;
     env.wait_active(first).await;
-    // SIGKILL in the middle of a round: some of its rows written, others not.
     let paused = env.aggregator_log(first).matches(PAUSED).count();
+    send_plays(&env, &mut sent, &videos, 380).await;
+    // SIGKILL in the middle of a round: some of its rows written, others not.
     env.wait_log(first, PAUSED, paused + 1, Duration::from_secs(60)).await;
     env.kill_aggregator(first);
 
