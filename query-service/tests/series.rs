@@ -123,6 +123,9 @@ async fn series_and_stats_over_the_buckets_of_a_range() {
     }
 }
 
+/// An hour row: bucket, sum, events, min, max.
+type HourRow = (i64, i64, i64, Option<i64>, Option<i64>);
+
 /// getStats over event values, from rows as the aggregator writes them (sum and
 /// tally in one write): count = events, sum, min and max of event values, avg =
 /// sum / count, over every bucket of the range; null where there is no value.
@@ -140,7 +143,7 @@ async fn stats_over_event_values() {
     );
     // Hour 0: events of 30, 5 and 12 seconds; hour 2: 3 and 7; hour 3: a bucket a
     // correction emptied (its sum and count 0, its min and max the events it had).
-    let rows: [(i64, i64, i64, Option<i64>, Option<i64>); 3] = [
+    let rows: [HourRow; 3] = [
         (h0, 47, 3, Some(5), Some(30)),
         (h0 + 2 * HOUR, 10, 2, Some(3), Some(7)),
         (h0 + 3 * HOUR, 0, 0, Some(2), Some(2)),
