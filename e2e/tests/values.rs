@@ -163,3 +163,82 @@ async fn stats_over_event_values_equal_the_ledger_across_a_sigkill() {
     }
     assert_eq!(sent.len(), 800);
 }
+
+/// A series counted before value metrics: its rows hold a sum and no event count
+/// (`events` null). The aggregator adds new events to them: the sums stay exact
+/// (getCount, getStats `sum`), the count stays unknown rather than guessed (getStats
+/// `count` is null with `unrecordedBuckets`), and the all-time row's `events` is
+/// still null after the write (written unset, not made up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rows_from_before_value_metrics_keep_exact_sums_and_unknown_counts() {
+    let mut env = TestEnv::start("values-legacy", 1).await;
+    let cfg = platform::cassandra::CassandraConfig { nodes: cassandra_nodes(), ..Default::default() };
+    let session = platform::cassandra::connect(&cfg, Duration::from_secs(30)).await.unwrap();
+    let video = Uuid::new_v4();
+    let now = now_ms();
+    let minute = now - now % MINUTE - 10 * MINUTE;
+    let legacy = format!(
+        "INSERT INTO {}.counts (video_id, event_type, granularity, bucket, value, last_offset) VALUES (?, 'play', ?, ?, 7, -1) \
+         USING TIMESTAMP 1",
+        env.keyspace
+    );
+    // As an older aggregator wrote them: at a fenced timestamp (epoch << 40 | offset),
+    // which any later owner's write beats.
+    let hour = minute - minute % HOUR;
+    let day = minute - minute % DAY;
+    for (granularity, bucket) in [("minute", minute), ("hour", hour), ("day", day), ("total", 0)] {
+        let ts = scylla::value::CqlTimestamp(bucket);
+        session.query_unpaged(legacy.as_str(), (video, granularity, ts)).await.unwrap();
+    }
+    env.spawn_aggregator();
+    let plays: Vec<Value> = [3, 40, 5].iter().map(|&v| play(video, minute + 1_000, v)).collect();
+    env.post_batch(&plays).await;
+    let sum = 7 + 3 + 40 + 5;
+
+    let stat = |function: &str, step: &str, from: i64, to: i64| {
+        env.query_url(&format!(
+            "/api/v1/videos/{video}/stats/play?function={function}&from={}&to={}&step={step}",
+            rfc3339(from),
+            rfc3339(to)
+        ))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body: Value =
+            env.http.get(stat("sum", "minute", minute, minute + MINUTE)).send().await.unwrap().json().await.unwrap();
+        if body["value"].as_f64() == Some(sum as f64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new plays never reached the legacy row: {body}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for (step, from, to) in [("minute", minute, minute + MINUTE), ("hour", hour, hour + HOUR)] {
+        let body: Value = env.http.get(stat("sum", step, from, to)).send().await.unwrap().json().await.unwrap();
+        assert_eq!((body["value"].as_f64(), body["unrecordedBuckets"].as_i64()), (Some(sum as f64), Some(1)), "{body}");
+        for function in ["count", "min", "max", "avg"] {
+            let body: Value = env.http.get(stat(function, step, from, to)).send().await.unwrap().json().await.unwrap();
+            assert_eq!((body["value"].as_f64(), body["unrecordedBuckets"].as_i64()), (None, Some(1)), "{body}");
+        }
+    }
+    let body: Value = env
+        .http
+        .get(env.query_url(&format!("/api/v1/videos/{video}/counts/play")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["count"].as_i64(), Some(sum), "{body}");
+    // The all-time row: its sum and offset written, its count still unknown.
+    let q = format!(
+        "SELECT value, last_offset, events FROM {}.counts WHERE video_id = ? AND event_type = 'play' \
+         AND granularity = 'total' AND bucket = ?",
+        env.keyspace
+    );
+    let row = session.query_unpaged(q, (video, scylla::value::CqlTimestamp(0))).await.unwrap();
+    let (value, last_offset, events) =
+        row.into_rows_result().unwrap().single_row::<(Option<i64>, Option<i64>, Option<i64>)>().unwrap();
+    assert_eq!((value, events), (Some(sum), None), "written by the aggregator at offset {last_offset:?}");
+    assert!(last_offset >= Some(0), "the aggregator wrote it: {last_offset:?}");
+}
