@@ -13,7 +13,15 @@
 //!   and sends nothing, so a zeroing is idempotent however often it is retried.
 //!   Events of the range still on their way (in the log, not yet counted, or
 //!   arriving late) are counted after it: the range is zero as of the read.
-//! - `--at T --add N`: one minute changes by N (negative or positive).
+//! - `--at T --add N [--events M]`: one minute changes by N (negative or
+//!   positive), and its event count by M (default N: N events of value 1, as
+//!   views are; `--add 300 --events 1` for one lost event of value 300).
+//!
+//! Each compensating event also carries the change to the minute's event count
+//! (`correction_events`), so getStats' `count` and `avg` stay exact: `--zero`
+//! takes back the minute's events too (a minute whose rows predate event counts
+//! has none to take back, and its count stays unknown). Min and max cannot be
+//! corrected (which values went is not known) and are left alone.
 //!
 //! Each event's id is a UUIDv5 of the correction's id, the video, the type and the
 //! minute, marked as a client id: a correction resent (the command died between
@@ -32,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use counting::series::BucketRow;
 use counting::{EventKind, Granularity};
 use prost::Message;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -50,8 +59,8 @@ const MINUTE_MS: i64 = 60_000;
 pub enum Change {
     /// Every minute of `[from, to)` to 0.
     Zero { from_ms: i64, to_ms: i64 },
-    /// One minute by `amount`.
-    Add { at_ms: i64, amount: i64 },
+    /// One minute by `amount`, and its event count by `events`.
+    Add { at_ms: i64, amount: i64, events: i64 },
 }
 
 /// One correction, as the operator asked for it.
@@ -64,11 +73,13 @@ pub struct Correction {
     pub reason: String,
 }
 
-/// A compensating event to send: the minute it goes to and its amount.
+/// A compensating event to send: the minute it goes to, its amount and its
+/// change to the minute's event count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Compensation {
     pub minute_ms: i64,
     pub value: i64,
+    pub events: i64,
 }
 
 /// The minutes a change covers, checked against what can be read and counted:
@@ -77,10 +88,14 @@ pub struct Compensation {
 pub fn minutes(change: &Change, now_ms: i64, minute_retention_ms: i64) -> anyhow::Result<Vec<i64>> {
     let (from, to) = match *change {
         Change::Zero { from_ms, to_ms } => (from_ms, to_ms),
-        Change::Add { at_ms, amount } => {
+        Change::Add { at_ms, amount, events } => {
             anyhow::ensure!(
                 amount != 0 && amount.unsigned_abs() <= MAX_CORRECTION_VALUE.unsigned_abs(),
                 "--add must be nonzero and at most {MAX_CORRECTION_VALUE} either way"
+            );
+            anyhow::ensure!(
+                events.unsigned_abs() <= MAX_CORRECTION_VALUE.unsigned_abs(),
+                "--events must be at most {MAX_CORRECTION_VALUE} either way"
             );
             (at_ms, at_ms.saturating_add(MINUTE_MS))
         }
@@ -101,16 +116,21 @@ pub fn minutes(change: &Change, now_ms: i64, minute_retention_ms: i64) -> anyhow
     Ok((from..to).step_by(MINUTE_MS as usize).collect())
 }
 
-/// The compensating events for `change`, given the counts read for `minutes`.
-pub fn compensations(change: &Change, minutes: &[i64], counts: &[i64]) -> Vec<Compensation> {
+/// The compensating events for `change`, given the rows read for `minutes`
+/// (sum and tally; an unknown tally has no events to take back).
+pub fn compensations(change: &Change, minutes: &[i64], rows: &[BucketRow]) -> Vec<Compensation> {
     match *change {
         Change::Zero { .. } => minutes
             .iter()
-            .zip(counts)
-            .filter(|(_, c)| **c != 0)
-            .map(|(m, c)| Compensation { minute_ms: *m, value: -c })
+            .zip(rows)
+            .map(|(m, (value, tally))| Compensation {
+                minute_ms: *m,
+                value: -value,
+                events: -tally.map_or(0, |t| t.events),
+            })
+            .filter(|k| k.value != 0 || k.events != 0)
             .collect(),
-        Change::Add { at_ms, amount } => vec![Compensation { minute_ms: at_ms, value: amount }],
+        Change::Add { at_ms, amount, events } => vec![Compensation { minute_ms: at_ms, value: amount, events }],
     }
 }
 
@@ -133,6 +153,7 @@ pub fn encode(c: &Correction, k: Compensation, now_ms: i64) -> Vec<u8> {
         client_event_id: true,
         user_verified: false,
         correction: true,
+        correction_events: k.events,
         ..Default::default()
     };
     event.set_kind(c.kind);
@@ -167,13 +188,14 @@ pub async fn run(t: &Target, c: &Correction, dry_run: bool) -> anyhow::Result<Ou
     let rollups = query_service::store::rollups::Rollups::new(t.session.clone(), &t.keyspace).await?;
     let mut counts = Vec::with_capacity(minutes.len());
     for chunk in minutes.chunks(1440) {
-        counts.extend(rollups.series(c.video, c.kind, Granularity::Minute, chunk).await?);
+        counts.extend(rollups.series_rows(c.video, c.kind, Granularity::Minute, chunk).await?);
     }
     let sent = compensations(&c.change, &minutes, &counts);
     if dry_run || sent.is_empty() {
         return Ok(Outcome { sent, dry_run });
     }
     let total: i64 = sent.iter().map(|k| k.value).sum();
+    let events: i64 = sent.iter().map(|k| k.events).sum();
     let (first, last) = (minutes[0], minutes[minutes.len() - 1] + MINUTE_MS);
     let moderation = platform::moderation::Moderation::new(&t.session, &t.keyspace).await?;
     let mut entry = platform::moderation::AuditEntry::now(
@@ -182,7 +204,7 @@ pub async fn run(t: &Target, c: &Correction, dry_run: bool) -> anyhow::Result<Ou
         c.video,
     );
     entry.status = Some(format!(
-        "{} {total:+} over [{}, {}) in {} minutes; correction {}",
+        "{} {total:+} over [{}, {}) in {} minutes, {events:+} events; correction {}",
         c.kind.as_str(),
         rfc3339(first),
         rfc3339(last),
@@ -223,6 +245,7 @@ pub async fn run(t: &Target, c: &Correction, dry_run: bool) -> anyhow::Result<Ou
 #[cfg(test)]
 mod tests {
     use super::*;
+    use counting::Tally;
 
     const NOW: i64 = 1_780_000_000_000 - 1_780_000_000_000 % MINUTE_MS + 17_000;
     const DAY: i64 = 86_400_000;
@@ -242,16 +265,20 @@ mod tests {
         let change = Change::Zero { from_ms: NOW - NOW % MINUTE_MS - 4 * MINUTE_MS, to_ms: NOW - NOW % MINUTE_MS };
         let m = minutes(&change, NOW, 8 * DAY).unwrap();
         assert_eq!(m.len(), 4);
-        let got = compensations(&change, &m, &[3, 0, 7, -2]);
+        let t = |n: i64| Some(Tally::new(n, Some(1), Some(1)));
+        let got = compensations(&change, &m, &[(3, t(3)), (0, Some(Tally::EMPTY)), (7, None), (-2, t(1))]);
         assert_eq!(
             got,
             vec![
-                Compensation { minute_ms: m[0], value: -3 },
-                Compensation { minute_ms: m[2], value: -7 },
-                Compensation { minute_ms: m[3], value: 2 },
+                Compensation { minute_ms: m[0], value: -3, events: -3 },
+                Compensation { minute_ms: m[2], value: -7, events: 0 },
+                Compensation { minute_ms: m[3], value: 2, events: -1 },
             ]
         );
-        assert!(compensations(&change, &m, &[0; 4]).is_empty(), "a second run sends nothing");
+        let zeros = [(0, Some(Tally::new(0, Some(1), Some(1)))); 4];
+        assert!(compensations(&change, &m, &zeros).is_empty(), "a second run sends nothing");
+        let only_events = compensations(&change, &m[..1], &[(0, Some(Tally::new(2, None, None)))]);
+        assert_eq!(only_events, vec![Compensation { minute_ms: m[0], value: 0, events: -2 }]);
     }
 
     #[test]
@@ -263,24 +290,28 @@ mod tests {
         assert!(err(Change::Zero { from_ms: minute - 9 * DAY, to_ms: minute }, 30 * DAY).contains("8 days"));
         assert!(err(Change::Zero { from_ms: minute, to_ms: minute + 2 * MINUTE_MS }, DAY).contains("future"));
         assert!(err(Change::Zero { from_ms: minute - DAY, to_ms: minute }, DAY).contains("retention"));
-        assert!(err(Change::Add { at_ms: minute - 31 * DAY, amount: -1 }, 400 * DAY).contains("30-day"));
-        assert!(err(Change::Add { at_ms: minute, amount: 0 }, DAY).contains("nonzero"));
-        assert!(err(Change::Add { at_ms: minute, amount: i64::MIN }, DAY).contains("nonzero"));
+        assert!(err(Change::Add { at_ms: minute - 31 * DAY, amount: -1, events: 1 }, 400 * DAY).contains("30-day"));
+        assert!(err(Change::Add { at_ms: minute, amount: 0, events: 1 }, DAY).contains("nonzero"));
+        assert!(err(Change::Add { at_ms: minute, amount: i64::MIN, events: 1 }, DAY).contains("nonzero"));
         // The current minute and the oldest minute still kept are fine.
-        assert_eq!(minutes(&Change::Add { at_ms: minute, amount: -5 }, NOW, DAY).unwrap(), vec![minute]);
-        assert_eq!(minutes(&Change::Add { at_ms: minute - DAY + MINUTE_MS, amount: 5 }, NOW, DAY).unwrap().len(), 1);
+        assert_eq!(minutes(&Change::Add { at_ms: minute, amount: -5, events: 1 }, NOW, DAY).unwrap(), vec![minute]);
+        assert_eq!(
+            minutes(&Change::Add { at_ms: minute - DAY + MINUTE_MS, amount: 5, events: 1 }, NOW, DAY).unwrap().len(),
+            1
+        );
     }
 
     #[test]
     fn a_rerun_sends_the_same_ids_as_corrections_the_aggregator_accepts() {
-        let c = correction(Change::Add { at_ms: NOW - NOW % MINUTE_MS, amount: -5 });
-        let k = Compensation { minute_ms: NOW - NOW % MINUTE_MS, value: -5 };
+        let c = correction(Change::Add { at_ms: NOW - NOW % MINUTE_MS, amount: -5, events: 1 });
+        let k = Compensation { minute_ms: NOW - NOW % MINUTE_MS, value: -5, events: -1 };
         assert_eq!(event_id(&c, k.minute_ms), event_id(&c.clone(), k.minute_ms), "deterministic");
         let other = Correction { id: Uuid::from_u128(9), ..c.clone() };
         assert_ne!(event_id(&c, k.minute_ms), event_id(&other, k.minute_ms), "another correction, other ids");
         assert_ne!(event_id(&c, k.minute_ms), event_id(&c, k.minute_ms + MINUTE_MS), "one id per minute");
         let d = aggregator::decode::event(Some(&encode(&c, k, NOW)), &counting::EventTypes::built_in()).unwrap();
         assert_eq!((d.event.value, d.event.occurred_at_ms, d.event.kind), (-5, k.minute_ms, EventKind::View));
+        assert_eq!(d.event.correction, Some(-1), "the event count's change travels with it");
         assert_eq!(d.client_id, Some(*event_id(&c, k.minute_ms).as_bytes()));
     }
 }

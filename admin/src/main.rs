@@ -11,7 +11,7 @@
 //!   vcount-admin partitions resume --topic T --partition N [--from earliest|latest|OFFSET]
 //!   vcount-admin dlq replay [--topic-prefix P] [--dry-run] [--max N]   send countable dead letters back
 //!   vcount-admin correct --video ID [--type view] --from T --to T --zero --reason R   zero a range's minutes
-//!   vcount-admin correct --video ID [--type view] --at T --add N --reason R          change one minute by N
+//!   vcount-admin correct --video ID [--type view] --at T --add N [--events M] --reason R   change one minute by N (M events)
 //!   vcount-admin rebuild --into KEYSPACE [--group G] [--config FILE]   recount the log, compare with the live counts
 //!   vcount-admin copy-rollups-to-counts [--keyspace K] [--group G]
 //!       carry the per-flush aggregator's counts into the rounds' table, once, with
@@ -139,6 +139,10 @@ enum Command {
         /// `--add`: by how much (negative takes away: `--add=-40`).
         #[arg(long, requires = "at", allow_negative_numbers = true)]
         add: Option<i64>,
+        /// `--add`: by how many events (default: the amount, as N events of
+        /// value 1; `--add 300 --events 1` is one event of value 300).
+        #[arg(long, requires = "add", allow_negative_numbers = true)]
+        events: Option<i64>,
         /// Why: written to the audit log and onto each event.
         #[arg(long)]
         reason: String,
@@ -406,6 +410,7 @@ async fn main() -> anyhow::Result<()> {
             zero: _,
             at,
             add,
+            events,
             reason,
             id,
             minute_retention_secs,
@@ -415,7 +420,9 @@ async fn main() -> anyhow::Result<()> {
                 (Some(f), Some(t), None, None) => {
                     correct::Change::Zero { from_ms: f.timestamp_millis(), to_ms: t.timestamp_millis() }
                 }
-                (None, None, Some(at), Some(amount)) => correct::Change::Add { at_ms: at.timestamp_millis(), amount },
+                (None, None, Some(at), Some(amount)) => {
+                    correct::Change::Add { at_ms: at.timestamp_millis(), amount, events: events.unwrap_or(amount) }
+                }
                 _ => anyhow::bail!("give either --from T --to T --zero, or --at T --add N"),
             };
             anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why");

@@ -14,7 +14,11 @@
 //! A compensating event (`correction`, made by `vcount-admin correct`) may carry a
 //! negative value, up to `MAX_CORRECTION_VALUE` either way but never 0. It must
 //! carry a client event id, so that a retried correction is dropped like a
-//! client's retry, and no viewer (a correction is nobody's view).
+//! client's retry, and no viewer (a correction is nobody's view). Its
+//! `correction_events` (up to `MAX_CORRECTION_VALUE` either way) is what it does to
+//! the rows' event counts; a correction may move only the count (value 0), only
+//! the sum (events 0, as every correction from before value metrics), or both,
+//! never neither. Any other event is one event and carries no `correction_events`.
 //!
 //! Event types: the five built-ins travel as the proto enum, configured ones by name
 //! (`event_type_name`), checked against this aggregator's `event_types`
@@ -68,6 +72,10 @@ pub enum DecodeError {
     ValueTooLarge(i64),
     #[error("correction value {0} is 0 or beyond {MAX_CORRECTION_VALUE} either way")]
     CorrectionValue(i64),
+    #[error("correction events {0} are beyond {MAX_CORRECTION_VALUE} either way")]
+    CorrectionEvents(i64),
+    #[error("correction_events {0} on an event that is not a correction")]
+    EventsWithoutCorrection(i64),
     #[error("a correction must carry a client event id (a retried correction is dropped by it)")]
     CorrectionWithoutId,
     #[error("a correction has no viewer")]
@@ -120,8 +128,12 @@ pub fn event(payload: Option<&[u8]>, types: &EventTypes) -> Result<Decoded, Deco
     };
     let unknown = DecodeError::UnknownEventType(e.event_type);
     if e.correction {
-        if e.value == 0 || e.value.unsigned_abs() > MAX_CORRECTION_VALUE.unsigned_abs() {
+        let changes_nothing = e.value == 0 && e.correction_events == 0;
+        if changes_nothing || e.value.unsigned_abs() > MAX_CORRECTION_VALUE.unsigned_abs() {
             return Err(DecodeError::CorrectionValue(e.value));
+        }
+        if e.correction_events.unsigned_abs() > MAX_CORRECTION_VALUE.unsigned_abs() {
+            return Err(DecodeError::CorrectionEvents(e.correction_events));
         }
         if !e.client_event_id {
             return Err(DecodeError::CorrectionWithoutId);
@@ -129,6 +141,8 @@ pub fn event(payload: Option<&[u8]>, types: &EventTypes) -> Result<Decoded, Deco
         if !e.user_id.is_empty() || e.user_verified {
             return Err(DecodeError::CorrectionWithViewer);
         }
+    } else if e.correction_events != 0 {
+        return Err(DecodeError::EventsWithoutCorrection(e.correction_events));
     } else if e.value < 1 {
         return Err(DecodeError::NotPositive(e.value));
     } else if e.value > MAX_EVENT_VALUE {
@@ -158,7 +172,8 @@ pub fn event(payload: Option<&[u8]>, types: &EventTypes) -> Result<Decoded, Deco
         (true, Ok(user)) => Some((user, Uuid::from_slice(&e.event_id).unwrap_or_default())),
         _ => None,
     };
-    let event = CountedEvent { video_id, kind, occurred_at_ms: e.occurred_at_ms, value: e.value };
+    let correction = e.correction.then_some(e.correction_events);
+    let event = CountedEvent { video_id, kind, occurred_at_ms: e.occurred_at_ms, value: e.value, correction };
     Ok(Decoded { event, client_id, viewer })
 }
 
@@ -210,6 +225,7 @@ mod tests {
             user_verified: false,
             correction: false,
             event_type_name: String::new(),
+            correction_events: 0,
         };
         let d = event(Some(&good.encode_to_vec())).unwrap();
         let e = d.event;
@@ -261,6 +277,7 @@ mod tests {
             user_verified: false,
             correction: false,
             event_type_name: String::new(),
+            correction_events: 0,
         }
     }
 
@@ -339,6 +356,12 @@ mod tests {
         let decoded = |e: &Event| event(Some(&e.encode_to_vec()));
         let d = decoded(&fix).unwrap();
         assert_eq!((d.event.value, d.client_id, d.viewer), (-40, Some([3; 16]), None));
+        assert_eq!(d.event.correction, Some(0), "a correction from before value metrics moves only the sum");
+        let both = decoded(&Event { correction_events: -40, ..fix.clone() }).unwrap();
+        assert_eq!((both.event.value, both.event.correction), (-40, Some(-40)));
+        let count_only = decoded(&Event { value: 0, correction_events: 2, ..fix.clone() }).unwrap();
+        assert_eq!((count_only.event.value, count_only.event.correction), (0, Some(2)));
+        assert_eq!(decoded(&view_at_t()).unwrap().event.correction, None);
         let most = Event { value: -MAX_CORRECTION_VALUE, ..fix.clone() };
         assert_eq!(decoded(&most).unwrap().event.value, -MAX_CORRECTION_VALUE);
         assert_eq!(decoded(&Event { value: 12, ..fix.clone() }).unwrap().event.value, 12, "adding back is allowed");
@@ -359,6 +382,11 @@ mod tests {
             ),
             (Event { user_id: vec![9; 16], ..fix.clone() }, "a correction has no viewer"),
             (Event { user_verified: true, ..fix.clone() }, "a correction has no viewer"),
+            (
+                Event { correction_events: MAX_CORRECTION_VALUE + 1, ..fix.clone() },
+                "correction events 1000000000001 are beyond 1000000000000 either way",
+            ),
+            (Event { correction_events: 1, ..view_at_t() }, "correction_events 1 on an event that is not a correction"),
         ] {
             assert_eq!(reason(decoded(&bad)), why);
         }

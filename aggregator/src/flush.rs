@@ -355,7 +355,7 @@ async fn write_round(
         return Outcome::Abandoned;
     }
     for w in resolved.iter().flat_map(|r| &r.writes).filter(|w| !is_total(w)) {
-        cache.put(w.key, StoredRow { value: w.value, last_offset: w.last_offset });
+        cache.put(w.key, w.stored());
     }
     // R6, second wave: hour and day copies keyed by bucket, for trending, of every
     // such row of the round (skipped ones too: a crash may have come between a row
@@ -393,7 +393,7 @@ async fn write_round(
         return Outcome::Abandoned;
     }
     for w in &totals {
-        cache.put(w.key, StoredRow { value: w.value, last_offset: w.last_offset });
+        cache.put(w.key, w.stored());
     }
     Outcome::Written {
         commit: round.commit,

@@ -327,6 +327,7 @@ mod tests {
             user_verified: false,
             correction: false,
             event_type_name: String::new(),
+            correction_events: 0,
         }
     }
 

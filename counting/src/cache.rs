@@ -171,7 +171,7 @@ mod tests {
     }
 
     fn row(value: i64) -> StoredRow {
-        StoredRow { value, last_offset: value }
+        StoredRow { value, last_offset: value, tally: None }
     }
 
     #[test]

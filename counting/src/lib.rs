@@ -30,8 +30,8 @@ pub use range::{AllExpired, Moved, Plan, Span, plan, plan_range};
 pub use ratings::{RatedEvent, RatingChange};
 pub use retention::{Horizons, Retention};
 pub use rollup::{
-    Activity, ActivityKind, CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowKey, RowWrite,
-    SignedInView, StoredRow, add_count, write_timestamp,
+    Activity, ActivityKind, CountedEvent, FlushPlan, Folded, Overlap, PartitionBuffer, Resolved, RowDelta, RowKey,
+    RowWrite, SignedInView, StoredRow, Tally, add_count, write_timestamp,
 };
 pub use rounds::{Cadence, Census, PartitionCounts, Round, SeriesFlush, SeriesKey};
 pub use time::Granularity;

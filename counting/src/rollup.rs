@@ -33,6 +33,108 @@ pub struct CountedEvent {
     pub kind: EventKind,
     pub occurred_at_ms: i64,
     pub value: i64,
+    /// `Some(events)`: a compensating event (`vcount-admin correct`), which changes
+    /// its row's event count by `events` (0 for a correction that says nothing
+    /// about events) and never its min or max. `None`: an event, one more.
+    pub correction: Option<i64>,
+}
+
+impl CountedEvent {
+    /// What this event adds to its rows' [`Tally`].
+    pub fn tally(&self) -> Tally {
+        match self.correction {
+            None => Tally { events: 1, min: self.value, max: self.value },
+            Some(events) => Tally { events, ..Tally::EMPTY },
+        }
+    }
+}
+
+/// What a row holds about its events besides the sum of their values (issue 13):
+/// how many there are, and the smallest and largest value among those that were
+/// not corrections. Merging is associative and commutative, so a row's tally is
+/// the same however its events were split into rounds, which is what lets the
+/// `last_offset` rule make it exactly-once like the sum.
+///
+/// A correction changes `events` by what it says and leaves `min` and `max` alone:
+/// it takes an amount back without naming the values it takes, so after a bot's
+/// events are removed, min and max may still be theirs. Kept as plain integers
+/// with sentinels (`i64::MAX`/`i64::MIN` for no value) because the owner holds one
+/// per pending minute and per cached row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tally {
+    pub events: i64,
+    min: i64,
+    max: i64,
+}
+
+impl Tally {
+    /// No events.
+    pub const EMPTY: Tally = Tally { events: 0, min: i64::MAX, max: i64::MIN };
+
+    /// A tally as stored: `min`/`max` are `None` when no event set them.
+    pub fn new(events: i64, min: Option<i64>, max: Option<i64>) -> Self {
+        Self { events, min: min.unwrap_or(i64::MAX), max: max.unwrap_or(i64::MIN) }
+    }
+
+    /// Smallest value of a non-correction event.
+    pub fn min(&self) -> Option<i64> {
+        (self.min != i64::MAX).then_some(self.min)
+    }
+
+    /// Largest value of a non-correction event.
+    pub fn max(&self) -> Option<i64> {
+        (self.max != i64::MIN).then_some(self.max)
+    }
+
+    /// A stored row's tally from its cells, each `(value, write timestamp)`, and
+    /// the write timestamp of its sum. Known only if `events` was written by the
+    /// write that wrote the sum; a min or max only if that write set it. So a row
+    /// from before tallies (`events` null), one rewritten by an aggregator from
+    /// before tallies during a rolling upgrade (`events` older than the sum), or a
+    /// stale min left unset by a later write, never passes for this write's.
+    pub fn from_cells(
+        sum_written: Option<i64>,
+        events: (Option<i64>, Option<i64>),
+        min: (Option<i64>, Option<i64>),
+        max: (Option<i64>, Option<i64>),
+    ) -> Option<Tally> {
+        let same = |(v, ts): (Option<i64>, Option<i64>)| v.filter(|_| ts.is_some() && ts == sum_written);
+        same(events).map(|n| Tally::new(n, same(min), same(max)))
+    }
+
+    /// Both tallies' events together.
+    #[must_use]
+    pub fn merge(self, other: Tally) -> Tally {
+        Tally {
+            events: add_count(self.events, other.events),
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        }
+    }
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+/// What a round adds to one row: the sum of its events' values and their tally.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowDelta {
+    pub value: i64,
+    pub tally: Tally,
+}
+
+impl RowDelta {
+    pub fn of(e: &CountedEvent) -> Self {
+        Self { value: e.value, tally: e.tally() }
+    }
+
+    #[must_use]
+    pub fn merge(self, other: RowDelta) -> RowDelta {
+        RowDelta { value: add_count(self.value, other.value), tally: self.tally.merge(other.tally) }
+    }
 }
 
 /// Primary key of a rollup row.
@@ -50,14 +152,27 @@ pub struct RowKey {
 pub struct StoredRow {
     pub value: i64,
     pub last_offset: i64,
+    /// `None`: the row was written before rows kept a tally (its `events` column
+    /// is null). Its event count is unknown, and stays unknown: adding a round's
+    /// tally to an unknown one gives an unknown one, never a guess.
+    pub tally: Option<Tally>,
 }
 
-/// A row to write: the new absolute value and the offset it is complete up to.
+/// A row to write: the new absolute value (and tally, if known) and the offset it
+/// is complete up to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowWrite {
     pub key: RowKey,
     pub value: i64,
     pub last_offset: i64,
+    pub tally: Option<Tally>,
+}
+
+impl RowWrite {
+    /// What the store holds once this write landed.
+    pub fn stored(&self) -> StoredRow {
+        StoredRow { value: self.value, last_offset: self.last_offset, tally: self.tally }
+    }
 }
 
 /// A count plus what a flush adds to it, saturating at the ends of `i64` instead
@@ -373,7 +488,14 @@ impl FlushPlan {
                     });
                 }
             };
-            out.writes.push(RowWrite { key: *key, value: add_count(base, *delta), last_offset: self.through_offset });
+            // Flush plans carry sums only (counts are written in rounds now): the
+            // tally they would write is unknown.
+            out.writes.push(RowWrite {
+                key: *key,
+                value: add_count(base, *delta),
+                last_offset: self.through_offset,
+                tally: None,
+            });
         }
         Ok(out)
     }

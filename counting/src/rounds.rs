@@ -32,7 +32,9 @@
 //! - **R5 Resolve** each row of each series in the round against what the store
 //!   holds (the owner's cache or a read), by the row's own `last_offset` `lo`:
 //!   `lo ≥ b`: the row holds its part of the round already, skip it;
-//!   `lo < first` (the series' first pending offset): write `value + delta`;
+//!   `lo < first` (the series' first pending offset): write `value + delta`,
+//!   and the row's [`Tally`](crate::rollup::Tally) (event count, min, max of
+//!   event values) merged with the delta's, whole, in the same write;
 //!   anything else: [`Overlap`] (offsets rewound by hand), refuse to guess.
 //! - **R6 Write** each series' rows with `last_offset = b` and
 //!   [`write_timestamp`](crate::write_timestamp)`(epoch, b)`, the all-time row
@@ -72,7 +74,7 @@ use uuid::Uuid;
 
 use crate::kind::EventKind;
 use crate::rollup::{
-    Activity, CountedEvent, Folded, Overlap, RowKey, RowWrite, SignedInView, StoredRow, ViewerLog, add_count,
+    Activity, CountedEvent, Folded, Overlap, RowDelta, RowKey, RowWrite, SignedInView, StoredRow, ViewerLog, add_count,
 };
 use crate::time::Granularity;
 
@@ -129,7 +131,8 @@ impl Default for Cadence {
 
 /// A series' pending events. Small on purpose: a tail series (most of them) holds
 /// one or two minutes, so the minutes are a sorted `Vec`, not a map, and the
-/// counters are 32-bit (`events` saturates; a series is due long before).
+/// counters are 32-bit (`events` saturates; a series is due long before; the
+/// rows' own event counts are in each minute's [`RowDelta`]).
 #[derive(Debug)]
 struct Pending {
     first_offset: i64,
@@ -139,15 +142,15 @@ struct Pending {
     /// Rows the minutes touch: themselves, their hours and days, the all-time row.
     rows: u32,
     /// (minute bucket, delta), sorted by minute.
-    minutes: Vec<(i64, i64)>,
+    minutes: Vec<(i64, RowDelta)>,
 }
 
 impl Pending {
-    /// Adds `value` to `minute`'s delta, counting the rows a new minute touches.
-    fn add(&mut self, minute: i64, value: i64) {
+    /// Adds `delta` to `minute`'s, counting the rows a new minute touches.
+    fn add(&mut self, minute: i64, delta: RowDelta) {
         let at = self.minutes.partition_point(|(m, _)| *m < minute);
         match self.minutes.get_mut(at) {
-            Some((m, d)) if *m == minute => *d = add_count(*d, value),
+            Some((m, d)) if *m == minute => *d = d.merge(delta),
             _ => {
                 let (hour, day) = (Granularity::Hour.bucket(minute), Granularity::Day.bucket(minute));
                 let within = |from: i64, width: i64| {
@@ -157,7 +160,7 @@ impl Pending {
                 let new_hour = !within(hour, crate::time::HOUR_MS);
                 let new_day = !within(day, crate::time::DAY_MS);
                 self.rows += 1 + u32::from(new_hour) + u32::from(new_day);
-                self.minutes.insert(at, (minute, add_count(0, value)));
+                self.minutes.insert(at, (minute, delta));
             }
         }
         self.events = self.events.saturating_add(1);
@@ -204,7 +207,7 @@ pub struct SeriesFlush {
     pub events: u64,
     /// Every row the events touch with its delta, sorted: minutes, hours, days,
     /// then the all-time row, which must be written last.
-    pub rows: Vec<(RowKey, i64)>,
+    pub rows: Vec<(RowKey, RowDelta)>,
 }
 
 /// What one round writes, and what it lets the owner commit.
@@ -251,13 +254,18 @@ impl SeriesFlush {
     ) -> Result<SeriesWrites, Overlap> {
         let mut out = SeriesWrites { writes: Vec::with_capacity(self.rows.len()), skipped: 0 };
         for (key, delta) in &self.rows {
-            let value = match stored(key) {
-                None => *delta,
+            // The sum and the tally follow one rule: the row and the round's delta
+            // together, or the row alone if it holds the round already. An unknown
+            // tally (a row from before tallies) stays unknown.
+            let (value, tally) = match stored(key) {
+                None => (delta.value, Some(delta.tally)),
                 Some(row) if row.last_offset >= through => {
                     out.skipped += 1;
                     continue;
                 }
-                Some(row) if row.last_offset < self.first_offset => add_count(row.value, *delta),
+                Some(row) if row.last_offset < self.first_offset => {
+                    (add_count(row.value, delta.value), row.tally.map(|t| t.merge(delta.tally)))
+                }
                 Some(row) => {
                     return Err(Overlap {
                         key: *key,
@@ -267,7 +275,7 @@ impl SeriesFlush {
                     });
                 }
             };
-            out.writes.push(RowWrite { key: *key, value, last_offset: through });
+            out.writes.push(RowWrite { key: *key, value, last_offset: through, tally });
         }
         Ok(out)
     }
@@ -327,7 +335,7 @@ impl PartitionCounts {
             rows: 1, // the all-time row
             minutes: Vec::with_capacity(1),
         });
-        p.add(Granularity::Minute.bucket(e.occurred_at_ms), e.value);
+        p.add(Granularity::Minute.bucket(e.occurred_at_ms), RowDelta::of(e));
     }
 
     /// Records that signed-in `user` viewed `video` (event `event_id`), for the
@@ -416,13 +424,13 @@ fn due(p: &Pending, now_ms: i64, c: &Cadence) -> bool {
 
 /// A pending series as rows: each minute, and its hour, day and all-time rows.
 fn expand(key: SeriesKey, p: Pending) -> SeriesFlush {
-    let mut rows: BTreeMap<RowKey, i64> = BTreeMap::new();
+    let mut rows: BTreeMap<RowKey, RowDelta> = BTreeMap::new();
     for (minute, delta) in &p.minutes {
         for granularity in Granularity::ALL {
             let row =
                 RowKey { video_id: key.video_id, kind: key.kind, granularity, bucket_ms: granularity.bucket(*minute) };
-            let sum = rows.entry(row).or_insert(0);
-            *sum = add_count(*sum, *delta);
+            let sum = rows.entry(row).or_default();
+            *sum = sum.merge(*delta);
         }
     }
     // RowKey orders by granularity before bucket, and Total is the last granularity.

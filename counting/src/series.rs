@@ -1,12 +1,19 @@
 //! Counts as a series (getCount with a `step`) and statistics over it (getStats):
 //! which buckets a range covers at a step, and the functions over their values.
 //!
+//! getStats answers over the *events* of the range by default ([`Stat::of_events`]):
+//! each row keeps its events' sum and [`Tally`] (count, min, max), and tallies
+//! merge, so `count` is the number of events, `min`/`max` the smallest and largest
+//! event value, `avg` the sum over the count. Over the *buckets* ([`Stat::of`]) is
+//! the older statistic of the buckets' sums, kept because it costs nothing more.
+//!
 //! A series never has a silently missing bucket: every bucket is one row of the
 //! step's granularity, so all of them must still be kept ([`crate::retention`]).
 //! An explicit step that cannot serve the range is an error for the caller to
 //! name; without one, [`plan_series`] picks the finest step that can.
 
 use crate::retention::Horizons;
+use crate::rollup::Tally;
 use crate::time::{Granularity, ceil_to, floor_to};
 
 /// Most buckets one series may have: a day of minutes, two months of hours.
@@ -98,19 +105,35 @@ pub fn buckets_at_most(from_ms: i64, to_ms: i64, step: Granularity, max: u64) ->
     buckets(from_ms, to_ms, step).map(Ok)
 }
 
-/// What getStats computes over a series' buckets (empty buckets count as 0).
+/// What getStats computes: over the events of a range ([`Stat::of_events`]), or
+/// over its buckets' sums ([`Stat::of`], empty buckets as 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stat {
-    /// Buckets with at least one event.
+    /// Events; over buckets, buckets with at least one event.
     Count,
     /// Everything in the range: the same number getCount gives for it.
     Sum,
-    /// The smallest bucket.
+    /// The smallest event value; over buckets, the smallest bucket.
     Min,
-    /// The largest bucket.
+    /// The largest event value; over buckets, the largest bucket.
     Max,
-    /// Events per bucket.
+    /// Sum over events; over buckets, per bucket.
     Avg,
+}
+
+/// One bucket's row as getStats reads it: its sum and its tally (`None`: the row
+/// was written before rows kept tallies, so its events are not known). A bucket
+/// without a row is `(0, Some(Tally::EMPTY))`.
+pub type BucketRow = (i64, Option<Tally>);
+
+/// getStats over a range's events.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EventStats {
+    /// The statistic; `None` when it is undefined (min, max or avg of no events)
+    /// or not known (count, min, max or avg over a bucket whose tally is not).
+    pub value: Option<f64>,
+    /// Buckets whose tally is not known.
+    pub unrecorded: usize,
 }
 
 impl Stat {
@@ -133,6 +156,22 @@ impl Stat {
             Self::Max => "max",
             Self::Avg => "avg",
         }
+    }
+
+    /// The statistic over the events of `rows`: their sums and tallies merged.
+    pub fn of_events(self, rows: &[BucketRow]) -> EventStats {
+        let sum = rows.iter().fold(0i64, |s, (v, _)| crate::rollup::add_count(s, *v));
+        let unrecorded = rows.iter().filter(|(_, t)| t.is_none()).count();
+        let tally = rows.iter().try_fold(Tally::EMPTY, |acc, (_, t)| t.map(|t| acc.merge(t)));
+        let value = match (self, tally) {
+            (Self::Sum, _) => Some(sum as f64),
+            (_, None) => None,
+            (Self::Count, Some(t)) => Some(t.events as f64),
+            (Self::Min, Some(t)) => t.min().map(|v| v as f64),
+            (Self::Max, Some(t)) => t.max().map(|v| v as f64),
+            (Self::Avg, Some(t)) => (t.events > 0).then(|| sum as f64 / t.events as f64),
+        };
+        EventStats { value, unrecorded }
     }
 
     /// The statistic of `values` (one per bucket); 0 for no buckets.
@@ -228,6 +267,38 @@ mod tests {
         assert_eq!(Stat::Max.of(&[]), 0.0);
         assert!(Stat::parse("median").is_none());
         assert_eq!(Stat::parse("avg").unwrap().as_str(), "avg");
+    }
+
+    #[test]
+    fn statistics_over_events() {
+        // Buckets of 3 events (2, 5, 1), none, and 2 events (4, 4), one more event
+        // taken back by a correction of -4 (min and max stay).
+        let rows = [
+            (8, Some(Tally::new(3, Some(1), Some(5)))),
+            (0, Some(Tally::EMPTY)),
+            (8, Some(Tally::new(2, Some(4), Some(4)))),
+            (-4, Some(Tally::new(-1, None, None))),
+        ];
+        let got: Vec<Option<f64>> = ["count", "sum", "min", "max", "avg"]
+            .iter()
+            .map(|s| Stat::parse(s).unwrap().of_events(&rows).value)
+            .collect();
+        assert_eq!(got, vec![Some(4.0), Some(12.0), Some(1.0), Some(5.0), Some(3.0)]);
+        assert_eq!(Stat::Count.of_events(&rows).unrecorded, 0);
+        // No events: a count and a sum of 0; no min, max or average.
+        let none = [(0, Some(Tally::EMPTY)); 3];
+        let got: Vec<Option<f64>> = [Stat::Count, Stat::Sum, Stat::Min, Stat::Max, Stat::Avg]
+            .iter()
+            .map(|s| s.of_events(&none).value)
+            .collect();
+        assert_eq!(got, vec![Some(0.0), Some(0.0), None, None, None]);
+        assert_eq!(Stat::Avg.of_events(&[]).value, None);
+        // A bucket from before tallies: the sum is still exact, the rest unknown.
+        let old = [(8, Some(Tally::new(3, Some(1), Some(5)))), (7, None)];
+        assert_eq!(Stat::Sum.of_events(&old), EventStats { value: Some(15.0), unrecorded: 1 });
+        for s in [Stat::Count, Stat::Min, Stat::Max, Stat::Avg] {
+            assert_eq!(s.of_events(&old), EventStats { value: None, unrecorded: 1 }, "{s:?}");
+        }
     }
 
     proptest::proptest! {

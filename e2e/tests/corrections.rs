@@ -17,6 +17,18 @@ use vcount_admin::correct::{Change, Correction, Target, run};
 
 const DROPPED: &str = "aggregator_duplicates_dropped_total";
 
+/// getStats' event count of `video`'s views in `[from, to)` (whole minutes).
+async fn stats_count(env: &TestEnv, video: Uuid, from: i64, to: i64) -> i64 {
+    let path = format!(
+        "/api/v1/videos/{video}/stats/view?function=count&from={}&to={}&step=minute",
+        rfc3339(from),
+        rfc3339(to)
+    );
+    let body: serde_json::Value = env.http.get(env.query_url(&path)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["unrecordedBuckets"].as_i64(), Some(0), "{body}");
+    body["value"].as_f64().unwrap_or_else(|| panic!("{body}")) as i64
+}
+
 /// An audit entry: action, target type, target id, status, notes.
 type AuditRow = (String, String, Uuid, Option<String>, Option<String>);
 
@@ -71,6 +83,10 @@ async fn corrections_change_exactly_what_they_say_once_and_on_the_record() {
     env.assert_converges(&ledger, &ranges, Duration::from_secs(60)).await;
     assert_eq!(env.views(a, Some((from, to))).await, Ok(0));
     env.assert_minute_rows_exact(&ledger).await;
+    // getStats counts events: the zeroing took the bot's events back with its views.
+    for (f, t) in [(from, to), (from - 7 * MINUTE, minute + MINUTE)] {
+        assert_eq!(stats_count(&env, a, f, t).await, ledger.count_exact(a, f, t), "events in [{f}, {t})");
+    }
     // Again: it reads zeros and sends nothing.
     assert!(run(&target, &zero, false).await.unwrap().sent.is_empty(), "a second zeroing sends nothing");
 
@@ -81,7 +97,7 @@ async fn corrections_change_exactly_what_they_say_once_and_on_the_record() {
         id: Uuid::new_v4(),
         video: a,
         kind: EventKind::View,
-        change: Change::Add { at_ms: at, amount: 3 },
+        change: Change::Add { at_ms: at, amount: 3, events: 3 },
         reason: "views lost upstream".into(),
     };
     let dropped_before = env.aggregator_metric(0, DROPPED).await;
@@ -95,6 +111,10 @@ async fn corrections_change_exactly_what_they_say_once_and_on_the_record() {
     assert_eq!(dropped - dropped_before, 1.0, "the resent correction reached the log and was dropped");
     env.assert_converges(&ledger, &ranges, Duration::from_secs(30)).await;
     env.assert_minute_rows_exact(&ledger).await;
+    // Three views are three events (`--add 3` counts them as such), added once.
+    let (f, t) = (from - 7 * MINUTE, minute + MINUTE);
+    assert_eq!(stats_count(&env, a, f, t).await, ledger.count_exact(a, f, t));
+    assert_eq!(stats_count(&env, a, at, at + MINUTE).await, ledger.count_exact(a, at, at + MINUTE));
 
     // On the record: what, how much, which correction, why.
     let q = format!("SELECT action, target_type, target_id, status, notes FROM {}.moderation_audit", env.keyspace);

@@ -53,6 +53,7 @@ fn event(video: Uuid, kind: EventType, value: i64, at: i64) -> Vec<u8> {
         user_verified: false,
         correction: false,
         event_type_name: String::new(),
+        correction_events: 0,
     }
     .encode_to_vec()
 }

@@ -154,9 +154,10 @@ impl EventRules {
         if let Err(err) = e.kind_in(types) {
             return Err(Problem::invalid(f("eventType"), format!("{err}; expected one of {}", types.names())));
         }
-        if e.correction {
+        if e.correction || e.correction_events != 0 {
             // Compensating events come from the operator's tool, straight to Kafka.
-            return Err(Problem::invalid(f("correction"), "only an operator sets it (vcount-admin correct)"));
+            let field = if e.correction { "correction" } else { "correctionEvents" };
+            return Err(Problem::invalid(f(field), "only an operator sets it (vcount-admin correct)"));
         }
         if e.value == 0 {
             e.value = 1;
@@ -273,9 +274,12 @@ mod tests {
         };
         assert!(!rules.validate_proto(&types(), forged.clone(), "", NOW).unwrap().user_verified);
         // Nor may a client send a compensating event: it could take views away.
-        let taking = Event { correction: true, value: 5, ..forged };
+        let taking = Event { correction: true, value: 5, ..forged.clone() };
         let refused = rules.validate_proto(&types(), taking, "[2].", NOW).unwrap_err();
         assert!(format!("{refused:?}").contains("[2].correction"), "{refused:?}");
+        let counting = Event { correction_events: -3, ..forged.clone() };
+        let refused = rules.validate_proto(&types(), counting, "", NOW).unwrap_err();
+        assert!(format!("{refused:?}").contains("correctionEvents"), "{refused:?}");
         let user = Uuid::from_bytes([3; 16]);
         let signed_in = rules.view_now(Uuid::from_bytes([1; 16]), Some(user), NOW);
         assert!(signed_in.user_verified && signed_in.user_id == user.as_bytes().to_vec());

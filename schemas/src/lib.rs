@@ -148,6 +148,7 @@ mod tests {
             user_verified: false,
             correction: false,
             event_type_name: String::new(),
+            correction_events: 0,
         };
         let bytes = e.encode_to_vec();
         assert_eq!(Event::decode(bytes.as_slice()).unwrap(), e);

@@ -10,15 +10,25 @@
 //! The static `kafka_partition` is written with the all-time row only: it is the
 //! series' last write (R6), and a row written with a TTL would give the static
 //! cell that TTL.
+//!
+//! A row's tally (`events`, `min_value`, `max_value`, issue 13) is written with its
+//! sum in the same statement, so its cells carry the sum's write timestamp. A
+//! tally cell counts only if it does (`Tally::from_cells`): a row from before tallies
+//! (`events` null), or one that an aggregator from before tallies rewrote during a
+//! rolling upgrade (its `events` older than its `value`), has an unknown tally,
+//! and stays unknown: an unknown tally plus a round's is unknown. What is not
+//! known, and a min or max that no event set, is written *unset* rather than
+//! null: no tombstones, and a stale cell left behind is older than the sum and
+//! so ignored.
 
-use counting::{Granularity, RangeRead, RowKey, RowWrite, StoredRow, write_timestamp};
+use counting::{Granularity, RangeRead, RowKey, RowWrite, StoredRow, Tally, write_timestamp};
 use futures::TryStreamExt;
 use platform::cassandra::{CassandraError, prepare};
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, MaybeUnset};
 
 use super::RollupStore;
 
@@ -33,7 +43,9 @@ pub(super) struct Statements {
 impl Statements {
     pub(super) async fn prepare(s: &Session, ks: &str) -> Result<Self, CassandraError> {
         let select = format!(
-            "SELECT bucket, value, last_offset, kafka_partition FROM {ks}.counts \
+            "SELECT bucket, value, last_offset, events, min_value, max_value, WRITETIME(value) AS value_ts, \
+             WRITETIME(events) AS events_ts, WRITETIME(min_value) AS min_ts, WRITETIME(max_value) AS max_ts, \
+             kafka_partition FROM {ks}.counts \
              WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ?"
         );
         let read_from = prepare(s, select.clone(), true).await?;
@@ -42,8 +54,8 @@ impl Statements {
         let write_row = prepare(
             s,
             format!(
-                "INSERT INTO {ks}.counts (video_id, event_type, granularity, bucket, value, last_offset) \
-                 VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+                "INSERT INTO {ks}.counts (video_id, event_type, granularity, bucket, value, last_offset, \
+                 events, min_value, max_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
             ),
             true,
         )
@@ -53,8 +65,8 @@ impl Statements {
             s,
             format!(
                 "INSERT INTO {ks}.counts \
-                 (video_id, event_type, granularity, bucket, value, last_offset, kafka_partition) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                 (video_id, event_type, granularity, bucket, value, last_offset, events, min_value, max_value, \
+                 kafka_partition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ),
             true,
         )
@@ -78,7 +90,23 @@ struct RollupRow {
     bucket: CqlTimestamp,
     value: Option<i64>,
     last_offset: Option<i64>,
+    events: Option<i64>,
+    min_value: Option<i64>,
+    max_value: Option<i64>,
+    value_ts: Option<i64>,
+    events_ts: Option<i64>,
+    min_ts: Option<i64>,
+    max_ts: Option<i64>,
     kafka_partition: Option<i32>,
+}
+
+/// A row's tally as its three columns, unset where unknown or never set.
+fn tally_columns(t: Option<Tally>) -> (MaybeUnset<i64>, MaybeUnset<i64>, MaybeUnset<i64>) {
+    let set = |v: Option<i64>| v.map_or(MaybeUnset::Unset, MaybeUnset::Set);
+    match t {
+        Some(t) => (MaybeUnset::Set(t.events), set(t.min()), set(t.max())),
+        None => (MaybeUnset::Unset, MaybeUnset::Unset, MaybeUnset::Unset),
+    }
 }
 
 /// A row of the range read that another Kafka partition wrote: two owners for one
@@ -117,7 +145,16 @@ impl RollupStore {
         let rows = rows
             .into_iter()
             .map(|row| {
-                let stored = StoredRow { value: row.value.unwrap_or(0), last_offset: row.last_offset.unwrap_or(-1) };
+                let stored = StoredRow {
+                    value: row.value.unwrap_or(0),
+                    last_offset: row.last_offset.unwrap_or(-1),
+                    tally: Tally::from_cells(
+                        row.value_ts,
+                        (row.events, row.events_ts),
+                        (row.min_value, row.min_ts),
+                        (row.max_value, row.max_ts),
+                    ),
+                };
                 (row.bucket.0, stored)
             })
             .collect();
@@ -136,6 +173,7 @@ impl RollupStore {
         let now = chrono::Utc::now().timestamp_millis();
         for w in rows {
             batch.append_statement(self.rollups.write_row.clone());
+            let (events, min, max) = tally_columns(w.tally);
             values.push((
                 w.key.video_id,
                 w.key.kind.as_str(),
@@ -143,6 +181,9 @@ impl RollupStore {
                 CqlTimestamp(w.key.bucket_ms),
                 w.value,
                 w.last_offset,
+                events,
+                min,
+                max,
                 self.retention.ttl_secs(w.key.granularity, w.key.bucket_ms, now),
                 write_timestamp(epoch, w.last_offset),
             ));
@@ -155,6 +196,7 @@ impl RollupStore {
     /// series' last write (R6), whose `last_offset` is its floor.
     pub async fn write_total(&self, w: &RowWrite, partition: i32, epoch: i64) -> Result<(), CassandraError> {
         debug_assert_eq!(w.key.granularity, Granularity::Total);
+        let (events, min, max) = tally_columns(w.tally);
         let values = (
             w.key.video_id,
             w.key.kind.as_str(),
@@ -162,6 +204,9 @@ impl RollupStore {
             CqlTimestamp(w.key.bucket_ms),
             w.value,
             w.last_offset,
+            events,
+            min,
+            max,
             partition,
             write_timestamp(epoch, w.last_offset),
         );

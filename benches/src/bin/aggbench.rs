@@ -130,6 +130,7 @@ fn generate(load: &Load) -> anyhow::Result<(Vec<Event>, HashMap<Uuid, u64>)> {
                 user_verified: false,
                 correction: false,
                 event_type_name: String::new(),
+                correction_events: 0,
             }
         })
         .collect();

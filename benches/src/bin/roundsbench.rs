@@ -97,6 +97,7 @@ fn main() -> anyhow::Result<()> {
                 user_verified: false,
                 correction: false,
                 event_type_name: String::new(),
+                correction_events: 0,
             };
             (v % a.partitions.max(1), e.encode_to_vec())
         })
@@ -116,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             kind: EventKind::View,
             occurred_at_ms: e.occurred_at_ms,
             value: e.value,
+            correction: None,
         };
         let _ = parts[*p].fold(i as i64, Some(&event), e.received_at_ms)?;
         if (i + 1) % per_tick == 0 {

@@ -45,7 +45,7 @@ impl Store {
             None => true,
         };
         if wins {
-            self.rows.insert(w.key, (StoredRow { value: w.value, last_offset: w.last_offset }, ts));
+            self.rows.insert(w.key, (w.stored(), ts));
         }
     }
 
@@ -162,7 +162,7 @@ impl Owner {
                 // P8: one row at the fenced timestamp.
                 let w = f.writes[f.written];
                 store.write(w, f.ts);
-                self.known.insert(w.key, Some(StoredRow { value: w.value, last_offset: w.last_offset }));
+                self.known.insert(w.key, Some(w.stored()));
                 f.written += 1;
                 return Ok(Did::Wrote);
             }
@@ -257,6 +257,7 @@ fn log() -> impl Strategy<Value = Vec<CountedEvent>> {
                 kind: EventKind::View,
                 occurred_at_ms: T0 + minute * MINUTE_MS + 17,
                 value,
+                correction: None,
             })
             .collect()
     })
@@ -400,6 +401,7 @@ fn sixty_views() -> Vec<CountedEvent> {
             kind: EventKind::View,
             occurred_at_ms: T0 + (i as i64 % 7) * MINUTE_MS,
             value: 1,
+            correction: None,
         })
         .collect()
 }

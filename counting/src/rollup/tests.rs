@@ -13,7 +13,7 @@ fn video(i: u8) -> Uuid {
 }
 
 fn ev(v: u8, at: i64, value: i64) -> CountedEvent {
-    CountedEvent { video_id: video(v), kind: EventKind::View, occurred_at_ms: at, value }
+    CountedEvent { video_id: video(v), kind: EventKind::View, occurred_at_ms: at, value, correction: None }
 }
 
 fn key(v: u8, granularity: Granularity, at: i64) -> RowKey {
@@ -81,8 +81,8 @@ fn the_last_offset_rule_adds_skips_or_refuses() {
     let m = |v| key(v, Granularity::Minute, T0);
     let stored = |k: &RowKey| match k.video_id {
         v if v == video(1) => None,
-        v if v == video(2) => Some(StoredRow { value: 7, last_offset: 99 }),
-        _ => Some(StoredRow { value: 7, last_offset: 102 }),
+        v if v == video(2) => Some(StoredRow { value: 7, last_offset: 99, tally: None }),
+        _ => Some(StoredRow { value: 7, last_offset: 102, tally: None }),
     };
     let r = plan.resolve(stored).unwrap();
     assert_eq!(r.skipped, 4, "video 3's four rows already hold this flush");
@@ -91,7 +91,7 @@ fn the_last_offset_rule_adds_skips_or_refuses() {
     assert_eq!(w[&m(2)], (8, 102));
     assert!(!w.contains_key(&m(3)));
 
-    let overlap = plan.resolve(|_| Some(StoredRow { value: 1, last_offset: 100 })).unwrap_err();
+    let overlap = plan.resolve(|_| Some(StoredRow { value: 1, last_offset: 100, tally: None })).unwrap_err();
     assert_eq!((overlap.first_offset, overlap.through_offset, overlap.last_offset), (100, 102, 100));
 }
 
@@ -165,7 +165,7 @@ struct Store {
 
 impl Store {
     fn write(&mut self, w: RowWrite, ts: i64) {
-        let new = (StoredRow { value: w.value, last_offset: w.last_offset }, ts);
+        let new = (w.stored(), ts);
         match self.rows.get(&w.key) {
             // Cassandra breaks timestamp ties by the larger value.
             Some((old, old_ts)) if (*old_ts, old.value) >= (ts, w.value) => {}
@@ -266,7 +266,7 @@ proptest! {
                 };
                 for w in &resolved.writes[..limit] {
                     store.write(*w, ts);
-                    cache.insert(w.key, StoredRow { value: w.value, last_offset: w.last_offset });
+                    cache.insert(w.key, w.stored());
                     assert_rows_consistent(&log, &store)?;
                 }
                 if limit < resolved.writes.len() || matches!(script.crash, Some((n, _)) if n == flushes) {
@@ -320,7 +320,7 @@ proptest! {
             let _ = buf.fold(100 + i as i64, Some(&ev(1, at, *v)));
         }
         let plan = buf.take().unwrap();
-        let row = |_: &RowKey| stored.map(|value| StoredRow { value, last_offset: 0 });
+        let row = |_: &RowKey| stored.map(|value| StoredRow { value, last_offset: 0, tally: None });
         let resolved = plan.resolve(row).unwrap();
         if values.iter().all(|v| *v >= 0) {
             for w in &resolved.writes {

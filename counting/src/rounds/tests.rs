@@ -4,8 +4,8 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
-use crate::rollup::Folded;
 use crate::rollup::write_timestamp;
+use crate::rollup::{Folded, Tally};
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 const T0: i64 = 1_710_028_800_000; // 2024-03-10T00:00:00Z
@@ -15,7 +15,12 @@ fn video(i: u8) -> Uuid {
 }
 
 fn ev(v: u8, kind: EventKind, at: i64, value: i64) -> CountedEvent {
-    CountedEvent { video_id: video(v), kind, occurred_at_ms: at, value }
+    CountedEvent { video_id: video(v), kind, occurred_at_ms: at, value, correction: None }
+}
+
+/// A compensating event: `value` back or forth, `events` more or fewer.
+fn fix(v: u8, kind: EventKind, at: i64, value: i64, events: i64) -> CountedEvent {
+    CountedEvent { correction: Some(events), ..ev(v, kind, at, value) }
 }
 
 fn view(v: u8, at: i64) -> CountedEvent {
@@ -78,17 +83,60 @@ fn a_series_expands_into_minute_hour_day_and_total_rows() {
     assert_eq!(c.fold(11, Some(&ev(1, EventKind::View, T0 + 5 * MINUTE_MS + 1, 2)), 0), Ok(Folded::Folded));
     assert_eq!(c.fold(12, Some(&ev(1, EventKind::Like, T0, 1)), 0), Ok(Folded::Folded));
     assert_eq!(c.fold(13, Some(&ev(1, EventKind::View, T0 + 2 * HOUR_MS, 1)), 0), Ok(Folded::Folded));
+    // A correction of the first minute: 2 back, one event fewer; min and max stay.
+    assert_eq!(c.fold(14, Some(&fix(1, EventKind::View, T0 + 5 * MINUTE_MS, -2, -1)), 0), Ok(Folded::Folded));
     let r = c.take_all().unwrap();
     assert_eq!(r.series.len(), 2, "views and likes are two series");
     let views = r.series.iter().find(|s| s.key == series(1)).unwrap();
-    let d: HashMap<RowKey, i64> = views.rows.iter().copied().collect();
+    let d: HashMap<RowKey, (i64, i64, Option<i64>, Option<i64>)> =
+        views.rows.iter().map(|(k, d)| (*k, (d.value, d.tally.events, d.tally.min(), d.tally.max()))).collect();
     assert_eq!(d.len(), 2 + 2 + 1 + 1);
-    assert_eq!(d[&row(1, Granularity::Minute, T0 + 5 * MINUTE_MS)], 3);
-    assert_eq!(d[&row(1, Granularity::Hour, T0)], 3);
-    assert_eq!(d[&row(1, Granularity::Hour, T0 + 2 * HOUR_MS)], 1);
-    assert_eq!(d[&row(1, Granularity::Day, T0)], 4);
-    assert_eq!(d[&series(1).total_row()], 4);
-    assert_eq!((views.first_offset, views.events, r.commit), (10, 3, 14));
+    assert_eq!(d[&row(1, Granularity::Minute, T0 + 5 * MINUTE_MS)], (1, 1, Some(1), Some(2)));
+    assert_eq!(d[&row(1, Granularity::Hour, T0)], (1, 1, Some(1), Some(2)));
+    assert_eq!(d[&row(1, Granularity::Hour, T0 + 2 * HOUR_MS)], (1, 1, Some(1), Some(1)));
+    assert_eq!(d[&row(1, Granularity::Day, T0)], (2, 2, Some(1), Some(2)));
+    assert_eq!(d[&series(1).total_row()], (2, 2, Some(1), Some(2)));
+    assert_eq!((views.first_offset, views.events, r.commit), (10, 4, 15));
+}
+
+#[test]
+fn a_tally_counts_only_if_the_write_of_the_sum_wrote_it() {
+    let t = Some(100);
+    assert_eq!(Tally::from_cells(t, (Some(3), t), (Some(1), t), (Some(5), t)), Some(Tally::new(3, Some(1), Some(5))));
+    assert_eq!(Tally::from_cells(t, (None, None), (None, None), (None, None)), None, "a row from before tallies");
+    assert_eq!(
+        Tally::from_cells(t, (Some(3), Some(99)), (Some(1), t), (Some(5), t)),
+        None,
+        "rewritten by an old aggregator"
+    );
+    assert_eq!(
+        Tally::from_cells(t, (Some(0), t), (Some(1), Some(99)), (None, None)),
+        Some(Tally::EMPTY),
+        "a stale min left unset by a write with no events"
+    );
+    assert_eq!(Tally::from_cells(None, (Some(3), None), (None, None), (None, None)), None);
+}
+
+#[test]
+fn a_row_from_before_tallies_keeps_its_sum_exact_and_its_tally_unknown() {
+    let mut c = PartitionCounts::new(None);
+    assert_eq!(c.fold(10, Some(&ev(1, EventKind::View, T0, 7)), 0), Ok(Folded::Folded));
+    assert_eq!(c.fold(11, Some(&ev(1, EventKind::View, T0, 3)), 0), Ok(Folded::Folded));
+    let r = c.take_all().unwrap();
+    let minute = row(1, Granularity::Minute, T0);
+    let known = Tally::new(4, Some(2), Some(9));
+    let resolved = r.series[0]
+        .resolve(11, |k| match k.granularity {
+            Granularity::Minute => Some(StoredRow { value: 5, last_offset: 3, tally: None }),
+            Granularity::Hour => Some(StoredRow { value: 20, last_offset: 3, tally: Some(known) }),
+            _ => None,
+        })
+        .unwrap();
+    let w: HashMap<Granularity, RowWrite> = resolved.writes.iter().map(|w| (w.key.granularity, *w)).collect();
+    assert_eq!((w[&Granularity::Minute].key, w[&Granularity::Minute].value), (minute, 15));
+    assert_eq!(w[&Granularity::Minute].tally, None, "unknown plus known is unknown");
+    assert_eq!((w[&Granularity::Hour].value, w[&Granularity::Hour].tally), (30, Some(Tally::new(6, Some(2), Some(9)))));
+    assert_eq!((w[&Granularity::Day].value, w[&Granularity::Day].tally), (10, Some(Tally::new(2, Some(3), Some(7)))));
 }
 
 #[test]
@@ -117,12 +165,15 @@ fn the_replay_region_skips_what_the_floor_holds_and_fences_the_first_round() {
     assert_eq!((v1.first_offset, v1.events), (11, 1));
     let minute = row(1, Granularity::Minute, T0);
     // The in-doubt round landed on a row: skipped; it did not: added.
-    let resolved =
-        v1.resolve(12, |k| Some(StoredRow { value: 7, last_offset: if *k == minute { 12 } else { 10 } })).unwrap();
+    let tally = Some(Tally::new(7, Some(1), Some(1)));
+    let resolved = v1
+        .resolve(12, |k| Some(StoredRow { value: 7, last_offset: if *k == minute { 12 } else { 10 }, tally }))
+        .unwrap();
     assert_eq!(resolved.skipped, 1);
     assert!(resolved.writes.iter().all(|w| w.value == 8 && w.last_offset == 12 && w.key != minute));
+    assert!(resolved.writes.iter().all(|w| w.tally == Some(Tally::new(8, Some(1), Some(1)))));
     // A row inside the pending offsets, other than the round's own: refuse.
-    let err = v1.resolve(12, |k| Some(StoredRow { value: 6, last_offset: if *k == minute { 11 } else { 10 } }));
+    let err = v1.resolve(12, |k| Some(StoredRow { value: 6, last_offset: if *k == minute { 11 } else { 10 }, tally }));
     assert_eq!(err.unwrap_err().key, minute);
     // Past the fence, rounds follow the cadence again.
     assert_eq!(c.fold(13, Some(&view(1, T0)), 0), Ok(Folded::Folded));
@@ -154,14 +205,20 @@ struct Store {
 }
 
 impl Store {
-    fn write(&mut self, w: &RowWrite, ts: i64) {
+    /// Last write wins, by timestamp. Cassandra would resolve a tie cell by cell
+    /// (the larger value of each column), which could mix two writes' sum, count,
+    /// min and max: the protocol must never produce a tie between different rows.
+    fn write(&mut self, w: &RowWrite, ts: i64) -> Result<(), TestCaseError> {
         match self.rows.get(&w.key) {
-            // Cassandra breaks timestamp ties by the larger value.
-            Some((old, old_ts)) if (*old_ts, old.value) >= (ts, w.value) => {}
+            Some((old, old_ts)) if *old_ts == ts => {
+                prop_assert_eq!(*old, w.stored(), "two different writes of {:?} at one timestamp", w.key);
+            }
+            Some((_, old_ts)) if *old_ts > ts => {}
             _ => {
-                self.rows.insert(w.key, (StoredRow { value: w.value, last_offset: w.last_offset }, ts));
+                self.rows.insert(w.key, (w.stored(), ts));
             }
         }
+        Ok(())
     }
 
     fn get(&self, k: &RowKey) -> Option<StoredRow> {
@@ -169,16 +226,24 @@ impl Store {
     }
 }
 
-fn truth(log: &[CountedEvent], key: &RowKey, through: i64) -> i64 {
-    log.iter()
+/// A row's sum and tally from the log, counted the plain way: every event up to
+/// `through` in the row's bucket; a correction moves the sum and the event count
+/// by what it says; min and max are of the other events' values.
+fn truth(log: &[CountedEvent], key: &RowKey, through: i64) -> (i64, Tally) {
+    let events: Vec<&CountedEvent> = log
+        .iter()
         .take((through + 1).max(0) as usize)
         .filter(|e| e.video_id == key.video_id && e.kind == key.kind)
         .filter(|e| key.granularity.bucket(e.occurred_at_ms) == key.bucket_ms)
-        .map(|e| e.value)
-        .sum()
+        .collect();
+    let sum = events.iter().map(|e| e.value).sum();
+    let count = events.iter().map(|e| e.correction.unwrap_or(1)).sum();
+    let values = || events.iter().filter(|e| e.correction.is_none()).map(|e| e.value);
+    (sum, Tally::new(count, values().min(), values().max()))
 }
 
-/// Every row holds exactly the events of its bucket up to its own `last_offset`.
+/// Every row holds exactly the events of its bucket up to its own `last_offset`:
+/// their sum, their count, their min and max.
 fn assert_rows_consistent(log: &[CountedEvent], store: &Store) -> Result<(), TestCaseError> {
     for k in store.rows.keys() {
         assert_row_consistent(log, store, k)?;
@@ -190,7 +255,8 @@ fn assert_rows_consistent(log: &[CountedEvent], store: &Store) -> Result<(), Tes
 /// each write checks every row after every write.
 fn assert_row_consistent(log: &[CountedEvent], store: &Store, k: &RowKey) -> Result<(), TestCaseError> {
     if let Some((row, _)) = store.rows.get(k) {
-        prop_assert_eq!(row.value, truth(log, k, row.last_offset), "row {:?} at {}", k, row.last_offset);
+        let (sum, tally) = truth(log, k, row.last_offset);
+        prop_assert_eq!((row.value, row.tally), (sum, Some(tally)), "row {:?} at {}", k, row.last_offset);
     }
     Ok(())
 }
@@ -228,9 +294,24 @@ fn owner_strategy() -> impl Strategy<Value = OwnerScript> {
 
 const KINDS: [EventKind; 2] = [EventKind::View, EventKind::Like];
 
+/// Events of values 1 to 9 (min and max have something to tell), and one in
+/// eight a correction of up to 5 either way, of up to 2 events either way.
 fn log_strategy() -> impl Strategy<Value = Vec<CountedEvent>> {
-    prop::collection::vec((0u8..5, 0usize..2, 0i64..3 * DAY_MS / MINUTE_MS, 1i64..4), 1..300).prop_map(|v| {
-        v.into_iter().map(|(vid, k, minute, value)| ev(vid, KINDS[k], T0 + minute * MINUTE_MS + 17, value)).collect()
+    let correction = prop_oneof![7 => Just(None), 1 => (-2i64..=2).prop_map(Some)];
+    prop::collection::vec(
+        (0u8..5, 0usize..2, 0i64..3 * DAY_MS / MINUTE_MS, 1i64..10, correction, any::<bool>()),
+        1..300,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .map(|(vid, k, minute, value, correction, back)| {
+                let at = T0 + minute * MINUTE_MS + 17;
+                match correction {
+                    None => ev(vid, KINDS[k], at, value),
+                    Some(events) => fix(vid, KINDS[k], at, if back { -(value % 6) - 1 } else { value % 6 + 1 }, events),
+                }
+            })
+            .collect()
     })
 }
 
@@ -258,7 +339,7 @@ fn land(
 ) -> Result<(), TestCaseError> {
     for f in in_flight.iter_mut().filter(|f| due(f)) {
         for w in f.writes.drain(..) {
-            store.write(&w, f.ts);
+            store.write(&w, f.ts)?;
             assert_row_consistent(log, store, &w.key)?;
         }
     }
@@ -341,8 +422,8 @@ proptest! {
                     _ => writes.len(),
                 };
                 for w in &writes[..limit] {
-                    store.write(w, ts);
-                    cache.insert(w.key, Some(StoredRow { value: w.value, last_offset: w.last_offset }));
+                    store.write(w, ts)?;
+                    cache.insert(w.key, Some(w.stored()));
                     written += 1;
                     assert_row_consistent(&log, &store, &w.key)?;
                     // A previous owner's in-doubt writes may land between any two of ours.
@@ -366,14 +447,16 @@ proptest! {
         // Whatever is still on its way lands last, and must lose.
         land(&log, &mut in_flight, &mut store, |_| true)?;
         assert_rows_consistent(&log, &store)?;
-        let mut expected: HashMap<RowKey, i64> = HashMap::new();
+        let mut expected: HashMap<RowKey, (i64, Option<Tally>)> = HashMap::new();
         for e in &log {
             for g in Granularity::ALL {
                 let k = RowKey { video_id: e.video_id, kind: e.kind, granularity: g, bucket_ms: g.bucket(e.occurred_at_ms) };
-                *expected.entry(k).or_insert(0) += e.value;
+                let (sum, tally) = expected.entry(k).or_insert((0, Some(Tally::EMPTY)));
+                *sum += e.value;
+                *tally = tally.map(|t| t.merge(e.tally()));
             }
         }
-        let actual: HashMap<RowKey, i64> = store.rows.iter().map(|(k, (r, _))| (*k, r.value)).collect();
+        let actual: HashMap<RowKey, (i64, Option<Tally>)> = store.rows.iter().map(|(k, (r, _))| (*k, (r.value, r.tally))).collect();
         prop_assert_eq!(actual, expected);
     }
 }

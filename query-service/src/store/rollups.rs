@@ -3,11 +3,17 @@
 //! a row per granularity and bucket) and by bucket (`rollups_by_bucket`, for
 //! trending). Nothing here writes; the aggregator is the single writer of these
 //! tables. (The older `rollups` table is no longer read.)
+//!
+//! A series read also returns each row's tally (event count, min, max) by the
+//! aggregator's rule, `counting::Tally::from_cells`: a tally cell counts only if
+//! the write of the row's sum wrote it, so a row from before tallies (or one an
+//! older aggregator rewrote) reads as an unknown tally, never as a wrong one.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use counting::{EventKind, Granularity, Span};
+use counting::series::BucketRow;
+use counting::{EventKind, Granularity, Span, Tally};
 use futures::TryStreamExt;
 use futures::future::try_join_all;
 use scylla::client::session::Session;
@@ -38,9 +44,16 @@ struct ValueRow {
 }
 
 #[derive(scylla::DeserializeRow)]
-struct BucketRow {
+struct StatsRow {
     bucket: CqlTimestamp,
     value: Option<i64>,
+    events: Option<i64>,
+    min_value: Option<i64>,
+    max_value: Option<i64>,
+    value_ts: Option<i64>,
+    events_ts: Option<i64>,
+    min_ts: Option<i64>,
+    max_ts: Option<i64>,
 }
 
 #[derive(scylla::DeserializeRow)]
@@ -63,7 +76,9 @@ impl Rollups {
         let rows = prepare(
             &session,
             format!(
-                "SELECT bucket, value FROM {keyspace}.counts \
+                "SELECT bucket, value, events, min_value, max_value, WRITETIME(value) AS value_ts, \
+                 WRITETIME(events) AS events_ts, WRITETIME(min_value) AS min_ts, WRITETIME(max_value) AS max_ts \
+                 FROM {keyspace}.counts \
                  WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ? AND bucket < ?"
             ),
             true,
@@ -130,17 +145,35 @@ impl Rollups {
     /// The value of each bucket in `buckets` (ascending, one `step` apart) for
     /// `video` and `kind`: one clustering-range read, zeros where no row exists.
     pub async fn series(&self, video: Uuid, kind: EventKind, step: Granularity, buckets: &[i64]) -> Result<Vec<i64>> {
+        Ok(self.series_rows(video, kind, step, buckets).await?.into_iter().map(|(value, _)| value).collect())
+    }
+
+    /// [`series`](Self::series) with each bucket's tally: no events where no row
+    /// exists, `None` where the row's tally is not known.
+    pub async fn series_rows(
+        &self,
+        video: Uuid,
+        kind: EventKind,
+        step: Granularity,
+        buckets: &[i64],
+    ) -> Result<Vec<BucketRow>> {
         let (Some(&first), Some(&last), Some(width)) = (buckets.first(), buckets.last(), step.width_ms()) else {
             return Ok(Vec::new());
         };
         let started = Instant::now();
         let values = (video, kind.as_str(), step.as_str(), CqlTimestamp(first), CqlTimestamp(last + width));
         let read = async {
-            let mut pager = self.session.execute_iter(self.rows.clone(), values).await?.rows_stream::<BucketRow>()?;
-            let mut out = vec![0i64; buckets.len()];
+            let mut pager = self.session.execute_iter(self.rows.clone(), values).await?.rows_stream::<StatsRow>()?;
+            let mut out: Vec<BucketRow> = vec![(0, Some(Tally::EMPTY)); buckets.len()];
             while let Some(row) = pager.try_next().await? {
                 if let Ok(i) = buckets.binary_search(&row.bucket.0) {
-                    out[i] = row.value.unwrap_or(0);
+                    let tally = Tally::from_cells(
+                        row.value_ts,
+                        (row.events, row.events_ts),
+                        (row.min_value, row.min_ts),
+                        (row.max_value, row.max_ts),
+                    );
+                    out[i] = (row.value.unwrap_or(0), tally);
                 }
             }
             Ok(out)

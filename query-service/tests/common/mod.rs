@@ -43,6 +43,14 @@ impl Service {
         cfg.http.listen = "127.0.0.1:0".into();
         cfg.admin.listen = "127.0.0.1:0".into();
         cfg.cassandra.keyspace = format!("t_users_{}", &tag[..8]);
+        // The stack `scripts/stack env` names, as the e2e tests read it (a private
+        // stack on other ports); the shared one by default.
+        if let Ok(nodes) = std::env::var("VCOUNT_CASSANDRA_NODES") {
+            cfg.cassandra.nodes = nodes;
+        }
+        if let Ok(brokers) = std::env::var("VCOUNT_KAFKA_BROKERS") {
+            cfg.kafka.brokers = brokers;
+        }
         cfg.auth.jwt_secret = secret.into();
         let l = &mut cfg.limits;
         (l.login_per_ip, l.login_per_account, l.register_per_ip, l.register_per_account) =
@@ -117,7 +125,10 @@ impl Service {
     /// A CQL session, for fixture rows that other components write (the
     /// aggregator's rollups and ratings). Table names need `self.keyspace`.
     pub async fn cql(&self) -> scylla::client::session::Session {
-        let cfg = platform::cassandra::CassandraConfig::default();
+        let mut cfg = platform::cassandra::CassandraConfig::default();
+        if let Ok(nodes) = std::env::var("VCOUNT_CASSANDRA_NODES") {
+            cfg.nodes = nodes;
+        }
         platform::cassandra::connect(&cfg, std::time::Duration::from_secs(10)).await.expect("cassandra")
     }
 }

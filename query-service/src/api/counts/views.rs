@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use counting::series::Stat;
+use counting::series::{BucketRow, Stat};
 use counting::{EventKind, Granularity};
 use platform::http::{Problem, parse_uuid};
 use platform::openapi::{EventTypeSchema, Invalid, Unavailable};
@@ -31,7 +31,9 @@ pub enum Step {
     Day,
 }
 
-/// getStats' function over a range's buckets.
+/// getStats' function: over the range's events (`count` = events, `min`/`max` =
+/// smallest and largest event value, `avg` = sum / count), or with
+/// `over=buckets` over its buckets' sums.
 #[derive(ToSchema)]
 #[allow(dead_code)] // the wire names `Stat::parse` accepts
 pub enum StatFunction {
@@ -45,6 +47,34 @@ pub enum StatFunction {
     Max,
     #[schema(rename = "avg")]
     Avg,
+}
+
+/// What getStats' function runs over.
+#[derive(ToSchema, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// Every event of the range (the default).
+    #[schema(rename = "events")]
+    Events,
+    /// Every bucket's sum, empty buckets as 0 (the statistic before value metrics).
+    #[schema(rename = "buckets")]
+    Buckets,
+}
+
+impl Over {
+    fn parse(s: Option<&str>) -> Result<Self, Problem> {
+        match s {
+            None | Some("events") => Ok(Self::Events),
+            Some("buckets") => Ok(Self::Buckets),
+            Some(_) => Err(Problem::invalid("over", "must be events or buckets")),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::Buckets => "buckets",
+        }
+    }
 }
 
 /// A type of the deployment's `event_types` (built-ins included), else 422.
@@ -129,15 +159,19 @@ pub struct Point {
     count: i64,
 }
 
-/// A series' buckets and values, from `from`, `to` (both required) and `step`.
+/// A series' buckets and rows, from `from`, `to` (both required) and `step`.
 struct Series {
     step: Granularity,
     buckets: Vec<i64>,
-    values: Vec<i64>,
+    rows: Vec<BucketRow>,
     resolution: Resolution,
 }
 
 impl Series {
+    fn values(&self) -> Vec<i64> {
+        self.rows.iter().map(|(v, _)| *v).collect()
+    }
+
     /// The effective bounds: the first bucket's start and the last one's end.
     fn bounds(&self) -> (String, String) {
         let width = self.step.width_ms().expect("a step has a width");
@@ -161,9 +195,9 @@ async fn series_of(
     };
     let (from, to) = (bound("from")?, bound("to")?);
     let plan = plan_series(from, to, step, now_ms(), &st.counts.retention)?;
-    let values = st.counts.rollups.series(video, kind, plan.step, &plan.buckets).await?;
+    let rows = st.counts.rollups.series_rows(video, kind, plan.step, &plan.buckets).await?;
     let resolution = series_resolution((from, to), &plan);
-    Ok(Series { step: plan.step, buckets: plan.buckets, values, resolution })
+    Ok(Series { step: plan.step, buckets: plan.buckets, rows, resolution })
 }
 
 /// getCount: a video's count of one event type over a range; with `step`, also as
@@ -199,13 +233,14 @@ pub async fn counts(
         let video_id = parse_uuid("videoId", &video)?;
         let s = series_of(&st, video_id, kind, &q, Some(step)).await?;
         let (from, to) = s.bounds();
-        let series = s.buckets.iter().zip(&s.values).map(|(&b, &count)| Point { start: rfc3339(b), count }).collect();
+        let values = s.values();
+        let series = s.buckets.iter().zip(&values).map(|(&b, &count)| Point { start: rfc3339(b), count }).collect();
         return Ok(Json(Count {
             video_id,
             event_type: kind,
             from: Some(from),
             to: Some(to),
-            count: s.values.iter().sum(),
+            count: values.iter().sum(),
             granularity: s.step.as_str().to_owned(),
             step: Some(s.step.as_str()),
             series: Some(series),
@@ -235,24 +270,39 @@ pub struct Stats {
     event_type: EventKind,
     #[schema(value_type = StatFunction)]
     function: &'static str,
+    #[schema(value_type = Over)]
+    over: &'static str,
     #[schema(format = DateTime)]
     from: String,
     #[schema(format = DateTime)]
     to: String,
     #[schema(value_type = Step)]
     step: &'static str,
-    /// Buckets the statistic is over (empty ones included, as 0).
+    /// Buckets of the range (empty ones included).
     buckets: usize,
-    value: f64,
+    /// The statistic. `null` when it has no value: `min`, `max` or `avg` of no
+    /// events, or (over events) a range with buckets written before rows kept an
+    /// event count (`unrecordedBuckets` > 0), where only `sum` is known.
+    #[schema(required = true)]
+    value: Option<f64>,
+    /// Over events: buckets whose rows were written before value metrics (issue
+    /// 13), so their events' count, min and max are not known. Always 0 over buckets.
+    unrecorded_buckets: usize,
     #[serde(flatten)]
     resolution: Resolution,
 }
 
-/// getStats: count (non-empty buckets), sum, min, max or avg over a range's buckets.
+/// getStats: count, sum, min, max or avg over the event values of a range.
 ///
-/// The same range rules as getCount's series apply (422s the schema cannot state).
-/// Without `step`, the finest step whose buckets are all kept and number at most
-/// 1440 is used (minutes for a few hours, hours for up to two months, days beyond).
+/// Over events (the default), exact like the counts: `count` is the number of
+/// events, `sum` their values' sum (getCount's number), `min`/`max` the smallest
+/// and largest event value, `avg` = sum / count. Corrections change `sum` and
+/// `count` by what they take back and never `min`/`max`. With `over=buckets`, the
+/// statistic of the buckets' sums instead (`count` = non-empty buckets, empty ones
+/// as 0). The same range rules as getCount's series apply (422s the schema cannot
+/// state); `from` and `to` are widened to whole buckets, and the statistic covers
+/// them. Without `step`, the finest step whose buckets are all kept and number at
+/// most 1440 is used (minutes for a few hours, hours for up to two months, days beyond).
 #[utoipa::path(
     get,
     path = "/api/v1/videos/{video_id}/stats/{event_type}",
@@ -264,6 +314,7 @@ pub struct Stats {
         ("from" = chrono::DateTime<chrono::Utc>, Query, description = "Start, inclusive"),
         ("to" = chrono::DateTime<chrono::Utc>, Query, description = "End, exclusive; after `from`"),
         ("step" = Option<Step>, Query, description = "The bucket width (default: the finest that fits)"),
+        ("over" = Option<Over>, Query, description = "Over the events (default) or the buckets' sums"),
     ),
     responses((status = 200, description = "The statistic", body = Stats), Invalid, Unavailable)
 )]
@@ -272,24 +323,34 @@ pub async fn stats(
     Path((video, event_type)): Path<(String, String)>,
     q: Params,
 ) -> Result<Json<Stats>, Problem> {
-    only_params(&q, &["function", "from", "to", "step"])?;
+    only_params(&q, &["function", "from", "to", "step", "over"])?;
     let kind = event_kind(&st, &event_type)?;
     let video_id = parse_uuid("videoId", &video)?;
     let function = q
         .get("function")
         .and_then(|f| Stat::parse(f))
         .ok_or_else(|| Problem::invalid("function", "must be count, sum, min, max or avg"))?;
+    let over = Over::parse(q.get("over").map(String::as_str))?;
     let s = series_of(&st, video_id, kind, &q, q.get("step").map(String::as_str)).await?;
     let (from, to) = s.bounds();
+    let (value, unrecorded_buckets) = match over {
+        Over::Events => {
+            let e = function.of_events(&s.rows);
+            (e.value, e.unrecorded)
+        }
+        Over::Buckets => (Some(function.of(&s.values())), 0),
+    };
     Ok(Json(Stats {
         video_id,
         event_type: kind,
         function: function.as_str(),
+        over: over.as_str(),
         from,
         to,
         step: s.step.as_str(),
         buckets: s.buckets.len(),
-        value: function.of(&s.values),
+        value,
+        unrecorded_buckets,
         resolution: s.resolution,
     }))
 }
