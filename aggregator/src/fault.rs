@@ -7,7 +7,8 @@
 //!   the poll loop pauses; a blocking flush pauses once). A process stopped here
 //!   and woken after a successor claimed the partition must be refused at P5.
 //! - `mid_write`: the first write request of the flush has landed (P8), the rest
-//!   wait. A process killed here leaves a flush in doubt with some rows written;
+//!   wait (for the rounds beside the poll loop, `flush::start_rounds` says what
+//!   one flush is). A process killed here leaves a flush in doubt with some rows written;
 //!   one stopped here writes the rest late, after its successor.
 //! - `mid_viewers`: a viewer sketch of the flush has been read and unioned, not
 //!   written (once per flush). A process stopped here and woken after its

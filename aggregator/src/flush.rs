@@ -210,7 +210,12 @@ pub(crate) fn start_rounds<C: ConsumerContext>(
     debug_assert_eq!(shared.family, Family::Counts, "ratings flush whole, on the poll thread");
     complete(shared, consumer, slots);
     let mut to_commit = Vec::new();
-    let mut started = false;
+    // Fault injection: `mid_write` and `mid_viewers` pause once per flush. Here a
+    // flush is the rounds started while none was in flight, with those started
+    // before they all settled: as often as the flushes that held the poll loop
+    // paused (a pause per tick's rounds would hold the one permit of the fault
+    // tests' `flush.concurrency = 1` back to back).
+    let mut fresh = slots.values().all(|s| s.round.is_none());
     for &p in parts {
         // R4: one round at a time per partition; the next one waits for its settling.
         let Some(slot) = slots.get_mut(&p).filter(|s| s.may_flush() && s.round.is_none()) else { continue };
@@ -224,11 +229,9 @@ pub(crate) fn start_rounds<C: ConsumerContext>(
             Some(r) if r.is_empty() && Some(r.commit) > slot.committed => to_commit.push((p, r.commit)),
             Some(r) if r.is_empty() => {}
             Some(round) => {
-                // `mid_write` and `mid_viewers` pause once per tick's rounds, as
-                // they did once per flush.
-                if !started {
+                if fresh {
                     shared.fault_paused.store(false, Ordering::SeqCst);
-                    started = true;
+                    fresh = false;
                 }
                 let (task_shared, epoch, mut cache) = (Arc::clone(shared), slot.epoch, std::mem::take(&mut slot.cache));
                 // Driven by `block_on` on a thread of the runtime's blocking pool,
