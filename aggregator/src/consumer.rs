@@ -5,7 +5,11 @@
 //! callbacks arrive on that same thread, in the middle of `poll`, where they can
 //! flush and commit exactly the revoked partitions before giving them up (P10; the
 //! Vector/Quickwit rule: commit only what is durably written). Cassandra calls are
-//! async; the thread enters the runtime with `block_on` for each flush.
+//! async: a partition's round of due series runs as a task on the runtime while
+//! this thread goes on polling and folding (at most one per partition; the loop
+//! settles and commits it when it is done), and the thread enters the runtime
+//! with `block_on` for what must finish before it goes on (a claim, the fenced
+//! round, a revoke, a halt, shutdown, memory pressure, ratings).
 //!
 //! The context handles the whole rebalance itself rather than librdkafka's
 //! default: on an assignment the owner takes each partition over (P1–P3) *before*
@@ -137,6 +141,8 @@ pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, ti
             None => {}
         }
         since_check = 0;
+        // Rounds run beside this loop (`flush::start_rounds`): settle the ones done.
+        o.complete(&consumer);
         let now_ms = chrono::Utc::now().timestamp_millis();
         heartbeat.store(now_ms, Ordering::Relaxed);
         o.now_ms = now_ms;

@@ -3,10 +3,12 @@
 //! the log, so a test can SIGKILL or SIGSTOP the process exactly there instead of
 //! hoping to land in a flush by chance. Off (empty) by default.
 //!
-//! - `before_mark`: the flush has taken its plans, before P5. A process stopped
-//!   here and woken after a successor claimed the partition must be refused at P5.
+//! - `before_mark`: the flush has taken its plans, before P5 (each round beside
+//!   the poll loop pauses; a blocking flush pauses once). A process stopped here
+//!   and woken after a successor claimed the partition must be refused at P5.
 //! - `mid_write`: the first write request of the flush has landed (P8), the rest
-//!   wait. A process killed here leaves a flush in doubt with some rows written;
+//!   wait (for the rounds beside the poll loop, `flush::start_rounds` says what
+//!   one flush is). A process killed here leaves a flush in doubt with some rows written;
 //!   one stopped here writes the rest late, after its successor.
 //! - `mid_viewers`: a viewer sketch of the flush has been read and unioned, not
 //!   written (once per flush). A process stopped here and woken after its
@@ -31,13 +33,10 @@ fn armed(cfg: &FlushConfig, point: &str) -> bool {
     cfg.fault_pause_ms > 0 && cfg.fault_pause_at == point
 }
 
-/// At `before_mark`: sleeps the poll thread.
-pub fn pause_before_mark(cfg: &FlushConfig) {
-    if armed(cfg, BEFORE_MARK) {
-        tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing before mark_attempted");
-        std::thread::sleep(Duration::from_millis(cfg.fault_pause_ms));
-        tracing::warn!("fault injection: pause over");
-    }
+/// At `before_mark`: sleeps the round (or the poll thread's blocking flush)
+/// before its `mark_attempted`.
+pub async fn pause_before_mark(cfg: &FlushConfig) {
+    pause(cfg, BEFORE_MARK, None, "before mark_attempted").await;
 }
 
 /// At an armed async `point`: sleeps the task for `fault_pause_ms`, saying so in

@@ -1,7 +1,21 @@
 //! Writing what the owner folded, then committing: flush rounds of count series
 //! for the events topic (steps R4–R7 of `counting::rounds`), and whole flushes of
-//! ratings (P5–P9 of `counting::protocol`). All partitions' work of one call runs
-//! concurrently, then one commit of their offsets.
+//! ratings (P5–P9 of `counting::protocol`).
+//!
+//! **Where they run.** The poll loop's rounds of due series (`start_rounds`) run
+//! beside it, one task per partition's round, while the poll thread goes on
+//! polling and folding every partition, that one included: a round under load
+//! takes seconds, and a poll loop that waited for it stopped folding meanwhile
+//! (freshness and drain time suffered). R4 still holds per partition: at most one
+//! round of a partition is in flight, and the next is taken only after the poll
+//! thread settled the previous one (`complete`: its row cache back in the slot,
+//! its outcome applied, its offset committed; rdkafka's consumer stays on that
+//! thread). What must finish before the owner goes on runs on the poll thread
+//! (`flush`): the fenced round after a claim, a revoke (nothing is committed for a
+//! partition after its revoke returns), a halt, shutdown, memory pressure, and
+//! ratings; each first waits for the partition's round in flight (`drain`).
+//! `flush.concurrency` bounds the Cassandra requests of all of them together (one
+//! semaphore in `Shared`).
 //!
 //! A **round** of one partition writes the series that are due at `b`, the last
 //! offset folded (or, first after a claim, every pending series at exactly
@@ -29,6 +43,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -41,6 +56,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use crate::config::FlushConfig;
 use crate::fault;
@@ -56,17 +72,6 @@ use crate::store::rollups::ForeignRow;
 /// Rows per write request: a single-partition unlogged batch, kept well under
 /// Cassandra's `batch_size_warn_threshold` (5 KiB; a row is about 80 bytes).
 const MAX_BATCH_ROWS: usize = 50;
-
-/// What to take from the events partitions.
-#[derive(Clone, Copy, Debug)]
-pub enum Take {
-    /// Every pending series (at a fence, on revoke, at shutdown, before a halt,
-    /// under memory pressure); ratings: the whole buffer.
-    All,
-    /// The series due at `now_ms`; with `idle_commit`, a partition with nothing
-    /// due still commits when its first pending offset moved.
-    Due { now_ms: i64, idle_commit: bool },
-}
 
 /// A stored row holds some but not all of a flush (committed offsets moved back
 /// by hand), or another Kafka partition wrote it (the topic grew).
@@ -110,14 +115,25 @@ struct Job {
     cache: RowCache,
 }
 
-/// Writes what `take` selects from `parts` and commits their offsets.
+/// A round written beside the poll loop (`start_rounds`). Its task hands back the
+/// slot's row cache and the outcome; only the poll thread applies them (`settle`).
+pub(crate) struct InFlight {
+    task: JoinHandle<(RowCache, Outcome)>,
+    started: Instant,
+}
+
+/// Writes everything `parts` hold and commits their offsets, blocking the poll
+/// thread until it is done: a round of every pending series (R4–R7: the fenced
+/// round after a claim, on revoke, at shutdown, before a halt, under memory
+/// pressure), or a ratings flush of the whole buffer (P5–P9). A partition's round
+/// in flight is settled first: R4 takes the next round only after it.
 pub(crate) fn flush<C: ConsumerContext>(
     shared: &Shared,
     consumer: &BaseConsumer<C>,
     slots: &mut HashMap<i32, Slot>,
     parts: &[i32],
-    take: Take,
 ) {
+    drain(shared, consumer, slots, parts);
     let start = Instant::now();
     let topic = shared.topic.as_str();
     let mut jobs = Vec::new();
@@ -125,31 +141,18 @@ pub(crate) fn flush<C: ConsumerContext>(
     for &p in parts {
         let Some(slot) = slots.get_mut(&p).filter(|s| s.may_flush()) else { continue };
         match shared.family {
-            Family::Counts => {
-                let round = match take {
-                    Take::All => slot.counts.take_all(),
-                    Take::Due { now_ms, idle_commit } => {
-                        let moved = idle_commit && slot.counts.commit_offset() > slot.committed;
-                        if moved || slot.counts.is_due(now_ms, &shared.cadence) {
-                            slot.counts.take_due(now_ms, &shared.cadence)
-                        } else {
-                            None
-                        }
-                    }
-                };
-                match round {
-                    None => {}
-                    // Nothing to write: the commit may still move (R7).
-                    Some(r) if r.is_empty() && Some(r.commit) > slot.committed => to_commit.push((p, r.commit)),
-                    Some(r) if r.is_empty() => {}
-                    Some(r) => jobs.push(Job {
-                        partition: p,
-                        epoch: slot.epoch,
-                        work: Work::Round(r),
-                        cache: std::mem::take(&mut slot.cache),
-                    }),
-                }
-            }
+            Family::Counts => match slot.counts.take_all() {
+                None => {}
+                // Nothing to write: the commit may still move (R7).
+                Some(r) if r.is_empty() && Some(r.commit) > slot.committed => to_commit.push((p, r.commit)),
+                Some(r) if r.is_empty() => {}
+                Some(r) => jobs.push(Job {
+                    partition: p,
+                    epoch: slot.epoch,
+                    work: Work::Round(r),
+                    cache: std::mem::take(&mut slot.cache),
+                }),
+            },
             Family::Ratings => {
                 // P9: an earlier flush's commit failed; it must land before another
                 // flush, or the in-doubt range would span two flushes.
@@ -176,61 +179,203 @@ pub(crate) fn flush<C: ConsumerContext>(
         return;
     }
     if !jobs.is_empty() {
-        fault::pause_before_mark(&shared.cfg);
         shared.fault_paused.store(false, Ordering::SeqCst);
     }
     let results = shared.rt.block_on(write_jobs(shared, jobs));
     for (p, cache, outcome) in results {
         let Some(slot) = slots.get_mut(&p) else { continue };
-        slot.cache = cache;
-        match outcome {
-            Outcome::Written { commit, rows, skipped, series, events } => {
-                ROWS_WRITTEN.counter().increment(rows as u64);
-                ROWS_SKIPPED.counter().increment(skipped as u64);
-                SERIES_WRITTEN.counter().increment(series as u64);
-                EVENTS_FLUSHED.counter().increment(events);
-                if shared.family == Family::Ratings {
-                    slot.pending_commit = Some(commit);
-                } else {
-                    ROUNDS.counter().increment(1);
+        if let Some(offset) = settle(shared, consumer, p, slot, cache, outcome) {
+            to_commit.push((p, offset));
+        }
+    }
+    commit_settled(consumer, topic, slots, &to_commit);
+    FLUSH_DURATION.histogram().record(start.elapsed().as_secs_f64());
+}
+
+/// The poll loop's rounds (R4–R7), written beside it: settles the rounds that
+/// completed, then, in each partition of `parts` with no round in flight, takes
+/// the series due at `now_ms` and spawns their round on the runtime. The poll
+/// thread goes on folding every partition meanwhile (new events of a series in
+/// flight start a new pending entry past the round's `through`). With
+/// `idle_commit`, a partition with nothing due still commits when its first
+/// pending offset moved.
+pub(crate) fn start_rounds<C: ConsumerContext>(
+    shared: &Arc<Shared>,
+    consumer: &BaseConsumer<C>,
+    slots: &mut HashMap<i32, Slot>,
+    parts: &[i32],
+    now_ms: i64,
+    idle_commit: bool,
+) {
+    debug_assert_eq!(shared.family, Family::Counts, "ratings flush whole, on the poll thread");
+    complete(shared, consumer, slots);
+    let mut to_commit = Vec::new();
+    // Fault injection: `mid_write` and `mid_viewers` pause once per flush. Here a
+    // flush is the rounds started while none was in flight, with those started
+    // before they all settled: as often as the flushes that held the poll loop
+    // paused (a pause per tick's rounds would hold the one permit of the fault
+    // tests' `flush.concurrency = 1` back to back).
+    let mut fresh = slots.values().all(|s| s.round.is_none());
+    for &p in parts {
+        // R4: one round at a time per partition; the next one waits for its settling.
+        let Some(slot) = slots.get_mut(&p).filter(|s| s.may_flush() && s.round.is_none()) else { continue };
+        let moved = idle_commit && slot.counts.commit_offset() > slot.committed;
+        if !moved && !slot.counts.is_due(now_ms, &shared.cadence) {
+            continue;
+        }
+        match slot.counts.take_due(now_ms, &shared.cadence) {
+            None => {}
+            // Nothing to write and nothing in flight: the commit may still move (R7).
+            Some(r) if r.is_empty() && Some(r.commit) > slot.committed => to_commit.push((p, r.commit)),
+            Some(r) if r.is_empty() => {}
+            Some(round) => {
+                if fresh {
+                    shared.fault_paused.store(false, Ordering::SeqCst);
+                    fresh = false;
                 }
-                to_commit.push((p, commit));
-            }
-            Outcome::Fenced => {
-                FENCED_OUT.counter_with(&[("topic", topic.to_owned())]).increment(1);
-                tracing::warn!(
-                    partition = p,
-                    epoch = slot.epoch,
-                    "a newer owner claimed this partition; stopping it here"
-                );
-                slot.state = SlotState::Fenced;
-                halt::pause(consumer, topic, p);
-            }
-            Outcome::Halt(h) => {
-                halt::pause(consumer, topic, p);
-                slot.state = SlotState::Halted(h.reason);
-                slot.buffer = counting::PartitionBuffer::default();
-                slot.counts = counting::PartitionCounts::default();
-                halt::record(shared, p, slot.epoch, &h);
-            }
-            Outcome::Abandoned => {
-                // What it took is neither written nor pending any more: committing
-                // anything later for this partition could skip it.
-                slot.state = SlotState::Abandoned;
-                tracing::warn!(partition = p, "flush abandoned at shutdown; will be replayed");
+                let (task_shared, epoch, mut cache) = (Arc::clone(shared), slot.epoch, std::mem::take(&mut slot.cache));
+                // Driven by `block_on` on a thread of the runtime's blocking pool,
+                // not `spawn`: the round's future holds borrowing iterators and
+                // closures across awaits, which rustc cannot prove `Send` (its
+                // higher-ranked lifetimes). Its requests still run on the runtime.
+                let task = shared.rt.spawn_blocking(move || {
+                    let shared = &*task_shared;
+                    shared.rt.block_on(async {
+                        fault::pause_before_mark(&shared.cfg).await;
+                        let outcome = write_round(shared, &shared.permits, p, epoch, &mut cache, &round).await;
+                        (cache, outcome)
+                    })
+                });
+                slot.round = Some(InFlight { task, started: Instant::now() });
             }
         }
     }
-    // P9, R7: commit only what every write made durable.
-    if !to_commit.is_empty() && commit(consumer, topic, &to_commit).is_ok() {
-        for (p, offset) in &to_commit {
+    commit_settled(consumer, &shared.topic, slots, &to_commit);
+}
+
+/// Settles every round that completed (the poll loop calls it every turn): the
+/// cache goes back to its slot, the outcome is applied, the offset committed (R7).
+pub(crate) fn complete<C: ConsumerContext>(
+    shared: &Shared,
+    consumer: &BaseConsumer<C>,
+    slots: &mut HashMap<i32, Slot>,
+) {
+    let done: Vec<i32> =
+        slots.iter().filter(|(_, s)| s.round.as_ref().is_some_and(|r| r.task.is_finished())).map(|(p, _)| *p).collect();
+    settle_rounds(shared, consumer, slots, &done);
+}
+
+/// Waits for the rounds in flight of `parts` and settles them: before anything
+/// else is taken or decided for those partitions (a revoke, a fence, a halt,
+/// shutdown, memory pressure, a new claim).
+pub(crate) fn drain<C: ConsumerContext>(
+    shared: &Shared,
+    consumer: &BaseConsumer<C>,
+    slots: &mut HashMap<i32, Slot>,
+    parts: &[i32],
+) {
+    let busy: Vec<i32> = parts.iter().copied().filter(|p| slots.get(p).is_some_and(|s| s.round.is_some())).collect();
+    settle_rounds(shared, consumer, slots, &busy);
+}
+
+/// Waits for the rounds in flight of `parts` and drops what became of them: the
+/// partitions are let go without a revoke's flush (a rebalance error), so nothing
+/// more is committed for them. A round that completed is skipped by the next
+/// owner's census (R2); one cut short is its round in doubt (R4).
+pub(crate) fn forget(shared: &Shared, slots: &mut HashMap<i32, Slot>, parts: &[i32]) {
+    for p in parts {
+        if let Some(InFlight { task, .. }) = slots.get_mut(p).and_then(|s| s.round.take())
+            && let Err(e) = shared.rt.block_on(task)
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+fn settle_rounds<C: ConsumerContext>(
+    shared: &Shared,
+    consumer: &BaseConsumer<C>,
+    slots: &mut HashMap<i32, Slot>,
+    parts: &[i32],
+) {
+    let mut to_commit = Vec::new();
+    for &p in parts {
+        let Some(slot) = slots.get_mut(&p) else { continue };
+        let Some(InFlight { task, started }) = slot.round.take() else { continue };
+        // The task is never aborted: an error is its panic, which the old blocking
+        // flush would have raised on this thread too.
+        let (cache, outcome) = shared.rt.block_on(task).unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        FLUSH_DURATION.histogram().record(started.elapsed().as_secs_f64());
+        if let Some(offset) = settle(shared, consumer, p, slot, cache, outcome) {
+            to_commit.push((p, offset));
+        }
+    }
+    commit_settled(consumer, &shared.topic, slots, &to_commit);
+}
+
+/// Applies what became of partition `p`'s round or flush, on the poll thread,
+/// and says what it lets the owner commit.
+fn settle<C: ConsumerContext>(
+    shared: &Shared,
+    consumer: &BaseConsumer<C>,
+    p: i32,
+    slot: &mut Slot,
+    cache: RowCache,
+    outcome: Outcome,
+) -> Option<i64> {
+    let topic = shared.topic.as_str();
+    slot.cache = cache;
+    match outcome {
+        Outcome::Written { commit, rows, skipped, series, events } => {
+            ROWS_WRITTEN.counter().increment(rows as u64);
+            ROWS_SKIPPED.counter().increment(skipped as u64);
+            SERIES_WRITTEN.counter().increment(series as u64);
+            EVENTS_FLUSHED.counter().increment(events);
+            if shared.family == Family::Ratings {
+                slot.pending_commit = Some(commit);
+            } else {
+                ROUNDS.counter().increment(1);
+            }
+            return Some(commit);
+        }
+        Outcome::Fenced => {
+            FENCED_OUT.counter_with(&[("topic", topic.to_owned())]).increment(1);
+            tracing::warn!(partition = p, epoch = slot.epoch, "a newer owner claimed this partition; stopping it here");
+            slot.state = SlotState::Fenced;
+            halt::pause(consumer, topic, p);
+        }
+        Outcome::Halt(h) => {
+            halt::pause(consumer, topic, p);
+            slot.state = SlotState::Halted(h.reason);
+            slot.buffer = counting::PartitionBuffer::default();
+            slot.counts = counting::PartitionCounts::default();
+            halt::record(shared, p, slot.epoch, &h);
+        }
+        Outcome::Abandoned => {
+            // What it took is neither written nor pending any more: committing
+            // anything later for this partition could skip it.
+            slot.state = SlotState::Abandoned;
+            tracing::warn!(partition = p, "flush abandoned at shutdown; will be replayed");
+        }
+    }
+    None
+}
+
+/// P9, R7: commits what settled rounds and flushes made durable.
+fn commit_settled<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    slots: &mut HashMap<i32, Slot>,
+    to_commit: &[(i32, i64)],
+) {
+    if !to_commit.is_empty() && commit(consumer, topic, to_commit).is_ok() {
+        for (p, offset) in to_commit {
             if let Some(slot) = slots.get_mut(p) {
                 slot.pending_commit = None;
                 slot.committed = Some(*offset);
             }
         }
     }
-    FLUSH_DURATION.histogram().record(start.elapsed().as_secs_f64());
 }
 
 /// Commits `offsets` of `topic` (P9, R7). A failure is counted and logged; a
@@ -263,10 +408,11 @@ fn maybe_abort(cfg: &FlushConfig, rows: usize) {
     }
 }
 
-/// Writes every job concurrently, within `flush.concurrency` requests in flight.
+/// Writes every job concurrently, within `flush.concurrency` requests in flight
+/// (shared with the rounds running beside the poll loop).
 async fn write_jobs(shared: &Shared, jobs: Vec<Job>) -> Vec<(i32, RowCache, Outcome)> {
-    let permits = Semaphore::new(shared.cfg.concurrency.max(1));
-    let permits = &permits;
+    fault::pause_before_mark(&shared.cfg).await;
+    let permits = &shared.permits;
     join_all(jobs.into_iter().map(|job| async move {
         let Job { partition, epoch, work, mut cache } = job;
         let outcome = match work {

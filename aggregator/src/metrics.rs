@@ -167,7 +167,7 @@ pub const FLUSH_DURATION: Metric = Metric::new(
     Kind::Histogram,
     "aggregator_flush_duration_seconds",
     &[],
-    "One flush: the Cassandra reads and writes of every partition with buffered events, then the commit",
+    "One flush on the poll thread (every partition it takes, then the commit), or one round beside it (taken to settled)",
 );
 
 /// Every metric the aggregator records itself.

@@ -23,7 +23,6 @@ use uuid::Uuid;
 use crate::config::FlushConfig;
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 use crate::decode::DecodeError;
-use crate::flush::Take;
 use crate::halt::{Halt, Reason};
 use crate::metrics::{
     ASSIGNED_PARTITIONS, BUFFERED_KEYS, CONSUMER_LAG, DUPLICATES_DROPPED, FENCED_FLUSHES, FENCED_OUT,
@@ -75,6 +74,9 @@ pub(crate) struct Shared {
     pub new_partitions: NewPartitions,
     /// Fault injection: this flush has paused already (`fault`).
     pub fault_paused: std::sync::atomic::AtomicBool,
+    /// `flush.concurrency`: the Cassandra requests in flight across every
+    /// partition's round or flush, the blocking ones and those beside the poll loop.
+    pub permits: tokio::sync::Semaphore,
 }
 
 /// One decoded message.
@@ -88,7 +90,8 @@ enum Item {
 
 pub struct Owner {
     family: Family,
-    shared: Shared,
+    /// Shared with the rounds running beside the poll loop (`flush::start_rounds`).
+    shared: Arc<Shared>,
     dead_letters: DeadLetters,
     primer: Primer,
     slots: HashMap<i32, Slot>,
@@ -143,17 +146,18 @@ impl Owner {
             assigned: ASSIGNED_PARTITIONS.gauge_with(&labels),
             buffered: BUFFERED_KEYS.gauge_with(&labels),
             halted,
-            shared: Shared {
+            shared: Arc::new(Shared {
                 family,
                 topic,
                 cadence: flush.cadence(),
                 store,
                 retry: Retry::new(&flush, shutdown),
+                permits: tokio::sync::Semaphore::new(flush.concurrency.max(1)),
                 cfg: flush,
                 rt: Handle::current(),
                 new_partitions,
                 fault_paused: Default::default(),
-            },
+            }),
         }
     }
 
@@ -170,6 +174,9 @@ impl Owner {
         let count_changed = ownership::count_changed(&self.shared, consumer);
         let assignment = Assignment { committed, count_changed };
         for (p, start) in starts.iter_mut() {
+            // A partition assigned while still held (no revoke came between):
+            // its round in flight settles before the claim decides anything.
+            flush::drain(&self.shared, consumer, &mut self.slots, &[*p]);
             let Some(TakenOver { slot, start: s, resumed_from }) =
                 ownership::take_over(&self.shared, &self.primer, consumer, *p, &assignment)
             else {
@@ -236,6 +243,7 @@ impl Owner {
     /// committed offset says where it stopped), drops the rest, pauses it and
     /// records why. Stays halted until an operator resumes it.
     pub fn halt<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, p: i32, halt: Halt) {
+        flush::drain(&self.shared, consumer, &mut self.slots, &[p]);
         if self.slots.get(&p).is_some_and(|s| s.may_flush()) {
             self.flush(consumer, &[p]);
         }
@@ -268,6 +276,7 @@ impl Owner {
             let Some(committed) = ownership::committed(&self.shared, consumer, &[p]) else { return };
             let count_changed = ownership::count_changed(&self.shared, consumer);
             let assignment = Assignment { committed, count_changed };
+            flush::drain(&self.shared, consumer, &mut self.slots, &[p]); // none: halted
             let Some(TakenOver { slot, start, resumed_from }) =
                 ownership::take_over(&self.shared, &self.primer, consumer, p, &assignment)
             else {
@@ -320,8 +329,11 @@ impl Owner {
     }
 
     /// Forgets `parts` (P10, after their last flush). A fenced buffer is dropped
-    /// with them: none of it was committed, so the next owner replays it.
+    /// with them: none of it was committed, so the next owner replays it. A round
+    /// still in flight (no flush came first: a rebalance error) is waited for and
+    /// nothing of it committed: no write of this owner lands after the release.
     pub fn release(&mut self, parts: &[i32]) {
+        flush::forget(&self.shared, &mut self.slots, parts);
         for p in parts {
             self.slots.remove(p);
             // The new owner reports this partition's lag from now on.
@@ -446,13 +458,14 @@ impl Owner {
         let interval = self.last_interval.elapsed() >= Duration::from_millis(self.shared.cfg.interval_ms);
         let parts: Vec<i32> = self.slots.keys().copied().collect();
         match self.family {
+            // Under memory pressure every pending series, on the poll thread.
+            Family::Counts if pressure => flush::flush(&self.shared, consumer, &mut self.slots, &parts),
             Family::Counts => {
-                let take = if pressure { Take::All } else { Take::Due { now_ms: self.now_ms, idle_commit: interval } };
-                flush::flush(&self.shared, consumer, &mut self.slots, &parts, take);
+                flush::start_rounds(&self.shared, consumer, &mut self.slots, &parts, self.now_ms, interval);
             }
-            Family::Ratings if interval || pressure => {
-                flush::flush(&self.shared, consumer, &mut self.slots, &parts, Take::All);
-            }
+            // Ratings keep the whole flush on the poll thread (P5–P9): their consumer
+            // has a poll loop of its own, which only ratings wait for.
+            Family::Ratings if interval || pressure => flush::flush(&self.shared, consumer, &mut self.slots, &parts),
             Family::Ratings => {}
         }
         if interval {
@@ -476,7 +489,14 @@ impl Owner {
     /// of every pending series, R4–R7): at a fence, on revoke, at shutdown, before
     /// a halt.
     pub fn flush<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, parts: &[i32]) {
-        flush::flush(&self.shared, consumer, &mut self.slots, parts, Take::All);
+        flush::flush(&self.shared, consumer, &mut self.slots, parts);
+        self.count_halted();
+    }
+
+    /// Settles the rounds that completed beside the poll loop (R7: their commits).
+    /// Called by the poll loop every turn.
+    pub fn complete<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        flush::complete(&self.shared, consumer, &mut self.slots);
         self.count_halted();
     }
 }

@@ -68,6 +68,9 @@ pub(crate) struct Slot {
     /// The next offset to fold: where the owner started, then one past the last
     /// message handled.
     pub next: i64,
+    /// The round being written beside the poll loop (at most one per partition,
+    /// R4): the slot's `cache` is with it until the poll thread settles it.
+    pub round: Option<crate::flush::InFlight>,
 }
 
 impl Slot {
@@ -97,6 +100,7 @@ impl Slot {
             state: SlotState::Halted(reason),
             dedup: DedupWindow::new(0),
             next: -1,
+            round: None,
         }
     }
 }
@@ -235,6 +239,7 @@ pub(crate) fn take_over<C: ConsumerContext>(
         state: SlotState::Active,
         dedup,
         next: start.offset,
+        round: None,
     };
     Some(TakenOver { slot, start: Some(start), resumed_from: record.resume_from.is_some() })
 }

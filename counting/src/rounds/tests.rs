@@ -281,6 +281,9 @@ struct OwnerScript {
     /// Die in round n after this many row writes (past the last: before committing).
     crash: Option<(usize, usize)>,
     landing: Landing,
+    /// Rows a round writes per message folded beside it (the aggregator writes
+    /// rounds beside its poll loop); 0: the round is written before the next fold.
+    pace: usize,
 }
 
 fn landing() -> impl Strategy<Value = Landing> {
@@ -288,8 +291,20 @@ fn landing() -> impl Strategy<Value = Landing> {
 }
 
 fn owner_strategy() -> impl Strategy<Value = OwnerScript> {
-    (1usize..40, prop::collection::vec(any::<u16>(), 1..6), prop::option::of((0usize..5, 0usize..40)), landing())
-        .prop_map(|(round_every, masks, crash, landing)| OwnerScript { round_every, masks, crash, landing })
+    (
+        1usize..40,
+        prop::collection::vec(any::<u16>(), 1..6),
+        prop::option::of((0usize..5, 0usize..40)),
+        landing(),
+        prop_oneof![Just(0usize), 1usize..4],
+    )
+        .prop_map(|(round_every, masks, crash, landing, pace)| OwnerScript {
+            round_every,
+            masks,
+            crash,
+            landing,
+            pace,
+        })
 }
 
 const KINDS: [EventKind; 2] = [EventKind::View, EventKind::Like];
@@ -330,6 +345,52 @@ struct InFlight {
     after: usize,
 }
 
+/// This owner's round being written while it folds on (R4: one at a time).
+struct Writing {
+    writes: Vec<RowWrite>,
+    done: usize,
+    /// Where the owner dies, if it dies in this round.
+    crash_at: Option<usize>,
+    ts: i64,
+    commit: i64,
+}
+
+enum Progress {
+    Writing,
+    /// Every write acknowledged: the round's offset may be committed.
+    Done(i64),
+    /// The owner died with `done` writes landed.
+    Crashed,
+}
+
+/// Lands up to `n` more writes of the round, each one checked, with whatever of
+/// an earlier owner's in-doubt round is due between any two of them.
+fn advance(
+    log: &[CountedEvent],
+    w: &mut Writing,
+    n: usize,
+    store: &mut Store,
+    cache: &mut HashMap<RowKey, Option<StoredRow>>,
+    written: &mut usize,
+    in_flight: &mut [InFlight],
+) -> Result<Progress, TestCaseError> {
+    let end = w.crash_at.unwrap_or(w.writes.len()).min(w.writes.len());
+    let stop = w.done.saturating_add(n).min(end);
+    for x in &w.writes[w.done..stop] {
+        store.write(x, w.ts)?;
+        cache.insert(x.key, Some(x.stored()));
+        *written += 1;
+        assert_row_consistent(log, store, &x.key)?;
+        land(log, in_flight, store, |f| f.after <= *written)?;
+    }
+    w.done = stop;
+    Ok(match w.crash_at {
+        Some(_) if w.done == end => Progress::Crashed,
+        None if w.done == end => Progress::Done(w.commit),
+        _ => Progress::Writing,
+    })
+}
+
 /// Lands the in-flight writes that are due, checking each row it changes.
 fn land(
     log: &[CountedEvent],
@@ -359,7 +420,7 @@ proptest! {
         let (mut epoch, mut attempted, mut committed) = (0i64, None::<i64>, 0i64);
         let mut in_flight: Vec<InFlight> = Vec::new();
         let mut written = 0usize; // rows written by all owners
-        let finale = OwnerScript { round_every: 7, masks: vec![0x5555, u16::MAX], crash: None, landing: Landing::Never };
+        let finale = OwnerScript { round_every: 7, masks: vec![0x5555, u16::MAX], crash: None, landing: Landing::Never, pace: 1 };
         for script in owners.iter().chain(std::iter::once(&finale)) {
             land(&log, &mut in_flight, &mut store, |f| f.before_census)?;
             epoch += 1; // step 1: the claim's lightweight transaction
@@ -379,34 +440,64 @@ proptest! {
             });
             land(&log, &mut in_flight, &mut store, |f| f.after <= written)?;
             let mut counts = PartitionCounts::new(census);
-            let mut rounds = 0usize;
+            let mut taken = 0usize;
             let mut offset = committed;
-            let mut crashed = false;
-            while offset < end && !crashed {
+            let mut writing: Option<Writing> = None;
+            // Settles the round in flight after `n` more writes: commits it (step 7)
+            // or, if the owner died in it, leaves the rest of it on its way.
+            macro_rules! advance {
+                ($n:expr) => {
+                    if let Some(w) = writing.as_mut() {
+                        match advance(&log, w, $n, &mut store, &mut cache, &mut written, &mut in_flight)? {
+                            Progress::Writing => {}
+                            Progress::Done(commit) => {
+                                prop_assert!(commit >= committed, "the commit never moves back");
+                                committed = commit;
+                                writing = None;
+                            }
+                            Progress::Crashed => {
+                                let w = writing.take().expect("in flight");
+                                let rest = w.writes[w.done..].to_vec();
+                                match script.landing {
+                                    Landing::Never => {}
+                                    Landing::BeforeCensus => in_flight.push(InFlight { writes: rest, ts: w.ts, before_census: true, after: usize::MAX }),
+                                    Landing::AfterWrites(j) => in_flight.push(InFlight { writes: rest, ts: w.ts, before_census: false, after: written + j }),
+                                }
+                                break;
+                            }
+                        }
+                    }
+                };
+            }
+            while offset < end {
                 let folded = counts
                     .fold(offset, Some(&log[offset as usize]), 0)
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_ne!(folded, Folded::FlushFirst, "every offset of the log is there");
                 offset += 1;
+                // The round in flight goes on beside the fold.
+                advance!(script.pace);
                 let at_end = offset == end;
                 let periodic = ((offset - committed) as usize).is_multiple_of(script.round_every);
-                if !at_end && folded == Folded::Folded && !periodic {
+                let must = at_end || folded == Folded::FlushNow;
+                if !must && !periodic {
                     continue;
                 }
-                let mask = script.masks[rounds % script.masks.len()];
-                let round = if at_end || folded == Folded::FlushNow {
-                    counts.take_all()
-                } else {
-                    counts.take(|k, _| mask & (1 << series_bit(k)) != 0)
-                };
+                if writing.is_some() {
+                    if !must {
+                        continue; // R4: the next round waits until this one is settled
+                    }
+                    advance!(usize::MAX); // the fence, the end: drained first
+                }
+                let mask = script.masks[taken % script.masks.len()];
+                let round = if must { counts.take_all() } else { counts.take(|k, _| mask & (1 << series_bit(k)) != 0) };
                 let Some(round) = round else { continue }; // fenced
                 if round.is_empty() {
                     committed = round.commit;
-                    rounds += 1;
+                    taken += 1;
                     continue;
                 }
                 attempted = Some(round.through); // step 4, fenced by the epoch: we are the owner
-                let ts = write_timestamp(epoch, round.through);
                 // Step 5: resolve every series, reading rows the cache lacks now.
                 let mut writes: Vec<RowWrite> = Vec::new();
                 for s in &round.series {
@@ -416,31 +507,20 @@ proptest! {
                     writes.extend(resolved.writes);
                 }
                 // Step 6: in order, each series' all-time row after its others.
-                let crash_here = matches!(script.crash, Some((n, _)) if n == rounds);
-                let limit = match script.crash {
-                    Some((_, k)) if crash_here => k.min(writes.len()),
-                    _ => writes.len(),
-                };
-                for w in &writes[..limit] {
-                    store.write(w, ts)?;
-                    cache.insert(w.key, Some(w.stored()));
-                    written += 1;
-                    assert_row_consistent(&log, &store, &w.key)?;
-                    // A previous owner's in-doubt writes may land between any two of ours.
-                    land(&log, &mut in_flight, &mut store, |f| f.after <= written)?;
+                let crash_at = script.crash.filter(|&(n, _)| n == taken).map(|(_, k)| k);
+                let ts = write_timestamp(epoch, round.through);
+                writing = Some(Writing { writes, done: 0, crash_at, ts, commit: round.commit });
+                taken += 1;
+                if script.pace == 0 {
+                    advance!(usize::MAX);
                 }
-                if crash_here {
-                    let rest = writes[limit..].to_vec();
-                    match script.landing {
-                        Landing::Never => {}
-                        Landing::BeforeCensus => in_flight.push(InFlight { writes: rest, ts, before_census: true, after: usize::MAX }),
-                        Landing::AfterWrites(j) => in_flight.push(InFlight { writes: rest, ts, before_census: false, after: written + j }),
-                    }
-                    crashed = true;
-                    continue;
-                }
-                committed = round.commit; // step 7
-                rounds += 1;
+            }
+            // The last round in flight completes (a crash in it left the loop).
+            #[allow(clippy::never_loop)]
+            loop {
+                advance!(usize::MAX);
+                prop_assert!(writing.is_none(), "the last round completed");
+                break;
             }
         }
         prop_assert_eq!(committed, end);
