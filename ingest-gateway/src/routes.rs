@@ -114,12 +114,7 @@ pub async fn record_view(
     Path(video_id): Path<String>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, Problem> {
-    let caller = st.policy.caller(&headers, &st.tokens, peer)?;
-    let viewer = match &caller {
-        Caller::User(user) => Some(*user),
-        Caller::Key { .. } => st.tokens.optional(&headers)?.map(|c| c.sub),
-        Caller::Anonymous(_) => None,
-    };
+    let (caller, viewer) = caller_and_viewer(&st, &headers, peer)?;
     let video_id = parse_uuid("videoId", &video_id)?;
     if !body(bytes)?.is_empty() {
         return Err(Problem::invalid("body", "this endpoint takes no body"));
@@ -139,6 +134,23 @@ pub async fn record_view(
     }
     st.producer.send_all(&[event]).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who is calling, and the signed-in viewer a view or a watch report counts for:
+/// the user's own token, or one a producer passes beside its key (its word
+/// vouches for the viewer); an anonymous call has none.
+pub(crate) fn caller_and_viewer(
+    st: &AppState,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<(Caller, Option<Uuid>), Problem> {
+    let caller = st.policy.caller(headers, &st.tokens, peer)?;
+    let viewer = match &caller {
+        Caller::User(user) => Some(*user),
+        Caller::Key { .. } => st.tokens.optional(headers)?.map(|c| c.sub),
+        Caller::Anonymous(_) => None,
+    };
+    Ok((caller, viewer))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::idempotency;
-use crate::policy::{Caller, Cost, WATCH_FIELD};
+use crate::policy::{Cost, WATCH_FIELD};
 use crate::routes::AppState;
 
 /// A watch-time report, as KillrVideo's front end sends it.
@@ -65,12 +65,7 @@ pub async fn record_watch_time(
     Path(video_id): Path<String>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, Problem> {
-    let caller = st.policy.caller(&headers, &st.tokens, peer)?;
-    let viewer = match &caller {
-        Caller::User(user) => Some(*user),
-        Caller::Key { .. } => st.tokens.optional(&headers)?.map(|c| c.sub),
-        Caller::Anonymous(_) => None,
-    };
+    let (caller, viewer) = crate::routes::caller_and_viewer(&st, &headers, peer)?;
     let video_id = parse_uuid("videoId", &video_id)?;
     let Ok(kind) = st.types.parse(WATCH_SECONDS) else {
         return Err(Problem::not_found("this deployment does not count watch time (event_types lacks watch_seconds)"));
