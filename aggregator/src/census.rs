@@ -3,7 +3,8 @@
 //! the previous owner, each of which wrote different series. The new owner reads
 //! that part of the log once (with the dedup priming, `priming`) for the series
 //! in it, then each series' *floor*: its all-time row's `last_offset`, written last
-//! in every round, so every row of the series holds its events up to there. The
+//! in every round (in the series' last, atomic batch), so every row of the series
+//! holds its events up to there. The
 //! fold then skips what the floors cover (R3), and the first round is the fenced
 //! one at exactly `attempted` (R4).
 //!
@@ -16,7 +17,7 @@ use counting::{Census, RangeRead, RowCache, SeriesKey, StoredRow};
 use futures::StreamExt;
 
 use crate::halt::{Halt, Reason};
-use crate::metrics::{CENSUS_ROUNDS, CENSUS_SERIES, op};
+use crate::metrics::{CENSUS_IN_DOUBT, CENSUS_ROUNDS, CENSUS_SERIES, op};
 use crate::owner::Shared;
 
 /// The census of partition `p`'s region `start..=through` over `series`, and the
@@ -50,11 +51,14 @@ pub(crate) fn take(
         floors.insert(key, floor);
     }
     // Rounds of the previous owner that completed inside the region: each wrote
-    // some series' all-time rows at its own offset.
-    let rounds: HashSet<i64> = floors.values().copied().filter(|f| (start..=through).contains(f)).collect();
+    // some series' all-time rows at its own offset. A floor at `through` is the
+    // round in doubt's: a series it wrote whole (its last batch landed).
+    let rounds: HashSet<i64> = floors.values().copied().filter(|f| (start..through).contains(f)).collect();
+    let in_doubt = floors.values().filter(|&&f| f == through).count();
     let labels = [("topic", shared.topic.clone())];
     CENSUS_SERIES.counter_with(&labels).increment(floors.len() as u64);
     CENSUS_ROUNDS.counter_with(&labels).increment(rounds.len() as u64);
+    CENSUS_IN_DOUBT.counter_with(&labels).increment(in_doubt as u64);
     tracing::info!(
         topic = %shared.topic,
         partition = p,
@@ -62,6 +66,7 @@ pub(crate) fn take(
         attempted = through,
         series = floors.len(),
         rounds_in_region = rounds.len(),
+        in_doubt_series = in_doubt,
         ms = started.elapsed().as_millis() as u64,
         "census of the replay region"
     );

@@ -19,8 +19,9 @@
 //!   killed here leaves a round whose sketches hold it entirely and whose floors
 //!   do not; its successor replays it and unions the same viewers again.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::FlushConfig;
 
@@ -49,6 +50,24 @@ async fn pause(cfg: &FlushConfig, point: &str, once: Option<&AtomicBool>, what: 
     tracing::warn!(ms = cfg.fault_pause_ms, "fault injection: pausing {what}");
     tokio::time::sleep(Duration::from_millis(cfg.fault_pause_ms)).await;
     tracing::warn!("fault injection: pause over");
+}
+
+/// Re-arms the once-per-flush points (`mid_write`, `mid_viewers`) as a round
+/// starts: when no round was in flight (`idle`, a new flush), or when the last
+/// re-arm is three pauses old. Without the second, partitions whose rounds
+/// overlap without a gap (the fault tests' one permit makes rounds queue) would
+/// never be a new flush again, and never pause again.
+pub fn rearm(cfg: &FlushConfig, paused: &AtomicBool, idle: bool) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    if cfg.fault_pause_ms == 0 {
+        return;
+    }
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let gap = Duration::from_millis(cfg.fault_pause_ms.saturating_mul(3));
+    if idle || last.is_none_or(|t| t.elapsed() >= gap) {
+        *last = Some(Instant::now());
+        paused.store(false, Ordering::SeqCst);
+    }
 }
 
 /// At `mid_write`: sleeps once per flush, after the first write request landed.

@@ -20,14 +20,17 @@
 //! A **round** of one partition writes the series that are due at `b`, the last
 //! offset folded (or, first after a claim, every pending series at exactly
 //! `attempted`, R4). It records `attempted = b` with `IF epoch = <mine>` (R4, as
-//! P5), reads the rows its cache does not know (one range read per granularity of
-//! a series), applies the `last_offset` rule per series (R5), and writes (R6) in
-//! three waves, each only after the one before was acknowledged: every series'
-//! rows but its all-time row, one single-partition batch per series (the `counts`
-//! table keeps a series in one Cassandra partition); the hour and day copies for
-//! trending and the activity entries; then the all-time rows, whose `last_offset`
-//! is each series' floor for a later census. Only then does it commit the first
-//! offset still pending in any series (R7). A failed commit needs no retry of its
+//! P5), reads the rows its cache does not know (the all-time rows first: a series
+//! without one has no rows, so nothing else of it is read; then one range read per
+//! granularity of a series), applies the `last_offset` rule per series (R5), and writes (R6) in
+//! two waves, the second only after the first was acknowledged: the hour and day
+//! copies for trending, the activity entries and viewer sketches, and the leading
+//! batches of the rare series whose rows do not fit one batch; then each series'
+//! last batch, which holds its all-time row, whose `last_offset` is the series'
+//! floor for a later census. The `counts` table keeps a series in one Cassandra
+//! partition, which applies a batch atomically, so nearly every series is one
+//! mutation. Only then does it commit the first offset still pending in any
+//! series (R7). A failed commit needs no retry of its
 //! own: the next round's commit covers it, and a census covers any number of
 //! complete rounds.
 //!
@@ -63,7 +66,7 @@ use crate::fault;
 use crate::halt::{self, Halt, Reason};
 use crate::metrics::{
     COMMIT_ERRORS, EVENTS_FLUSHED, FENCED_OUT, FLUSH_DURATION, RATED_VIDEOS, ROUNDS, ROW_READS, ROWS_SKIPPED,
-    ROWS_WRITTEN, SERIES_WRITTEN, WRITE_REQUESTS, op,
+    ROWS_WRITTEN, SERIES_UNREAD, SERIES_WRITTEN, WRITE_REQUESTS, op,
 };
 use crate::owner::{Family, Shared};
 use crate::ownership::{Slot, SlotState};
@@ -214,7 +217,7 @@ pub(crate) fn start_rounds<C: ConsumerContext>(
     // flush is the rounds started while none was in flight, with those started
     // before they all settled: as often as the flushes that held the poll loop
     // paused (a pause per tick's rounds would hold the one permit of the fault
-    // tests' `flush.concurrency = 1` back to back).
+    // tests' `flush.concurrency = 1` back to back); `fault::rearm` says when else.
     let mut fresh = slots.values().all(|s| s.round.is_none());
     for &p in parts {
         // R4: one round at a time per partition; the next one waits for its settling.
@@ -229,10 +232,8 @@ pub(crate) fn start_rounds<C: ConsumerContext>(
             Some(r) if r.is_empty() && Some(r.commit) > slot.committed => to_commit.push((p, r.commit)),
             Some(r) if r.is_empty() => {}
             Some(round) => {
-                if fresh {
-                    shared.fault_paused.store(false, Ordering::SeqCst);
-                    fresh = false;
-                }
+                fault::rearm(&shared.cfg, &shared.fault_paused, fresh);
+                fresh = false;
                 let (task_shared, epoch, mut cache) = (Arc::clone(shared), slot.epoch, std::mem::take(&mut slot.cache));
                 // Driven by `block_on` on a thread of the runtime's blocking pool,
                 // not `spawn`: the round's future holds borrowing iterators and
@@ -444,7 +445,7 @@ async fn write_round(
     cache: &mut RowCache,
     round: &Round,
 ) -> Outcome {
-    let (store, cfg, retry) = (&*shared.store, &shared.cfg, &shared.retry);
+    let (store, cfg) = (&*shared.store, &shared.cfg);
     let through = round.through;
     if let Err(e) = counting::timestamp::check_domain(epoch, through) {
         return Outcome::Halt(Halt::new(Reason::TimestampDomain, e.to_string(), Some(round.commit)));
@@ -453,24 +454,16 @@ async fn write_round(
     if let Some(out) = mark(shared, p, epoch, through).await {
         return out;
     }
-    // R5: learn the rows we do not know yet, one range read per series and granularity.
+    // R5: learn the rows we do not know yet: first the all-time rows (a series
+    // without one has no rows at all, outside the fenced round: no more reads for
+    // it), then one range read per remaining series and granularity.
+    if let Err(out) = read_ranges(shared, permits, p, cache, round.total_reads(cache), round.commit).await {
+        return out;
+    }
+    SERIES_UNREAD.counter().increment(round.learn_absent_series(cache) as u64);
     let reads = cache.missing(round.series.iter().flat_map(|s| s.rows.iter().map(|(k, _)| k)));
-    ROW_READS.counter().increment(reads.len() as u64);
-    type Answer = Option<(RangeRead, (Vec<(i64, StoredRow)>, Option<ForeignRow>))>;
-    let read: Vec<Answer> = futures::stream::iter(reads)
-        .map(|r| async move {
-            let _permit = permits.acquire().await.expect("semaphore open");
-            retry.cassandra(op::READ, || store.read_range(&r, p)).await.map(|rows| (r, rows))
-        })
-        .buffer_unordered(cfg.concurrency.max(1))
-        .collect()
-        .await;
-    for r in read {
-        let Some((range, (rows, foreign))) = r else { return Outcome::Abandoned };
-        if let Some(f) = foreign {
-            return overlap(Conflict::from(f), round.commit);
-        }
-        cache.learn(&range, rows);
+    if let Err(out) = read_ranges(shared, permits, p, cache, reads, round.commit).await {
+        return out;
     }
     // R5: the last_offset rule, per series.
     let mut resolved: Vec<SeriesWrites> = Vec::with_capacity(round.series.len());
@@ -480,65 +473,51 @@ async fn write_round(
             Err(e) => return overlap(e.into(), round.commit),
         }
     }
-    let is_total = |w: &RowWrite| w.key.granularity == Granularity::Total;
-    // R6, first wave: each series' rows but its all-time row, one batch per series
-    // (a series touching more than MAX_BATCH_ROWS rows takes several).
-    let rows = resolved.iter().map(|w| match w.writes.split_last() {
-        Some((last, rest)) if is_total(last) => rest,
-        _ => &w.writes[..],
-    });
-    let batches = rows.flat_map(|r| r.chunks(MAX_BATCH_ROWS));
-    let landed = send_batches(shared, permits, op::WRITE, batches, |rows| async move {
-        store.write_batch(rows, epoch).await?;
-        maybe_abort(cfg, rows.len());
-        fault::pause_after_write(cfg, &shared.fault_paused).await;
-        Ok::<_, platform::cassandra::CassandraError>(())
-    })
-    .await;
-    if !landed {
-        // Some rows may hold this round and others not: forget them all.
-        *cache = RowCache::default();
-        return Outcome::Abandoned;
-    }
-    for w in resolved.iter().flat_map(|r| &r.writes).filter(|w| !is_total(w)) {
-        cache.put(w.key, w.stored());
-    }
-    // R6, second wave: hour and day copies keyed by bucket, for trending, of every
-    // such row of the round (skipped ones too: a crash may have come between a row
-    // and its copy), and the activity entries. Before the all-time rows, so a
-    // floor at this round means the copies landed too.
+    // R6, first wave: the leading batches of series too big for one batch (few:
+    // late events spread over many minutes), and beside them the hour and day
+    // copies keyed by bucket for trending (of every such row of the round,
+    // skipped ones too: a crash may have come between a row and its copy), the
+    // activity entries, and the viewer sketches and who viewed. All before the
+    // all-time rows, so a floor at this round means these landed too, and a
+    // replay that the floor skips finds them written.
+    let split: Vec<_> = resolved.iter().map(|w| w.batches(MAX_BATCH_ROWS)).collect();
+    let written: HashMap<RowKey, &RowWrite> = resolved.iter().flat_map(|r| &r.writes).map(|w| (w.key, w)).collect();
     let copies: Vec<(RowKey, i64, i64)> = round
         .series
         .iter()
         .flat_map(|s| &s.rows)
         .filter(|(k, _)| matches!(k.granularity, Granularity::Hour | Granularity::Day))
-        .filter_map(|(k, _)| cache.lookup(k).flatten().map(|row| (*k, row.value, row.last_offset)))
+        .filter_map(|(k, _)| match written.get(k) {
+            Some(w) => Some((*k, w.value, w.last_offset)),
+            None => cache.lookup(k).flatten().map(|row| (*k, row.value, row.last_offset)),
+        })
         .collect();
-    // The viewer sketches and who viewed, from the round's signed-in views: before
-    // the all-time rows too, so a replay that the floor skips finds them written.
-    let (copied, active, viewed) = futures::join!(
+    let write = |rows| async move {
+        store.write_batch(rows, p, epoch).await?;
+        maybe_abort(cfg, rows.len());
+        fault::pause_after_write(cfg, &shared.fault_paused).await;
+        Ok::<_, platform::cassandra::CassandraError>(())
+    };
+    let leading = split.iter().flat_map(|(leading, _)| leading.clone());
+    let (landed, copied, active, viewed) = futures::join!(
+        send_batches(shared, permits, op::WRITE, leading, write),
         write_copies(shared, permits, copies, epoch),
         write_activities(shared, permits, &round.activities, through, epoch),
         crate::viewers::write_viewers(shared, permits, &round.views, through, epoch)
     );
-    if !(copied && active && viewed) {
+    if !(landed && copied && active && viewed) {
+        // Some rows may hold this round and others not: forget them all.
         *cache = RowCache::default();
         return Outcome::Abandoned;
     }
-    // R6, last wave: the all-time rows, each series' floor.
-    let totals: Vec<RowWrite> = resolved.iter().filter_map(|r| r.writes.last().copied().filter(is_total)).collect();
-    let landed = send_batches(shared, permits, op::WRITE_TOTAL, totals.chunks(1), |rows| async move {
-        store.write_total(&rows[0], p, epoch).await?;
-        maybe_abort(cfg, 1);
-        fault::pause_after_write(cfg, &shared.fault_paused).await;
-        Ok::<_, platform::cassandra::CassandraError>(())
-    })
-    .await;
-    if !landed {
+    // R6, last wave: each series' last batch, with its all-time row (the series'
+    // floor), one mutation for most series.
+    let last = split.iter().map(|(_, last)| *last).filter(|rows| !rows.is_empty());
+    if !send_batches(shared, permits, op::WRITE, last, write).await {
         *cache = RowCache::default();
         return Outcome::Abandoned;
     }
-    for w in &totals {
+    for w in resolved.iter().flat_map(|r| &r.writes) {
         cache.put(w.key, w.stored());
     }
     Outcome::Written {
@@ -548,6 +527,37 @@ async fn write_round(
         series: round.series.len(),
         events: round.events,
     }
+}
+
+/// Reads `reads` (within the flush's permits) into the cache. `Err`: abandoned at
+/// shutdown, or a row another Kafka partition wrote (halt, at `commit`).
+async fn read_ranges(
+    shared: &Shared,
+    permits: &Semaphore,
+    p: i32,
+    cache: &mut RowCache,
+    reads: Vec<RangeRead>,
+    commit: i64,
+) -> Result<(), Outcome> {
+    let (store, retry) = (&*shared.store, &shared.retry);
+    ROW_READS.counter().increment(reads.len() as u64);
+    type Answer = Option<(RangeRead, (Vec<(i64, StoredRow)>, Option<ForeignRow>))>;
+    let read: Vec<Answer> = futures::stream::iter(reads)
+        .map(|r| async move {
+            let _permit = permits.acquire().await.expect("semaphore open");
+            retry.cassandra(op::READ, || store.read_range(&r, p)).await.map(|rows| (r, rows))
+        })
+        .buffer_unordered(shared.cfg.concurrency.max(1))
+        .collect()
+        .await;
+    for r in read {
+        let Some((range, (rows, foreign))) = r else { return Err(Outcome::Abandoned) };
+        if let Some(f) = foreign {
+            return Err(overlap(Conflict::from(f), commit));
+        }
+        cache.learn(&range, rows);
+    }
+    Ok(())
 }
 
 /// P5–P8 for one partition's ratings.

@@ -37,7 +37,13 @@ pub const SERIES_WRITTEN: Metric = Metric::new(
     Kind::Counter,
     "aggregator_series_written_total",
     &[],
-    "(video, event type) series written by a round: one single-partition batch and the all-time row",
+    "(video, event type) series written by a round: one single-partition batch, the all-time row included, for most",
+);
+pub const SERIES_UNREAD: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_series_unread_total",
+    &[],
+    "Series a round found without an all-time row, so without rows: their other rows needed no read",
 );
 pub const ROUNDS: Metric = Metric::new(
     Kind::Counter,
@@ -50,6 +56,12 @@ pub const CENSUS_SERIES: Metric = Metric::new(
     "aggregator_census_series_total",
     &["topic"],
     "Series whose floor (all-time row's last_offset) a census of a replay region read after a claim (R2)",
+);
+pub const CENSUS_IN_DOUBT: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_census_in_doubt_series_total",
+    &["topic"],
+    "Series whose floor a census found at the in-doubt round's offset: the round in doubt had written them whole",
 );
 pub const CENSUS_ROUNDS: Metric = Metric::new(
     Kind::Counter,
@@ -179,8 +191,10 @@ pub const ALL: &[Metric] = &[
     ROW_READS,
     WRITE_REQUESTS,
     SERIES_WRITTEN,
+    SERIES_UNREAD,
     ROUNDS,
     CENSUS_SERIES,
+    CENSUS_IN_DOUBT,
     CENSUS_ROUNDS,
     REPLAYED_SKIPPED,
     RATED_VIDEOS,
@@ -211,7 +225,6 @@ pub mod op {
     pub const MARK_ATTEMPTED: &str = "mark_attempted";
     pub const READ: &str = "read";
     pub const WRITE: &str = "write";
-    pub const WRITE_TOTAL: &str = "write_total";
     pub const WRITE_COPY: &str = "write_copy";
     pub const READ_RATINGS: &str = "read_ratings";
     pub const WRITE_RATINGS: &str = "write_ratings";
@@ -224,12 +237,11 @@ pub mod op {
 }
 
 /// Every [`op`].
-pub const CASSANDRA_OPS: [&str; 14] = [
+pub const CASSANDRA_OPS: [&str; 13] = [
     op::CLAIM,
     op::MARK_ATTEMPTED,
     op::READ,
     op::WRITE,
-    op::WRITE_TOTAL,
     op::WRITE_COPY,
     op::READ_RATINGS,
     op::WRITE_RATINGS,

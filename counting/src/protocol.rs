@@ -230,7 +230,8 @@
 //!   exactly `A` and takes every pending series; later rounds take the due series at
 //!   the last offset folded. Each records `attempted` `IF epoch = <mine>`, as P5.
 //! - **R5 Resolve** = P7 per series, `first` being the series' first pending offset.
-//! - **R6 Write** = P8, one series at a time, its all-time row last (the floor).
+//! - **R6 Write** = P8, one series at a time, its all-time row last (the floor),
+//!   in the series' last single-partition batch (atomic in Cassandra).
 //! - **R7 Commit**: the first offset still pending in any series, not `through + 1`.
 //!   A failed commit needs no retry before the next round: the census covers any
 //!   number of complete rounds.

@@ -18,7 +18,8 @@
 //! - **R2 Census** (only if `A ≥ c`). Read the log `c..=A` once for the distinct
 //!   series it holds, and each series' *floor*: the `last_offset` of its all-time
 //!   row (-1 if it has none). Every write of a series ends with its all-time row
-//!   (R6), so the floor is an offset through which *every* row of the series holds
+//!   (R6: in the last batch, atomic within the series' Cassandra partition), so
+//!   the floor is an offset through which *every* row of the series holds
 //!   the series' events.
 //! - **R3 Fold** from `c`. An event at offset `o` of series `s` is skipped if
 //!   `o ≤ floor(s)`: the store holds it already. Otherwise it is pending.
@@ -38,8 +39,10 @@
 //!   anything else: [`Overlap`] (offsets rewound by hand), refuse to guess.
 //! - **R6 Write** each series' rows with `last_offset = b` and
 //!   [`write_timestamp`](crate::write_timestamp)`(epoch, b)`, the all-time row
-//!   **last**, once the others are acknowledged (one single-partition batch when
-//!   the rows share a Cassandra partition).
+//!   **last**: in the series' last batch ([`SeriesWrites::batches`]), sent once
+//!   its other batches are acknowledged. The rows of a series share one
+//!   Cassandra partition, which applies a batch atomically, so a series of up to
+//!   a batch's rows (nearly all) is one mutation, all-time row included.
 //! - **R7 Commit** the round's [`Round::commit`]: the first offset still pending in
 //!   any series, or `b + 1` when none is.
 //!
@@ -47,7 +50,8 @@
 //! * Every row holds exactly the events of its bucket up to its own `last_offset`
 //!   (the invariant the simulation checks after every single write), and the
 //!   all-time row's `last_offset` is the series' floor: a write that reached it
-//!   reached every other row of the series first.
+//!   reached every other row of the series, before it or in the same atomic
+//!   batch.
 //! * Only one round can be in doubt, the one at `A`: rounds run one after the
 //!   other, a round's LWT runs only after the previous round's writes were all
 //!   acknowledged, and every earlier round in `c..=A` is complete, so the census
@@ -72,6 +76,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use uuid::Uuid;
 
+use crate::cache::{PartKey, RangeRead, RowCache};
 use crate::kind::EventKind;
 use crate::rollup::{
     Activity, CountedEvent, Folded, Overlap, RowDelta, RowKey, RowWrite, SignedInView, StoredRow, ViewerLog, add_count,
@@ -226,12 +231,54 @@ pub struct Round {
     /// the who-viewed list (`crate::viewers`), sorted by (video, user, time).
     pub views: Vec<SignedInView>,
     pub events: u64,
+    /// The fenced round (R4): the first after a claim whose replay region was not
+    /// empty, redoing the in-doubt round.
+    pub fenced: bool,
 }
 
 impl Round {
     /// Nothing to write: the owner may commit without recording an attempt.
     pub fn is_empty(&self) -> bool {
         self.series.is_empty() && self.activities.is_empty()
+    }
+
+    /// R5's first reads: the all-time rows of the round's series that `cache`
+    /// does not know (one single-row read each).
+    pub fn total_reads(&self, cache: &RowCache) -> Vec<RangeRead> {
+        let totals: Vec<RowKey> = self.series.iter().map(|s| s.key.total_row()).collect();
+        cache.missing(&totals)
+    }
+
+    /// Once the all-time rows are known: a series without one has no rows at all,
+    /// so every row of it is known absent and needs no read (R5). Returns how
+    /// many series that spared a read of their other rows.
+    ///
+    /// Why: every write of a series ends with its all-time row (R6), so other
+    /// rows without it exist only while a round is in doubt, and only the round at
+    /// `attempted` can be. Its series all have events in the replay region, so the
+    /// fenced round takes every one of them still without an all-time row, and
+    /// writes it. The fenced round itself keeps the plain reads: there a series
+    /// without an all-time row may have rows of the in-doubt round. (Treating
+    /// those as absent would rewrite them with the same values, since such a
+    /// series had no earlier rows and the fenced round replays exactly the
+    /// in-doubt round's events of it; the simulation passes either way, but the
+    /// rule is only needed where it plainly holds.)
+    pub fn learn_absent_series(&self, cache: &mut RowCache) -> usize {
+        if self.fenced {
+            return 0;
+        }
+        let mut spared = 0;
+        for s in &self.series {
+            if cache.lookup(&s.key.total_row()) != Some(None) {
+                continue;
+            }
+            for g in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
+                let part = PartKey { video_id: s.key.video_id, kind: s.key.kind, granularity: g };
+                cache.learn(&RangeRead { part, from: i64::MIN, until: None }, []);
+            }
+            spared += 1;
+        }
+        spared
     }
 }
 
@@ -242,6 +289,22 @@ pub struct SeriesWrites {
     pub writes: Vec<RowWrite>,
     /// Rows that already held their part of the round.
     pub skipped: usize,
+}
+
+impl SeriesWrites {
+    /// The writes as the single-partition batches R6 sends, at most `max_rows`
+    /// rows each (at least one): `(leading, last)`. `last` holds the all-time row
+    /// (when it is written) and goes only after every batch of `leading` is
+    /// acknowledged. Every row of a series shares its Cassandra partition, which
+    /// applies a batch atomically, so the all-time row landing means every other
+    /// row of the series landed: its `last_offset` stays the series' floor. Most
+    /// series fit one batch: `leading` is then empty and the series costs one
+    /// mutation.
+    pub fn batches(&self, max_rows: usize) -> (std::slice::Chunks<'_, RowWrite>, &[RowWrite]) {
+        let split = self.writes.len().saturating_sub(max_rows.max(1));
+        let (leading, last) = self.writes.split_at(split);
+        (leading.chunks(max_rows.max(1)), last)
+    }
 }
 
 impl SeriesFlush {
@@ -413,7 +476,7 @@ impl PartitionCounts {
         let (mut activities, views) = self.viewers.take();
         activities.sort_unstable_by_key(|a| (a.user_id, a.activity_ts));
         let commit = self.commit_offset().expect("something was folded");
-        Some(Round { through, commit, series, activities, views, events })
+        Some(Round { through, commit, series, activities, views, events, fenced: all })
     }
 }
 

@@ -298,6 +298,24 @@ impl TestEnv {
         }
     }
 
+    /// Waits until aggregator `i`, a successor, has found what the round in doubt
+    /// of a killed owner wrote, and returns how much: series it had written whole
+    /// (their floor is the round's offset: the census saw them, R2) and rows of
+    /// series it had not finished (the fenced round skipped them, R5). Either
+    /// proves the kill left a round in doubt with something written.
+    pub async fn wait_in_doubt_landed(&self, i: usize, timeout: Duration) -> f64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.aggregator_metric(i, "aggregator_census_in_doubt_series_total").await
+                + self.aggregator_metric(i, "aggregator_rows_skipped_total").await;
+            if found >= 1.0 {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "aggregator #{i} found nothing the round in doubt wrote");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// SIGSTOP (`stop`) or SIGCONT aggregator `i`: a process paused past its
     /// session timeout, then woken.
     pub fn signal_aggregator(&mut self, i: usize, signal: &str) {

@@ -142,16 +142,17 @@ async fn stats_over_event_values_equal_the_ledger_across_a_sigkill() {
     env.wait_active(first).await;
     let paused = env.aggregator_log(first).matches(PAUSED).count();
     send_plays(&env, &mut sent, &videos, 380).await;
-    // SIGKILL in the middle of a round: some of its rows written, others not.
+    // SIGKILL in the middle of a round: some of its series written, others not.
     env.wait_log(first, PAUSED, paused + 1, Duration::from_secs(60)).await;
     env.kill_aggregator(first);
 
     send_plays(&env, &mut sent, &videos, 400).await;
     let second = env.spawn_aggregator();
-    // The successor redid the round in doubt (R4) and found rows it had written (R5).
+    // The successor redid the round in doubt (R4) and found what it had written:
+    // series written whole (their floor, R2) or rows of others (R5).
     env.wait_metric(second, "aggregator_fenced_flushes_total", "", 1.0, Duration::from_secs(60)).await;
-    let skipped = env.wait_metric(second, "aggregator_rows_skipped_total", "", 1.0, Duration::from_secs(60)).await;
-    eprintln!("[values] the successor skipped {skipped} rows the killed owner had written");
+    let landed = env.wait_in_doubt_landed(second, Duration::from_secs(60)).await;
+    eprintln!("[values] the successor skipped {landed} series or rows the killed owner had written");
     assert_stats_converge(&env, &sent, &videos, Duration::from_secs(120)).await;
 
     // The sums are getCount's numbers too.

@@ -4,7 +4,7 @@
 //! at a known point of the flush, and each test proves it hit the case it names
 //! before it checks the counts against the ledger.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use e2e::*;
@@ -36,6 +36,44 @@ fn takeovers(log: &str, topic: &str) -> HashMap<i32, (i64, Option<i64>)> {
         out.insert(p, (e.parse().unwrap(), in_doubt));
     }
     out
+}
+
+/// A row of `counts`: (video, event type, granularity, bucket).
+type RowId = (uuid::Uuid, String, String, i64);
+
+/// The rows at a successor's fence offset (`taken`: partition -> (epoch, fence)),
+/// split by who wrote them: the successor (its epoch) or the owner before it
+/// (the epoch before). Any other epoch there fails the test.
+async fn rows_at_fences(env: &TestEnv, taken: &HashMap<i32, (i64, Option<i64>)>) -> (usize, HashSet<RowId>) {
+    let admin = env.admin().await;
+    let cql = format!(
+        "SELECT video_id, event_type, granularity, bucket, kafka_partition, last_offset, WRITETIME(value) FROM {}.counts",
+        env.keyspace
+    );
+    type Row = (uuid::Uuid, String, String, scylla::value::CqlTimestamp, Option<i32>, Option<i64>, Option<i64>);
+    let result = admin.session.query_unpaged(cql, &[]).await.unwrap().into_rows_result().unwrap();
+    let rows: Vec<Row> = result.rows::<Row>().unwrap().map(Result::unwrap).collect();
+    let (mut new_epoch, mut old_epoch) = (0, HashSet::new());
+    for (video, kind, granularity, bucket, p, last, ts) in rows {
+        let (Some(p), Some(last), Some(ts)) = (p, last, ts) else { continue };
+        let Some(&(epoch, Some(fence))) = taken.get(&p) else { continue };
+        if last != fence {
+            continue;
+        }
+        let by = ts >> 40;
+        assert_eq!(ts & ((1 << 40) - 1), last, "the timestamp carries the row's offset");
+        assert!(
+            by == epoch || by == epoch - 1,
+            "row of partition {p} at {last} written by epoch {by}, not {epoch} or {}",
+            epoch - 1
+        );
+        if by == epoch {
+            new_epoch += 1;
+        } else {
+            old_epoch.insert((video, kind, granularity, bucket.0));
+        }
+    }
+    (new_epoch, old_epoch)
 }
 
 /// Woken before its next P5: the old owner had taken its flush's plans when it
@@ -77,8 +115,9 @@ async fn a_paused_owner_woken_after_its_successor_took_over_is_refused_at_p5() {
 
 /// Woken in the middle of writing a flush: the old owner had passed P5 and
 /// written one batch when it was stopped. Its successor finds the flush in doubt
-/// (fenced flush, rows already written skipped) and goes on; then the old owner
-/// writes the rest of its flush, late. Those writes carry its older epoch in
+/// (fenced flush; what the batch wrote is skipped: a series written whole through
+/// its floor, rows of an unfinished one by the row rule) and goes on; then the old
+/// owner writes the rest of its flush, late. Those writes carry its older epoch in
 /// their timestamps (P8), so every row its successor wrote at the same offsets
 /// keeps the successor's write; the counts equal the ledger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -110,8 +149,14 @@ async fn a_paused_owner_woken_mid_flush_writes_late_and_loses() {
     // Every flush in doubt completed by the successor before the old owner wakes.
     let fenced =
         env.wait_metric(new, "aggregator_fenced_flushes_total", "", in_doubt as f64, Duration::from_secs(60)).await;
-    let skipped = env.wait_metric(new, "aggregator_rows_skipped_total", "", 1.0, Duration::from_secs(30)).await;
-    eprintln!("[zombie-write] the successor flushed {fenced} flushes in doubt at their fence, skipping {skipped} rows");
+    let landed = env.wait_in_doubt_landed(new, Duration::from_secs(30)).await;
+    eprintln!(
+        "[zombie-write] the successor flushed {fenced} flushes in doubt at their fence, skipping {landed} series or \
+         rows the old owner had written"
+    );
+    // What the old owner wrote before its pause, at the fences: the successor kept it.
+    let (_, before) = rows_at_fences(&env, &taken).await;
+    assert!(!before.is_empty(), "the old owner's first batch is at its fence");
     env.signal_aggregator(old, "CONT");
     env.wait_log(old, "fault injection: pause over", pauses_over + 1, Duration::from_secs(30)).await;
     // Its flush completes: every row of it written, late (its commit then fails).
@@ -119,38 +164,18 @@ async fn a_paused_owner_woken_mid_flush_writes_late_and_loses() {
         env.wait_metric(old, "aggregator_rows_written_total", "", rows_before + 1.0, Duration::from_secs(30)).await;
     eprintln!("[zombie-write] the woken owner finished its flush late: {} rows", late - rows_before);
 
-    // Rows at a successor's fence offset were written by the flush in doubt:
-    // the old owner's first batch (which the successor skipped) or the successor.
-    // Any other row there with the old epoch is a late write that won.
-    let admin = env.admin().await;
-    let cql = format!("SELECT kafka_partition, last_offset, WRITETIME(value) FROM {}.counts", env.keyspace);
-    let result = admin.session.query_unpaged(cql, &[]).await.unwrap().into_rows_result().unwrap();
-    let rows: Vec<(Option<i32>, Option<i64>, Option<i64>)> =
-        result.rows::<(Option<i32>, Option<i64>, Option<i64>)>().unwrap().map(Result::unwrap).collect();
-    let (mut old_epoch, mut new_epoch) = (0, 0);
-    for (p, last, ts) in rows {
-        let (Some(p), Some(last), Some(ts)) = (p, last, ts) else { continue };
-        let Some(&(epoch, Some(fence))) = taken.get(&p) else { continue };
-        if last != fence {
-            continue;
-        }
-        let by = ts >> 40;
-        assert_eq!(ts & ((1 << 40) - 1), last, "the timestamp carries the row's offset");
-        assert!(
-            by == epoch || by == epoch - 1,
-            "row of partition {p} at {last} written by epoch {by}, not {epoch} or {}",
-            epoch - 1
-        );
-        if by == epoch { new_epoch += 1 } else { old_epoch += 1 }
-    }
+    // Rows at a successor's fence offset were written by the flush in doubt: the
+    // old owner's first batch (which the successor skipped) or the successor. A
+    // row of the old epoch there that was not one before it woke is a late write
+    // that won.
+    let (new_epoch, after) = rows_at_fences(&env, &taken).await;
     eprintln!(
-        "[zombie-write] rows at the fences: {new_epoch} by the successor, {old_epoch} by the old owner before its pause"
+        "[zombie-write] rows at the fences: {new_epoch} by the successor, {} by the old owner before its pause",
+        after.len()
     );
     assert!(new_epoch >= 1, "the successor completed the flush in doubt");
-    assert!(
-        old_epoch as f64 <= skipped,
-        "only the rows the successor skipped keep the old epoch: {old_epoch} > {skipped}"
-    );
+    let won: Vec<_> = after.difference(&before).collect();
+    assert!(won.is_empty(), "late writes of the old owner won: {won:?}");
 
     let ledger = load.handle.await.unwrap();
     env.assert_converges(&ledger, &failure_ranges(now_ms()), Duration::from_secs(120)).await;

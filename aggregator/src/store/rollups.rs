@@ -7,8 +7,9 @@
 //! (`counting::retention`), so rewriting a row never extends it and readers know
 //! which rows exist.
 //!
-//! The static `kafka_partition` is written with the all-time row only: it is the
-//! series' last write (R6), and a row written with a TTL would give the static
+//! A series' rows go out as single-partition batches (R6), the all-time row in
+//! the last one. The static `kafka_partition` is written with the all-time row
+//! only: that row has no TTL, and a row written with a TTL would give the static
 //! cell that TTL.
 //!
 //! A row's tally (`events`, `min_value`, `max_value`, issue 13) is written with its
@@ -36,7 +37,6 @@ pub(super) struct Statements {
     read_from: PreparedStatement,
     read_between: PreparedStatement,
     write_row: PreparedStatement,
-    write_total: PreparedStatement,
     write_copy: PreparedStatement,
 }
 
@@ -51,22 +51,13 @@ impl Statements {
         let read_from = prepare(s, select.clone(), true).await?;
         let read_between = prepare(s, format!("{select} AND bucket < ?"), true).await?;
         // Absolute values at a fenced timestamp: replaying this write is harmless.
+        // `kafka_partition` is set for the all-time row only (TTL 0: kept forever).
         let write_row = prepare(
             s,
             format!(
                 "INSERT INTO {ks}.counts (video_id, event_type, granularity, bucket, value, last_offset, \
-                 events, min_value, max_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
-            ),
-            true,
-        )
-        .await?;
-        // The all-time row, kept forever, with the writer's Kafka partition.
-        let write_total = prepare(
-            s,
-            format!(
-                "INSERT INTO {ks}.counts \
-                 (video_id, event_type, granularity, bucket, value, last_offset, events, min_value, max_value, \
-                 kafka_partition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                 events, min_value, max_value, kafka_partition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 USING TTL ? AND TIMESTAMP ?"
             ),
             true,
         )
@@ -81,7 +72,7 @@ impl Statements {
             true,
         )
         .await?;
-        Ok(Self { read_from, read_between, write_row, write_total, write_copy })
+        Ok(Self { read_from, read_between, write_row, write_copy })
     }
 }
 
@@ -161,12 +152,13 @@ impl RollupStore {
         Ok((rows, foreign))
     }
 
-    /// Writes rows of one series other than its all-time row in a single
-    /// unlogged batch: one Cassandra partition, so atomic and isolated within it,
-    /// and one mutation instead of one per row.
-    pub async fn write_batch(&self, rows: &[RowWrite], epoch: i64) -> Result<(), CassandraError> {
+    /// Writes rows of one series in a single unlogged batch: one Cassandra
+    /// partition, so atomic and isolated within it, and one mutation instead of
+    /// one per row. The all-time row, if there, carries the writer's Kafka
+    /// `partition` (R6 puts it in the series' last batch: its `last_offset` is
+    /// the series' floor).
+    pub async fn write_batch(&self, rows: &[RowWrite], partition: i32, epoch: i64) -> Result<(), CassandraError> {
         debug_assert!(rows.windows(2).all(|w| w[0].key.series() == w[1].key.series()));
-        debug_assert!(rows.iter().all(|w| w.key.granularity != Granularity::Total));
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_is_idempotent(true);
         let mut values = Vec::with_capacity(rows.len());
@@ -174,6 +166,7 @@ impl RollupStore {
         for w in rows {
             batch.append_statement(self.rollups.write_row.clone());
             let (events, min, max) = tally_columns(w.tally);
+            let total = w.key.granularity == Granularity::Total;
             values.push((
                 w.key.video_id,
                 w.key.kind.as_str(),
@@ -184,33 +177,12 @@ impl RollupStore {
                 events,
                 min,
                 max,
+                if total { MaybeUnset::Set(partition) } else { MaybeUnset::Unset },
                 self.retention.ttl_secs(w.key.granularity, w.key.bucket_ms, now),
                 write_timestamp(epoch, w.last_offset),
             ));
         }
         self.session.batch(&batch, values).await?;
-        Ok(())
-    }
-
-    /// Writes a series' all-time row, with the writer's Kafka `partition`: the
-    /// series' last write (R6), whose `last_offset` is its floor.
-    pub async fn write_total(&self, w: &RowWrite, partition: i32, epoch: i64) -> Result<(), CassandraError> {
-        debug_assert_eq!(w.key.granularity, Granularity::Total);
-        let (events, min, max) = tally_columns(w.tally);
-        let values = (
-            w.key.video_id,
-            w.key.kind.as_str(),
-            w.key.granularity.as_str(),
-            CqlTimestamp(w.key.bucket_ms),
-            w.value,
-            w.last_offset,
-            events,
-            min,
-            max,
-            partition,
-            write_timestamp(epoch, w.last_offset),
-        );
-        self.session.execute_unpaged(&self.rollups.write_total, values).await?;
         Ok(())
     }
 

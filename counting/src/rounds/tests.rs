@@ -191,10 +191,44 @@ fn a_fence_whose_message_is_gone_ends_just_before_the_next_offset() {
     assert_eq!(c.fold(14, Some(&view(2, T0)), 0), Ok(Folded::Folded), "no floor needed past the region");
 }
 
+#[test]
+fn a_series_without_an_all_time_row_needs_no_other_read_outside_the_fenced_round() {
+    let mut c = PartitionCounts::new(None);
+    for (o, v) in [(0, 1), (1, 2), (2, 3)] {
+        assert_eq!(c.fold(o, Some(&view(v, T0 + o * DAY_MS)), 0), Ok(Folded::Folded));
+    }
+    let r = c.take_all().unwrap();
+    assert!(!r.fenced);
+    let mut cache = RowCache::default();
+    // Video 1 was counted before (its all-time row exists), 2 and 3 never were.
+    cache.put(series(3).total_row(), StoredRow { value: 4, last_offset: -5, tally: None });
+    let reads = r.total_reads(&cache);
+    assert_eq!(reads.iter().map(|r| r.part.video_id).collect::<Vec<_>>(), [video(1), video(2)]);
+    let stored = StoredRow { value: 9, last_offset: -2, tally: None };
+    cache.learn(&reads[0], [(0, stored)]);
+    cache.learn(&reads[1], []);
+    assert_eq!(r.learn_absent_series(&mut cache), 1, "video 2 only");
+    let keys: Vec<&RowKey> = r.series.iter().flat_map(|s| s.rows.iter().map(|(k, _)| k)).collect();
+    let missing: Vec<Uuid> = cache.missing(keys).iter().map(|r| r.part.video_id).collect();
+    assert_eq!(missing, [video(1), video(1), video(1), video(3), video(3), video(3)], "minute, hour, day each");
+
+    // The fenced round reads them all: there the rule is not needed.
+    let floors = HashMap::from([(series(2), -1)]);
+    let mut c = PartitionCounts::new(Some(Census { through: 0, floors }));
+    assert_eq!(c.fold(0, Some(&view(2, T0)), 0), Ok(Folded::FlushNow));
+    let r = c.take_all().unwrap();
+    assert!(r.fenced);
+    let mut cache = RowCache::default();
+    cache.learn(&r.total_reads(&cache)[0], []);
+    assert_eq!(r.learn_absent_series(&mut cache), 0);
+    assert_eq!(cache.missing(r.series[0].rows.iter().map(|(k, _)| k)).len(), 3);
+}
+
 // ---------------------------------------------------------------------------
 // The whole protocol, simulated against a last-write-wins store, as in
-// `rollup::tests`, but with series written on schedules of their own: owners that
-// crash after any number of row writes, in-doubt rounds whose remaining writes
+// `rollup::tests`, but with series written on schedules of their own, in
+// single-partition batches of any size (atomic, as Cassandra applies them): owners
+// that crash after any number of batches, in-doubt rounds whose remaining writes
 // land late (before the next owner's census, or after any number of its writes),
 // a census that reads floors at claim time, and a cache that mixes those reads
 // with rows read much later.
@@ -278,7 +312,7 @@ struct OwnerScript {
     round_every: usize,
     /// Per round, which series are due: bit `i` for series `i` (video × kind).
     masks: Vec<u16>,
-    /// Die in round n after this many row writes (past the last: before committing).
+    /// Die in round n after this many batch writes (past the last: before committing).
     crash: Option<(usize, usize)>,
     landing: Landing,
     /// Rows a round writes per message folded beside it (the aggregator writes
@@ -336,18 +370,19 @@ fn series_bit(key: &SeriesKey) -> u32 {
     v * 2 + k
 }
 
-/// Writes of an in-doubt round still on their way, and when they land.
+/// Batches of an in-doubt round still on their way, and when they land.
 struct InFlight {
-    writes: Vec<RowWrite>,
+    writes: Vec<Vec<RowWrite>>,
     ts: i64,
-    /// Before the next owner's census, or once this many rows were written in all.
+    /// Before the next owner's census, or once this many batches were written in all.
     before_census: bool,
     after: usize,
 }
 
 /// This owner's round being written while it folds on (R4: one at a time).
 struct Writing {
-    writes: Vec<RowWrite>,
+    /// Single-partition batches, each applied atomically.
+    writes: Vec<Vec<RowWrite>>,
     done: usize,
     /// Where the owner dies, if it dies in this round.
     crash_at: Option<usize>,
@@ -363,7 +398,7 @@ enum Progress {
     Crashed,
 }
 
-/// Lands up to `n` more writes of the round, each one checked, with whatever of
+/// Lands up to `n` more batches of the round, each row checked, with whatever of
 /// an earlier owner's in-doubt round is due between any two of them.
 fn advance(
     log: &[CountedEvent],
@@ -376,11 +411,15 @@ fn advance(
 ) -> Result<Progress, TestCaseError> {
     let end = w.crash_at.unwrap_or(w.writes.len()).min(w.writes.len());
     let stop = w.done.saturating_add(n).min(end);
-    for x in &w.writes[w.done..stop] {
-        store.write(x, w.ts)?;
-        cache.insert(x.key, Some(x.stored()));
+    for batch in &w.writes[w.done..stop] {
+        for x in batch {
+            store.write(x, w.ts)?;
+            cache.insert(x.key, Some(x.stored()));
+        }
+        for x in batch {
+            assert_row_consistent(log, store, &x.key)?;
+        }
         *written += 1;
-        assert_row_consistent(log, store, &x.key)?;
         land(log, in_flight, store, |f| f.after <= *written)?;
     }
     w.done = stop;
@@ -399,9 +438,13 @@ fn land(
     due: impl Fn(&InFlight) -> bool,
 ) -> Result<(), TestCaseError> {
     for f in in_flight.iter_mut().filter(|f| due(f)) {
-        for w in f.writes.drain(..) {
-            store.write(&w, f.ts)?;
-            assert_row_consistent(log, store, &w.key)?;
+        for batch in f.writes.drain(..) {
+            for w in &batch {
+                store.write(w, f.ts)?;
+            }
+            for w in &batch {
+                assert_row_consistent(log, store, &w.key)?;
+            }
         }
     }
     Ok(())
@@ -414,12 +457,13 @@ proptest! {
     fn rounds_on_any_schedule_never_lose_or_double_count(
         log in log_strategy(),
         owners in prop::collection::vec(owner_strategy(), 1..5),
+        batch_rows in prop_oneof![Just(1usize), 2usize..6, Just(50)],
     ) {
         let end = log.len() as i64;
         let mut store = Store::default();
         let (mut epoch, mut attempted, mut committed) = (0i64, None::<i64>, 0i64);
         let mut in_flight: Vec<InFlight> = Vec::new();
-        let mut written = 0usize; // rows written by all owners
+        let mut written = 0usize; // batches written by all owners
         let finale = OwnerScript { round_every: 7, masks: vec![0x5555, u16::MAX], crash: None, landing: Landing::Never, pace: 1 };
         for script in owners.iter().chain(std::iter::once(&finale)) {
             land(&log, &mut in_flight, &mut store, |f| f.before_census)?;
@@ -498,15 +542,31 @@ proptest! {
                     continue;
                 }
                 attempted = Some(round.through); // step 4, fenced by the epoch: we are the owner
-                // Step 5: resolve every series, reading rows the cache lacks now.
-                let mut writes: Vec<RowWrite> = Vec::new();
+                // Step 5: a series without an all-time row has no rows (outside the
+                // fenced round), as `Round::learn_absent_series` lets the owner assume;
+                // then resolve every series, reading rows the cache lacks now.
+                if !round.fenced {
+                    for s in &round.series {
+                        let total = s.key.total_row();
+                        if cache.entry(total).or_insert_with(|| store.get(&total)).is_none() {
+                            for (k, _) in &s.rows {
+                                cache.entry(*k).or_insert(None);
+                            }
+                        }
+                    }
+                }
+                let (mut leading, mut last): (Vec<Vec<RowWrite>>, Vec<Vec<RowWrite>>) = (Vec::new(), Vec::new());
                 for s in &round.series {
                     let resolved = s
                         .resolve(round.through, |k| *cache.entry(*k).or_insert_with(|| store.get(k)))
                         .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                    writes.extend(resolved.writes);
+                    let (head, tail) = resolved.batches(batch_rows);
+                    leading.extend(head.map(<[RowWrite]>::to_vec));
+                    last.extend(Some(tail.to_vec()).filter(|t| !t.is_empty()));
                 }
-                // Step 6: in order, each series' all-time row after its others.
+                // Step 6: as the aggregator sends them, every series' leading batches,
+                // then each series' last batch, with its all-time row.
+                let writes: Vec<Vec<RowWrite>> = leading.into_iter().chain(last).collect();
                 let crash_at = script.crash.filter(|&(n, _)| n == taken).map(|(_, k)| k);
                 let ts = write_timestamp(epoch, round.through);
                 writing = Some(Writing { writes, done: 0, crash_at, ts, commit: round.commit });
