@@ -276,6 +276,8 @@ impl Application {
             .set("session.timeout.ms", cfg.consumer.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", (cfg.consumer.session_timeout_ms / 4).max(100).to_string())
             .set("max.poll.interval.ms", cfg.consumer.max_poll_interval_ms.to_string())
+            .set("fetch.min.bytes", cfg.consumer.fetch_min_bytes.max(1).to_string())
+            .set("fetch.wait.max.ms", cfg.consumer.fetch_wait_max_ms.to_string())
             .set("statistics.interval.ms", "5000")
             .create_with_context(OwnerContext { owner: Arc::new(Mutex::new(owner)) })
             .context("creating kafka consumer")?;
