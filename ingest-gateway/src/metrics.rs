@@ -76,6 +76,19 @@ pub const ALL: &[Metric] = &[
     EVENTS_OUT_OF_WINDOW,
 ];
 
+/// The handles of the metrics recorded on every request, registered once (a lookup
+/// by name per request showed in the profile); the rest are looked up where they
+/// count, on paths that are not hot.
+pub mod handles {
+    use metrics::{Counter, Gauge};
+    use platform::metrics::Registered;
+
+    pub static EVENTS_PRODUCED: Registered<Counter> = Registered::counter(super::EVENTS_PRODUCED);
+    pub static EVENTS_REJECTED: Registered<Counter> = Registered::counter(super::EVENTS_REJECTED);
+    pub static EVENTS_DISCARDED: Registered<Counter> = Registered::counter(super::EVENTS_DISCARDED);
+    pub static PRODUCER_IN_FLIGHT: Registered<Gauge> = Registered::gauge(super::PRODUCER_IN_FLIGHT);
+}
+
 /// Why a produce failed: the `kind` label values of [`PRODUCE_ERRORS`].
 pub const PRODUCE_ERROR_KINDS: [&str; 3] = ["queue_full", "timed_out", "other"];
 

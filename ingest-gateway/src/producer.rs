@@ -12,7 +12,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use schemas::events::{Event, Rating};
 
 use crate::config::{ProducerConfig, Sink};
-use crate::metrics::{EVENTS_DISCARDED, EVENTS_PRODUCED, PRODUCE_ERROR_KINDS, PRODUCE_ERRORS, PRODUCER_IN_FLIGHT};
+use crate::metrics::handles::{EVENTS_DISCARDED, EVENTS_PRODUCED, PRODUCER_IN_FLIGHT};
+use crate::metrics::{PRODUCE_ERROR_KINDS, PRODUCE_ERRORS};
 
 /// Kafka did not acknowledge an event of the request, so none of it may be
 /// answered as accepted.
@@ -113,7 +114,7 @@ impl EventProducer {
         let Some(producer) = &self.producer else {
             // Encoded like every other event, so the null sink costs what the HTTP side costs.
             std::hint::black_box(keyed);
-            EVENTS_DISCARDED.counter().increment(keyed.len() as u64);
+            EVENTS_DISCARDED.get().increment(keyed.len() as u64);
             return Ok(());
         };
         let sends = keyed.iter().map(|(key, payload)| {
@@ -129,7 +130,7 @@ impl EventProducer {
         self.sample_queue();
         match failed {
             None => {
-                EVENTS_PRODUCED.counter().increment(keyed.len() as u64);
+                EVENTS_PRODUCED.get().increment(keyed.len() as u64);
                 Ok(())
             }
             Some(err) => {
@@ -144,7 +145,7 @@ impl EventProducer {
     /// gauge also falls back when traffic stops.
     pub fn sample_queue(&self) {
         let depth = self.producer.as_ref().map_or(0, |p| p.in_flight_count());
-        PRODUCER_IN_FLIGHT.gauge().set(depth as f64);
+        PRODUCER_IN_FLIGHT.get().set(depth as f64);
     }
 
     /// Waits for everything queued to be delivered (graceful shutdown).

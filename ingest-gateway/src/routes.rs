@@ -29,7 +29,7 @@ use crate::config::GatewayConfig;
 use crate::events::EventIn;
 use crate::idempotency;
 use crate::known::KnownVideos;
-use crate::metrics::EVENTS_REJECTED;
+use crate::metrics::handles::EVENTS_REJECTED;
 use crate::policy::{Caller, Cost, Policy};
 use crate::producer::{EventProducer, ProduceError};
 use crate::ratings;
@@ -320,7 +320,7 @@ pub async fn post_batch(
                 Err(p) => rejected.push(Reject { index, detail: p.detail, field: p.field }),
             }
         }
-        EVENTS_REJECTED.counter().increment(rejected.len() as u64);
+        EVENTS_REJECTED.get().increment(rejected.len() as u64);
         st.producer.send_all(&events).await?;
         Ok((StatusCode::ACCEPTED, Json(BatchAccepted { accepted: events.len(), rejected })))
     }

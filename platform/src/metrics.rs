@@ -6,8 +6,16 @@
 //! tests (`e2e`) check the dashboard's queries and every scrape against the `ALL`
 //! lists.
 //!
+//! A call such as [`Metric::counter`] looks the series up in the registry by name
+//! and labels (building and hashing the key) on every call. Metrics recorded per
+//! request or per event keep their handle instead: a [`Registered`] static for
+//! those without labels, a small cache by label values in the HTTP middleware
+//! ([`crate::http`]). Issue 15's profile found the lookups on the gateway's hot path.
+//!
 //! This module also declares the metrics of the HTTP middleware every service
 //! shares ([`service_router`](crate::http::service_router)).
+
+use std::sync::OnceLock;
 
 use metrics::{IntoLabels, Unit};
 
@@ -96,6 +104,38 @@ impl Metric {
     fn check(&self, kind: Kind, labels: usize) {
         debug_assert_eq!(self.kind, kind, "{} is declared a {}", self.name, self.kind.as_str());
         debug_assert_eq!(self.labels.len(), labels, "{} is declared with labels {:?}", self.name, self.labels);
+    }
+}
+
+/// The handle of a metric without labels, registered on first use and then kept, for
+/// a `static` beside the crate's declarations:
+/// `static PRODUCED: Registered<Counter> = Registered::counter(EVENTS_PRODUCED);`
+pub struct Registered<T> {
+    metric: Metric,
+    make: fn(&Metric) -> T,
+    handle: OnceLock<T>,
+}
+
+impl Registered<metrics::Counter> {
+    pub const fn counter(metric: Metric) -> Self {
+        Self { metric, make: Metric::counter, handle: OnceLock::new() }
+    }
+}
+
+impl Registered<metrics::Gauge> {
+    pub const fn gauge(metric: Metric) -> Self {
+        Self { metric, make: Metric::gauge, handle: OnceLock::new() }
+    }
+}
+
+impl<T> Registered<T> {
+    pub fn get(&self) -> &T {
+        self.handle.get_or_init(|| {
+            // A handle taken before the recorder exists counts into the void, and
+            // kept it would for the life of the process: install the recorder first.
+            let _ = crate::telemetry::metrics_handle();
+            (self.make)(&self.metric)
+        })
     }
 }
 

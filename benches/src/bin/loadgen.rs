@@ -8,6 +8,11 @@ use std::time::Duration;
 use benches::{LoadConfig, Mode, Target};
 use clap::Parser;
 
+// The services' allocator: the driver's CPU per request is compared with the
+// gateway's, so neither pays glibc's malloc while the other does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     about = "Load for the ingest gateway (open or closed loop), with freshness, reads and a ledger exactness check"
