@@ -14,8 +14,9 @@
 //!   written (once per flush). A process stopped here and woken after its
 //!   successor wrote that sketch writes an older union, late, and must lose.
 //! - `after_viewers`: a round's viewer sketches and who-viewed rows have landed
-//!   (only in rounds that carry signed-in views; with its rows, copies and
-//!   activities, before its all-time rows), and nothing is committed. A process
+//!   (only in rounds that carry signed-in views; with its copies and activities,
+//!   before its series' last batches, which hold the all-time rows), and nothing
+//!   is committed. A process
 //!   killed here leaves a round whose sketches hold it entirely and whose floors
 //!   do not; its successor replays it and unions the same viewers again.
 

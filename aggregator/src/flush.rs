@@ -22,17 +22,16 @@
 //! `attempted`, R4). It records `attempted = b` with `IF epoch = <mine>` (R4, as
 //! P5), reads the rows its cache does not know (the all-time rows first: a series
 //! without one has no rows, so nothing else of it is read; then one range read per
-//! granularity of a series), applies the `last_offset` rule per series (R5), and writes (R6) in
-//! two waves, the second only after the first was acknowledged: the hour and day
-//! copies for trending, the activity entries and viewer sketches, and the leading
-//! batches of the rare series whose rows do not fit one batch; then each series'
-//! last batch, which holds its all-time row, whose `last_offset` is the series'
-//! floor for a later census. The `counts` table keeps a series in one Cassandra
-//! partition, which applies a batch atomically, so nearly every series is one
-//! mutation. Only then does it commit the first offset still pending in any
-//! series (R7). A failed commit needs no retry of its
-//! own: the next round's commit covers it, and a census covers any number of
-//! complete rounds.
+//! granularity of a series), applies the `last_offset` rule per series (R5), and
+//! writes (R6) in two waves, the second only after the first was acknowledged: the
+//! hour and day copies for trending, the activity entries and viewer sketches, and
+//! the leading batches of the rare series whose rows do not fit one batch; then
+//! each series' last batch, which holds its all-time row, whose `last_offset` is
+//! the series' floor for a later census. The `counts` table keeps a series in one
+//! Cassandra partition, which applies a batch atomically, so nearly every series
+//! is one mutation. Only then does it commit the first offset still pending in any
+//! series (R7). A failed commit needs no retry of its own: the next round's commit
+//! covers it, and a census covers any number of complete rounds.
 //!
 //! A **ratings flush** of offsets `first..=through` marks `attempted` (P5), reads
 //! and resolves each video's totals and users (P7), writes user rows then totals
