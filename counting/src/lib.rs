@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod dedup;
+pub mod fresh;
 pub mod kind;
 pub mod protocol;
 pub mod range;

@@ -77,6 +77,7 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use crate::cache::{PartKey, RangeRead, RowCache};
+use crate::fresh::{HeldMinute, HeldPart};
 use crate::kind::EventKind;
 use crate::rollup::{
     Activity, CountedEvent, Folded, Overlap, RowDelta, RowKey, RowWrite, SignedInView, StoredRow, ViewerLog, add_count,
@@ -242,6 +243,12 @@ impl Round {
         self.series.is_empty() && self.activities.is_empty()
     }
 
+    /// Each series' part of the round, for readers while it is written
+    /// ([`crate::fresh`]): its minutes at the round's offset.
+    pub fn held(&self) -> HashMap<SeriesKey, HeldPart> {
+        self.series.iter().map(|s| (s.key, s.held(self.through))).collect()
+    }
+
     /// R5's first reads: the all-time rows of the round's series that `cache`
     /// does not know (one single-row read each).
     pub fn total_reads(&self, cache: &RowCache) -> Vec<RangeRead> {
@@ -308,6 +315,17 @@ impl SeriesWrites {
 }
 
 impl SeriesFlush {
+    /// The series' minutes as a held part at offset `through` ([`crate::fresh`]).
+    pub fn held(&self, through: i64) -> HeldPart {
+        let minutes = self
+            .rows
+            .iter()
+            .filter(|(k, _)| k.granularity == Granularity::Minute)
+            .map(|(k, d)| HeldMinute::new(k.bucket_ms, *d))
+            .collect();
+        HeldPart { offset: through, minutes }
+    }
+
     /// Applies rule 5 to every row of the series, given what the store holds for
     /// it (`None`: no row). `through` is the round's.
     pub fn resolve(
@@ -411,6 +429,26 @@ impl PartitionCounts {
     /// exactly that offset, may start (R4).
     pub fn is_fenced(&self) -> bool {
         self.census.as_ref().is_some_and(|c| self.consumed.is_none_or(|o| o < c.through))
+    }
+
+    /// What a reader may add for `key` ([`crate::fresh`]): its pending minutes
+    /// and first pending offset, `None` when nothing of it is pending.
+    pub fn held(&self, key: &SeriesKey) -> Option<HeldPart> {
+        let p = self.pending.get(key)?;
+        let minutes = p.minutes.iter().map(|(m, d)| HeldMinute::new(*m, *d)).collect();
+        Some(HeldPart { offset: p.first_offset, minutes })
+    }
+
+    /// Whether readers may add what this owner holds: not before the fenced
+    /// round is taken (the store may hold part of the round in doubt). The
+    /// fenced round in flight is the caller's to check ([`Round::fenced`]).
+    pub fn serves_held(&self) -> bool {
+        self.census.is_none()
+    }
+
+    /// The last offset folded.
+    pub fn consumed(&self) -> Option<i64> {
+        self.consumed
     }
 
     /// Series with pending events.

@@ -4,6 +4,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
+use crate::fresh::{Held, RowStamp, Stale};
 use crate::rollup::write_timestamp;
 use crate::rollup::{Folded, Tally};
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
@@ -318,6 +319,9 @@ struct OwnerScript {
     /// Rows a round writes per message folded beside it (the aggregator writes
     /// rounds beside its poll loop); 0: the round is written before the next fold.
     pace: usize,
+    /// A death before any write of a round is one before its `attempted` LWT
+    /// (R4): a newer owner claimed first, so the round was never recorded.
+    unmarked: bool,
 }
 
 fn landing() -> impl Strategy<Value = Landing> {
@@ -328,16 +332,18 @@ fn owner_strategy() -> impl Strategy<Value = OwnerScript> {
     (
         1usize..40,
         prop::collection::vec(any::<u16>(), 1..6),
-        prop::option::of((0usize..5, 0usize..40)),
+        prop::option::of((0usize..5, prop_oneof![Just(0usize), 0usize..40])),
         landing(),
         prop_oneof![Just(0usize), 1usize..4],
+        any::<bool>(),
     )
-        .prop_map(|(round_every, masks, crash, landing, pace)| OwnerScript {
+        .prop_map(|(round_every, masks, crash, landing, pace, unmarked)| OwnerScript {
             round_every,
             masks,
             crash,
             landing,
             pace,
+            unmarked,
         })
 }
 
@@ -388,6 +394,11 @@ struct Writing {
     crash_at: Option<usize>,
     ts: i64,
     commit: i64,
+    /// What a reader asking the owner sees of the round ([`crate::fresh`]).
+    held: HashMap<SeriesKey, HeldPart>,
+    fenced: bool,
+    /// `attempted` before this round recorded its own.
+    attempted_before: Option<i64>,
 }
 
 enum Progress {
@@ -450,6 +461,60 @@ fn land(
     Ok(())
 }
 
+/// A reader's question and the owner's answer.
+type Ask = (SeriesKey, Held);
+
+/// What the owner answers a reader about `key` ([`crate::fresh`]).
+fn ask(counts: &PartitionCounts, writing: Option<&Writing>, epoch: i64, key: SeriesKey) -> Held {
+    Held {
+        ready: counts.serves_held() && !writing.is_some_and(|w| w.fenced),
+        epoch,
+        consumed: counts.consumed().unwrap_or(-1),
+        pending: counts.held(&key),
+        in_flight: writing.and_then(|w| w.held.get(&key).cloned()),
+    }
+}
+
+/// A reader's answer from an owner's `held`, asked before the store was read
+/// (now): every row the series has or the answer touches, each with what `held`
+/// adds to it, is exactly the log's events of its bucket through the owner's
+/// `consumed` offset (or its own `last_offset`, if later), unless the rule says
+/// the answer is stale.
+fn check_held(log: &[CountedEvent], store: &Store, key: SeriesKey, held: &Held) -> Result<(), TestCaseError> {
+    for g in Granularity::ALL {
+        let mut buckets: Vec<i64> =
+            store.rows.keys().filter(|k| k.series() == key && k.granularity == g).map(|k| k.bucket_ms).collect();
+        buckets.extend(
+            [&held.pending, &held.in_flight].into_iter().flatten().flat_map(|p| &p.minutes).map(|m| g.bucket(m.minute)),
+        );
+        buckets.sort_unstable();
+        buckets.dedup();
+        for bucket in buckets {
+            let k = RowKey { video_id: key.video_id, kind: key.kind, granularity: g, bucket_ms: bucket };
+            let stored = store.rows.get(&k);
+            let stamp = stored.map(|(r, ts)| RowStamp::new(r.last_offset, *ts));
+            match held.delta_for(g, bucket, (i64::MIN, i64::MAX), stamp) {
+                Ok(d) => {
+                    let (value, tally, lo) =
+                        stored.map_or((0, Some(Tally::EMPTY), -1), |(r, _)| (r.value, r.tally, r.last_offset));
+                    let through = if held.ready { lo.max(held.consumed) } else { lo };
+                    let (sum, t) = truth(log, &k, through);
+                    prop_assert_eq!(
+                        (add_count(value, d.value), tally.map(|x| x.merge(d.tally))),
+                        (sum, Some(t)),
+                        "row {:?} (last_offset {}) with {:?}",
+                        k,
+                        lo,
+                        held
+                    );
+                }
+                Err(Stale::Landed | Stale::Replaced) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
@@ -464,7 +529,10 @@ proptest! {
         let (mut epoch, mut attempted, mut committed) = (0i64, None::<i64>, 0i64);
         let mut in_flight: Vec<InFlight> = Vec::new();
         let mut written = 0usize; // batches written by all owners
-        let finale = OwnerScript { round_every: 7, masks: vec![0x5555, u16::MAX], crash: None, landing: Landing::Never, pace: 1 };
+        let finale = OwnerScript { round_every: 7, masks: vec![0x5555, u16::MAX], crash: None, landing: Landing::Never, pace: 1, unmarked: false };
+        // Readers' answers from the owner (`crate::fresh`), read a step later; and
+        // those of an owner that died, read all through the next owner's run.
+        let (mut asks, mut zombie_asks): (Vec<Ask>, Vec<Ask>) = (Vec::new(), Vec::new());
         for script in owners.iter().chain(std::iter::once(&finale)) {
             land(&log, &mut in_flight, &mut store, |f| f.before_census)?;
             epoch += 1; // step 1: the claim's lightweight transaction
@@ -501,7 +569,13 @@ proptest! {
                             }
                             Progress::Crashed => {
                                 let w = writing.take().expect("in flight");
+                                zombie_asks = std::mem::take(&mut asks);
                                 let rest = w.writes[w.done..].to_vec();
+                                if w.done == 0 && script.unmarked {
+                                    // Died before its LWT: not recorded, nothing sent.
+                                    attempted = w.attempted_before;
+                                    break;
+                                }
                                 match script.landing {
                                     Landing::Never => {}
                                     Landing::BeforeCensus => in_flight.push(InFlight { writes: rest, ts: w.ts, before_census: true, after: usize::MAX }),
@@ -521,6 +595,13 @@ proptest! {
                 offset += 1;
                 // The round in flight goes on beside the fold.
                 advance!(script.pace);
+                // Readers: the answers asked a step ago read the store now, and one
+                // more asks about this event's series.
+                for (key, held) in asks.drain(..).chain(zombie_asks.iter().cloned()) {
+                    check_held(&log, &store, key, &held)?;
+                }
+                let key = SeriesKey::from(&log[offset as usize - 1]);
+                asks.push((key, ask(&counts, writing.as_ref(), epoch, key)));
                 let at_end = offset == end;
                 let periodic = ((offset - committed) as usize).is_multiple_of(script.round_every);
                 let must = at_end || folded == Folded::FlushNow;
@@ -541,6 +622,7 @@ proptest! {
                     taken += 1;
                     continue;
                 }
+                let attempted_before = attempted;
                 attempted = Some(round.through); // step 4, fenced by the epoch: we are the owner
                 // Step 5: a series without an all-time row has no rows (outside the
                 // fenced round), as `Round::learn_absent_series` lets the owner assume;
@@ -569,7 +651,11 @@ proptest! {
                 let writes: Vec<Vec<RowWrite>> = leading.into_iter().chain(last).collect();
                 let crash_at = script.crash.filter(|&(n, _)| n == taken).map(|(_, k)| k);
                 let ts = write_timestamp(epoch, round.through);
-                writing = Some(Writing { writes, done: 0, crash_at, ts, commit: round.commit });
+                let (held, fenced) = (round.held(), round.fenced);
+                writing = Some(Writing { writes, done: 0, crash_at, ts, commit: round.commit, held, fenced, attempted_before });
+                // A reader may ask while the round is written (or before it dies).
+                let key = SeriesKey::from(&log[offset as usize - 1]);
+                asks.push((key, ask(&counts, writing.as_ref(), epoch, key)));
                 taken += 1;
                 if script.pace == 0 {
                     advance!(usize::MAX);
