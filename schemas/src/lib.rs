@@ -62,6 +62,7 @@ pub mod cql {
         Migration { version: 10, name: "halts", source: include_str!("../cql/010_halts.cql") },
         Migration { version: 11, name: "moderation_audit", source: include_str!("../cql/011_moderation_audit.cql") },
         Migration { version: 12, name: "viewers", source: include_str!("../cql/012_viewers.cql") },
+        Migration { version: 13, name: "partition_owners", source: include_str!("../cql/013_partition_owners.cql") },
     ];
 
     impl Migration {
