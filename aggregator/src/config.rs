@@ -19,6 +19,8 @@ pub struct AggregatorConfig {
     pub retention: Retention,
     /// The who-viewed list (the viewer sketches follow `retention`).
     pub viewers: ViewersConfig,
+    /// Answering readers what this owner holds and has not written (`/owner/held`).
+    pub held: HeldConfig,
     /// Event types counted besides the five built-ins (`counting::kind`: names
     /// matching `^[a-z][a-z0-9_]{0,31}$`, at most 27). An event of a type not listed
     /// is dead-lettered; list a new type here before the gateway accepts it.
@@ -40,6 +42,7 @@ impl Default for AggregatorConfig {
             dead_letter: Default::default(),
             retention: Default::default(),
             viewers: Default::default(),
+            held: Default::default(),
             event_types: counting::kind::default_extra(),
             cassandra: Default::default(),
             feed: Default::default(),
@@ -220,6 +223,32 @@ pub struct ViewersConfig {
 impl Default for ViewersConfig {
     fn default() -> Self {
         Self { list_ttl_secs: 30 * 86_400 }
+    }
+}
+
+/// Freshness from the owner (`counting::fresh`): at each claim the owner records
+/// where readers reach it (`partition_owners`), and its operational port answers
+/// `GET /owner/held` with what it holds of a series and has not written. The
+/// query service adds that to the rows it reads, so a count is fresh while the
+/// series waits for its round (`flush.max_age_ms` may then be long: fewer writes).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeldConfig {
+    /// Record the address and answer readers. Off: readers see the rows only.
+    pub enabled: bool,
+    /// `host:port` readers use to reach this aggregator's operational port.
+    /// Empty: the port it bound (127.0.0.1 if it listens on every interface,
+    /// which only serves readers on the same host: set this in a deployment).
+    pub advertise: String,
+    /// How long an answer may wait for the poll loop (which holds the owner while
+    /// it folds a message, and for the whole of a blocking round) before it
+    /// answers 503 and the reader uses the rows alone.
+    pub wait_ms: u64,
+}
+
+impl Default for HeldConfig {
+    fn default() -> Self {
+        Self { enabled: true, advertise: String::new(), wait_ms: 20 }
     }
 }
 

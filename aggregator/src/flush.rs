@@ -122,6 +122,11 @@ struct Job {
 pub(crate) struct InFlight {
     task: JoinHandle<(RowCache, Outcome)>,
     started: Instant,
+    /// Each series' part of the round, for readers until it is settled
+    /// (`counting::fresh`).
+    pub held: HashMap<counting::SeriesKey, counting::fresh::HeldPart>,
+    /// The fenced round (R4): readers get nothing while it is written.
+    pub fenced: bool,
 }
 
 /// Writes everything `parts` hold and commits their offsets, blocking the poll
@@ -234,6 +239,9 @@ pub(crate) fn start_rounds<C: ConsumerContext>(
                 fault::rearm(&shared.cfg, &shared.fault_paused, fresh);
                 fresh = false;
                 let (task_shared, epoch, mut cache) = (Arc::clone(shared), slot.epoch, std::mem::take(&mut slot.cache));
+                // Built only for readers: a map per round is not free.
+                let held = if shared.serve_held { round.held() } else { HashMap::new() };
+                let fenced = round.fenced;
                 // Driven by `block_on` on a thread of the runtime's blocking pool,
                 // not `spawn`: the round's future holds borrowing iterators and
                 // closures across awaits, which rustc cannot prove `Send` (its
@@ -246,7 +254,7 @@ pub(crate) fn start_rounds<C: ConsumerContext>(
                         (cache, outcome)
                     })
                 });
-                slot.round = Some(InFlight { task, started: Instant::now() });
+                slot.round = Some(InFlight { task, started: Instant::now(), held, fenced });
             }
         }
     }
@@ -301,7 +309,7 @@ fn settle_rounds<C: ConsumerContext>(
     let mut to_commit = Vec::new();
     for &p in parts {
         let Some(slot) = slots.get_mut(&p) else { continue };
-        let Some(InFlight { task, started }) = slot.round.take() else { continue };
+        let Some(InFlight { task, started, .. }) = slot.round.take() else { continue };
         // The task is never aborted: an error is its panic, which the old blocking
         // flush would have raised on this thread too.
         let (cache, outcome) = shared.rt.block_on(task).unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));

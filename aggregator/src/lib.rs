@@ -36,6 +36,7 @@ pub mod decode;
 pub mod fault;
 pub mod flush;
 pub mod halt;
+pub mod held;
 pub mod metrics;
 pub mod owner;
 pub mod ownership;
@@ -178,6 +179,18 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where readers reach this aggregator's operational port (`held.advertise`).
+    fn advertise(&self) -> String {
+        if !self.config.held.advertise.is_empty() {
+            return self.config.held.advertise.clone();
+        }
+        let mut addr = self.local_addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        addr.to_string()
+    }
+
     /// Consumes until `shutdown` is cancelled, then flushes, commits and leaves the
     /// group before returning. Two consumers run side by side, each on a blocking
     /// thread: one for the events topic (rollups) and one, in a group of its own,
@@ -192,8 +205,12 @@ impl Application {
         ];
         let mut heartbeats = Vec::new();
         let mut loops = Vec::new();
+        let mut counts_owner = None;
         for (family, topic, group, dedup_ms) in consumers {
             let (consumer, heartbeat) = self.consumer(family, &topic, &group, dedup_ms, &shutdown)?;
+            if family == Family::Counts {
+                counts_owner = Some(consumer.context().owner.clone());
+            }
             heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
             heartbeats.push(heartbeat);
             tracing::info!(%topic, %group, "aggregator consuming");
@@ -205,7 +222,12 @@ impl Application {
 
         let ready = Arc::new(Ready { store: self.store.clone(), heartbeats });
         let http_stop = CancellationToken::new();
-        let http = tokio::spawn(self.listener.serve(admin_router(ready), http_stop.clone(), Duration::from_secs(1)));
+        let mut routes = admin_router(ready);
+        if let Some(owner) = counts_owner.filter(|_| cfg.held.enabled) {
+            let wait = Duration::from_millis(cfg.held.wait_ms);
+            routes = routes.merge(held::router(owner, self.types.clone(), wait));
+        }
+        let http = tokio::spawn(self.listener.serve(routes, http_stop.clone(), Duration::from_secs(1)));
         // A loop ends only at shutdown or by panicking. Either way the other one is
         // stopped too (flushing and committing what it holds): a half-running
         // aggregator would keep partitions it does not serve.
@@ -263,6 +285,7 @@ impl Application {
             primer,
             shutdown: shutdown.clone(),
             new_partitions: start::NewPartitions::parse(&cfg.consumer.auto_offset_reset).expect("checked in build"),
+            advertise: cfg.held.enabled.then(|| self.advertise()),
         });
         let heartbeat = owner.heartbeat.clone();
         let consumer: BaseConsumer<OwnerContext> = cfg

@@ -45,6 +45,12 @@ pub const SERIES_UNREAD: Metric = Metric::new(
     &[],
     "Series a round found without an all-time row, so without rows: their other rows needed no read",
 );
+pub const HELD_ANSWERS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_held_answers_total",
+    &["outcome"],
+    "Readers' questions on /owner/held: held (answered), not_owner, busy (a blocking round held the owner), invalid",
+);
 pub const ROUNDS: Metric = Metric::new(
     Kind::Counter,
     "aggregator_rounds_total",
@@ -185,6 +191,7 @@ pub const FLUSH_DURATION: Metric = Metric::new(
 /// Every metric the aggregator records itself.
 pub const ALL: &[Metric] = &[
     MESSAGES,
+    HELD_ANSWERS,
     EVENTS_FLUSHED,
     ROWS_WRITTEN,
     ROWS_SKIPPED,

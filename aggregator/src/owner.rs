@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
-use counting::{Cadence, CountedEvent, Folded, PartitionBuffer, PartitionCounts, RatedEvent};
+use counting::fresh::Held;
+use counting::{Cadence, CountedEvent, Folded, PartitionBuffer, PartitionCounts, RatedEvent, SeriesKey};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -58,6 +59,9 @@ pub struct OwnerParts {
     pub shutdown: CancellationToken,
     /// Where a partition with no state at all starts.
     pub new_partitions: NewPartitions,
+    /// Readers' address for `partition_owners`, if this owner answers them
+    /// (`held.enabled`, counts only).
+    pub advertise: Option<String>,
 }
 
 /// What the work on every owned partition shares: claims and flushes.
@@ -77,6 +81,10 @@ pub(crate) struct Shared {
     /// `flush.concurrency`: the Cassandra requests in flight across every
     /// partition's round or flush, the blocking ones and those beside the poll loop.
     pub permits: tokio::sync::Semaphore,
+    /// Recorded at each claim in `partition_owners`; `None`: readers are not answered.
+    pub advertise: Option<String>,
+    /// Rounds keep their series' parts for readers (`counting::fresh`).
+    pub serve_held: bool,
 }
 
 /// One decoded message.
@@ -119,7 +127,8 @@ impl Owner {
     pub fn new(parts: OwnerParts) -> Self {
         // Handles registered before the recorder exists would count into the void.
         let _ = platform::telemetry::metrics_handle();
-        let OwnerParts { family, topic, store, flush, dead_letters, primer, shutdown, new_partitions } = parts;
+        let OwnerParts { family, topic, store, flush, dead_letters, primer, shutdown, new_partitions, advertise } =
+            parts;
         let labels = [("topic", topic.clone())];
         // Zero, not absent, until the first one: `increase()` sees the first.
         for reason in Reason::ALL {
@@ -157,12 +166,34 @@ impl Owner {
                 rt: Handle::current(),
                 new_partitions,
                 fault_paused: Default::default(),
+                serve_held: advertise.is_some() && family == Family::Counts,
+                advertise: advertise.filter(|_| family == Family::Counts),
             }),
         }
     }
 
     pub fn topic(&self) -> &str {
         &self.shared.topic
+    }
+
+    /// What this owner holds of `key` in partition `p` and has not written, for a
+    /// reader (`counting::fresh`): `None` unless the partition is ours and counting.
+    /// The poll loop holds the owner while it folds, so the answer is the state
+    /// between two messages; a round taken by the blocking `flush` is taken and
+    /// written under the same hold, so no reader sees it half-way.
+    pub fn held(&self, p: i32, key: &SeriesKey) -> Option<Held> {
+        if !self.shared.serve_held {
+            return None;
+        }
+        let slot = self.slots.get(&p).filter(|s| s.may_fold())?;
+        let round = slot.round.as_ref();
+        Some(Held {
+            ready: slot.counts.serves_held() && !round.is_some_and(|r| r.fenced),
+            epoch: slot.epoch,
+            consumed: slot.counts.consumed().unwrap_or(-1),
+            pending: slot.counts.held(key),
+            in_flight: round.and_then(|r| r.held.get(key).cloned()),
+        })
     }
 
     /// Takes `parts` over (P1–P3) before they are assigned in the consumer, and

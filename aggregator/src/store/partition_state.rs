@@ -18,6 +18,7 @@ pub(super) struct Statements {
     create: PreparedStatement,
     bump_epoch: PreparedStatement,
     mark_attempted: PreparedStatement,
+    record_owner: PreparedStatement,
 }
 
 impl Statements {
@@ -50,7 +51,18 @@ impl Statements {
             false,
         )
         .await?;
-        Ok(Self { read, create, bump_epoch, mark_attempted })
+        // A hint for readers (`counting::fresh`), at the epoch's timestamp: a
+        // replaced owner's late write loses to its successor's.
+        let record_owner = prepare(
+            s,
+            format!(
+                "INSERT INTO {ks}.partition_owners (topic, kafka_partition, epoch, address, claimed_at) \
+                 VALUES (?, ?, ?, ?, toTimestamp(now())) USING TIMESTAMP ?"
+            ),
+            false,
+        )
+        .await?;
+        Ok(Self { read, create, bump_epoch, mark_attempted, record_owner })
     }
 }
 
@@ -105,6 +117,20 @@ impl RollupStore {
     async fn read_state(&self, topic: &str, partition: i32) -> Result<Option<StateRow>, CassandraError> {
         let res = self.session.execute_unpaged(&self.state.read, (topic, partition)).await?.into_rows_result()?;
         Ok(res.maybe_first_row::<StateRow>()?)
+    }
+
+    /// Records where readers reach the owner of `partition` at `epoch`
+    /// (`partition_owners`, migration 013).
+    pub async fn record_owner(
+        &self,
+        topic: &str,
+        partition: i32,
+        epoch: i64,
+        address: &str,
+    ) -> Result<(), CassandraError> {
+        let ts = counting::write_timestamp(epoch, 0);
+        self.session.execute_unpaged(&self.state.record_owner, (topic, partition, epoch, address, ts)).await?;
+        Ok(())
     }
 
     /// Records that a flush through `offset` is starting (P5). `false`: another
