@@ -103,6 +103,8 @@ pub struct LoadConfig {
     pub spread_secs: i64,
     /// Events endpoints: share of events that happened 1 to 24 hours ago.
     pub late_share: f64,
+    /// Share of all events that go to one video (the most popular), on top of the Zipf draw.
+    pub hot_share: f64,
     /// Events endpoints: user ids drawn from a pool this big (0: anonymous).
     pub users: usize,
     /// Events endpoints: event types and their weights.
@@ -145,6 +147,7 @@ impl Default for LoadConfig {
             batch_size: 100,
             spread_secs: 3600,
             late_share: 0.0,
+            hot_share: 0.0,
             users: 0,
             types: vec![(EventKind::View, 1)],
             drain_timeout: Duration::from_secs(60),
@@ -209,6 +212,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
     anyhow::ensure!(cfg.rate > 0.0 && cfg.connections > 0, "rate and connections must be positive");
     anyhow::ensure!(cfg.ramp_to.is_none_or(|r| r >= 0.0), "--ramp-to must not be negative");
     anyhow::ensure!((0.0..=1.0).contains(&cfg.late_share), "--late-share must be within 0 and 1");
+    anyhow::ensure!((0.0..=1.0).contains(&cfg.hot_share), "--hot-share must be within 0 and 1");
     anyhow::ensure!(!(cfg.closed_loop && cfg.ramp_to.is_some()), "a ramp needs an open loop");
     anyhow::ensure!(
         !cfg.uses_view_endpoint() || (cfg.types.len() == 1 && cfg.types[0].0 == EventKind::View),
@@ -231,8 +235,13 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
     };
     let driver = Arc::new(driver);
     let work = Arc::new(
-        Workload::new(Popularity::new(cfg.videos, cfg.zipf), cfg.users, cfg.types.clone(), cfg.spread_secs)
-            .with_late_share(cfg.late_share),
+        Workload::new(
+            Popularity::new(cfg.videos, cfg.zipf).with_hot_share(cfg.hot_share),
+            cfg.users,
+            cfg.types.clone(),
+            cfg.spread_secs,
+        )
+        .with_late_share(cfg.late_share),
     );
     let mut ledger = Ledger::new(work.popularity.sample(cfg.range_videos));
     let cfg = Arc::new(cfg);
@@ -395,6 +404,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
         connections: cfg.connections,
         videos: cfg.videos,
         zipf: cfg.zipf,
+        hot_share: cfg.hot_share,
         batch_size: if cfg.mode == Mode::Single { 1 } else { cfg.batch_size },
         requests: ok + bad,
         requests_ok: ok,

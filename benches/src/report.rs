@@ -84,6 +84,8 @@ pub struct Report {
     pub connections: usize,
     pub videos: usize,
     pub zipf: f64,
+    /// Share of events sent to one video on top of the Zipf draw.
+    pub hot_share: f64,
     pub batch_size: usize,
     /// Requests (for `batcher`, events submitted).
     pub requests: u64,
@@ -131,7 +133,18 @@ impl Report {
         row(
             &mut s,
             "videos / users / types",
-            format!("{} (zipf {}) / {} / {}", self.videos, self.zipf, self.users, self.types),
+            format!(
+                "{} (zipf {}{}) / {} / {}",
+                self.videos,
+                self.zipf,
+                if self.hot_share > 0.0 {
+                    format!(", one video {:.0}%", self.hot_share * 100.0)
+                } else {
+                    String::new()
+                },
+                self.users,
+                self.types
+            ),
         );
         row(&mut s, "requests ok / failed", format!("{} / {}", self.requests_ok, self.requests_failed));
         row(

@@ -12,6 +12,8 @@ use vcount_client::{Event, EventKind};
 pub struct Popularity {
     videos: Vec<Uuid>,
     cdf: Vec<f64>,
+    /// Share of picks that go to the most popular video, on top of the Zipf draw.
+    hot: f64,
 }
 
 impl Popularity {
@@ -27,10 +29,20 @@ impl Popularity {
         for c in &mut cdf {
             *c /= acc;
         }
-        Self { videos, cdf }
+        Self { videos, cdf, hot: 0.0 }
+    }
+
+    /// One video (the most popular) takes `share` of all picks; the rest follow
+    /// the Zipf draw (which may pick it too).
+    pub fn with_hot_share(mut self, share: f64) -> Self {
+        self.hot = share.clamp(0.0, 1.0);
+        self
     }
 
     pub fn pick(&self, rng: &mut impl Rng) -> Uuid {
+        if self.hot > 0.0 && rng.random::<f64>() < self.hot {
+            return self.videos[0];
+        }
         let u: f64 = rng.random();
         let i = self.cdf.partition_point(|&c| c < u).min(self.videos.len() - 1);
         self.videos[i]
@@ -192,6 +204,15 @@ mod tests {
         assert_eq!(parse_types("view").unwrap(), [(EventKind::View, 1)]);
         assert!(parse_types("views=1").is_err());
         assert!(parse_types("view=0").is_err());
+    }
+
+    #[test]
+    fn a_hot_video_takes_its_share_of_the_picks() {
+        let p = Popularity::new(1000, 1.0).with_hot_share(0.5);
+        let mut rng = rand::rng();
+        let hot = (0..20_000).filter(|_| p.pick(&mut rng) == p.videos[0]).count() as f64 / 20_000.0;
+        // 0.5 plus the Zipf draw's own share of rank 1 over 1,000 videos (about 13% of the other half).
+        assert!((0.53..0.60).contains(&hot), "{hot}");
     }
 
     #[test]

@@ -69,6 +69,10 @@ struct Args {
     /// instead, late arrivals that touch closed hours and days.
     #[arg(long, default_value_t = 0.0)]
     late_share: f64,
+    /// Share of all events (0 to 1) that go to one video, the most popular, on top
+    /// of the Zipf draw: a hot video whose partition's owner must keep up.
+    #[arg(long, default_value_t = 0.0)]
+    hot_share: f64,
     /// Events endpoints: user ids drawn from a pool of this many (0 = anonymous).
     #[arg(long, default_value_t = 0)]
     users: usize,
@@ -129,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         batch_size: a.batch_size,
         spread_secs: a.spread_secs,
         late_share: a.late_share,
+        hot_share: a.hot_share,
         users: a.users,
         types,
         drain_timeout: Duration::from_secs_f64(a.drain_timeout),
