@@ -161,3 +161,84 @@ pub async fn topic_config(cfg: &KafkaConfig, topic: &str, key: &str) -> Result<O
     let resource = resource.map_err(|code| describe(KafkaError::AdminOp(code)))?;
     Ok(resource.get(key).and_then(|e| e.value.clone()))
 }
+
+/// Kafka's murmur2 (the Java client's `Utils.murmur2`, librdkafka's
+/// `rd_murmur2`): the hash both default partitioners apply to a record's key.
+/// The query service needs it to find a video's partition without producing
+/// (its owner holds what is not written yet, issue 15), so it must agree with
+/// the producers bit for bit: 32-bit wrapping arithmetic, little-endian words,
+/// the tail folded in as Java's `switch` falls through.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    // Kafka keys are at most a message long; the length enters as Java's int would.
+    let mut h = SEED ^ (data.len() as u32);
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        let mut k = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = words.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if let Some(&first) = tail.first() {
+        h ^= u32::from(first);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition a record keyed `key` goes to under the Java client's default
+/// partitioner and librdkafka's `murmur2_random` (non-null keys):
+/// `(murmur2(key) & 0x7fffffff) % partitions`. The gateway keys events by the
+/// video id's 16 bytes. `partitions` must be positive.
+pub fn murmur2_partition(key: &[u8], partitions: i32) -> i32 {
+    debug_assert!(partitions > 0, "a topic has at least one partition");
+    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
+}
+
+#[cfg(test)]
+mod murmur2_tests {
+    use super::*;
+
+    /// The vectors of Kafka's own `UtilsTest.testMurmur2` (apache/kafka,
+    /// clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java): the
+    /// hash as the Java client computes it, before the partitioner's mask.
+    #[test]
+    fn agrees_with_the_java_clients_vectors() {
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (b"abc", 479_470_107),
+        ];
+        for (key, want) in cases {
+            assert_eq!(murmur2(key), want, "{}", String::from_utf8_lossy(key));
+        }
+    }
+
+    #[test]
+    fn the_partition_is_the_masked_hash_modulo_the_count() {
+        // -973932308 & 0x7fffffff = 1173551340.
+        assert_eq!(murmur2_partition(b"21", 12), 1_173_551_340 % 12);
+        assert_eq!(murmur2_partition(b"abc", 7), 479_470_107 % 7);
+        for p in [1, 3, 12, 64] {
+            let got = murmur2_partition(b"foobar", p);
+            assert!((0..p).contains(&got), "{got} of {p}");
+        }
+    }
+}
