@@ -60,10 +60,36 @@ impl Default for QueryConfig {
 /// catalog lives too. Set it to the keyspace `vcount-admin rebuild --into` made to
 /// move readers onto the rebuilt counts (README, "Rebuilding the counts"); the
 /// catalog (users, videos, comments, flags, activity feeds) stays where it is.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CountsConfig {
     pub keyspace: String,
+    /// Ask the owner of a video's partition what it holds and has not written
+    /// yet, and add it to the rows by the `last_offset` rule (`counting::fresh`):
+    /// counts as fresh as the aggregator has consumed, whatever `flush.max_age_ms`.
+    /// Off: the rows alone, up to a round late.
+    pub owner_reads: bool,
+    /// How long a read waits for the owner's answer before it answers from the
+    /// rows alone.
+    pub owner_timeout_ms: u64,
+    /// How long a partition's owner (its `partition_owners` row) is cached; an
+    /// owner that fails or is found replaced is read again at once.
+    pub owner_cache_ms: u64,
+    /// How long an owner that failed (timeout, refused, 404, a bad answer) is not
+    /// asked again while its `partition_owners` row is unchanged.
+    pub owner_backoff_ms: u64,
+}
+
+impl Default for CountsConfig {
+    fn default() -> Self {
+        Self {
+            keyspace: String::new(),
+            owner_reads: true,
+            owner_timeout_ms: 100,
+            owner_cache_ms: 1000,
+            owner_backoff_ms: 1000,
+        }
+    }
 }
 
 impl CountsConfig {

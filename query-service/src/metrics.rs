@@ -13,6 +13,16 @@ pub const CASSANDRA_READ_DURATION: Metric = Metric::new(
 );
 pub const CASSANDRA_ERRORS: Metric =
     Metric::new(Kind::Counter, "query_cassandra_errors_total", &["op"], "Failed Cassandra requests, by op");
+pub const OWNER_READS: Metric = Metric::new(
+    Kind::Counter,
+    "query_owner_reads_total",
+    &["outcome"],
+    "Count reads that asked the owner of the video's partition for what it holds (counts.owner_reads), by \
+     outcome: fresh (its answer was added, or it held nothing), and rows only for unowned (no owner \
+     recorded), not_owner (404), busy (503), timeout, error, not_ready (short of its fenced round), landed \
+     (a round landed the held events twice in a row), replaced (a newer owner wrote the rows), backoff (the \
+     owner failed moments ago and was not asked)",
+);
 pub const CATALOG_EVENTS_PUBLISHED: Metric = Metric::new(
     Kind::Counter,
     "query_catalog_events_published_total",
@@ -49,6 +59,7 @@ pub const RATE_LIMITED: Metric = Metric::new(
 pub const ALL: &[Metric] = &[
     CASSANDRA_READ_DURATION,
     CASSANDRA_ERRORS,
+    OWNER_READS,
     CATALOG_EVENTS_PUBLISHED,
     CATALOG_EVENTS_FAILED,
     PASSWORD_HASHES,
@@ -69,6 +80,9 @@ pub fn describe() {
     platform::metrics::describe();
     ALL.iter().for_each(Metric::describe);
     CASSANDRA_ERRORS.counter_with(&[("op", OP_READ)]).increment(0);
+    for outcome in crate::store::owners::Outcome::ALL {
+        OWNER_READS.counter_with(&[("outcome", outcome.as_str())]).increment(0);
+    }
     for kind in CATALOG_EVENT_KINDS {
         CATALOG_EVENTS_FAILED.counter_with(&[("kind", kind)]).increment(0);
     }

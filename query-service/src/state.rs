@@ -5,6 +5,7 @@
 //! `Arc<AppState>`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use counting::Retention;
@@ -19,6 +20,7 @@ use crate::store::audit::Audit;
 use crate::store::comments::Comments;
 use crate::store::flags::Flags;
 use crate::store::indexes::Indexes;
+use crate::store::owners::Owners;
 use crate::store::ratings::Ratings;
 use crate::store::rollups::Rollups;
 use crate::store::users::Users;
@@ -66,8 +68,21 @@ impl AppState {
     pub async fn build(config: QueryConfig, session: Arc<Session>, events: CatalogEvents) -> anyhow::Result<Self> {
         let ks = config.cassandra.keyspace.clone();
         let counts_ks = config.counts.keyspace_or(&ks)?.to_owned();
+        let mut rollups = Rollups::new(session.clone(), &counts_ks).await?;
+        if config.counts.owner_reads {
+            let owners = Owners::new(
+                session.clone(),
+                &counts_ks,
+                config.kafka.events_topic(),
+                Duration::from_millis(config.counts.owner_timeout_ms),
+                Duration::from_millis(config.counts.owner_cache_ms),
+                Duration::from_millis(config.counts.owner_backoff_ms),
+            )
+            .await?;
+            rollups = rollups.with_owners(owners);
+        }
         let counts = CountsState {
-            rollups: Rollups::new(session.clone(), &counts_ks).await?,
+            rollups,
             viewers: ViewerStore::new(session.clone(), &counts_ks).await?,
             retention: config.retention.clone(),
             trending_rows: config.limits.trending_rows,

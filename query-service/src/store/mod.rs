@@ -17,6 +17,7 @@ pub mod comments;
 pub mod flags;
 pub mod indexes;
 pub mod listing;
+pub mod owners;
 pub mod ratings;
 pub mod rollups;
 pub mod users;

@@ -8,10 +8,21 @@
 //! aggregator's rule, `counting::Tally::from_cells`: a tally cell counts only if
 //! the write of the row's sum wrote it, so a row from before tallies (or one an
 //! older aggregator rewrote) reads as an unknown tally, never as a wrong one.
+//!
+//! Counts ([`Rollups::count`], [`Rollups::total`]) are fresh when [`Owners`] are
+//! given ([`Rollups::with_owners`], `counts.owner_reads`): the owner of the
+//! video's partition is asked what it holds of the series *before* the rows are
+//! read (the order `counting::fresh`'s rule needs: anything the owner wrote
+//! after answering shows in the rows' `last_offset`), then each span's rows are
+//! read with their `last_offset` and write timestamp and the held minutes the
+//! span covers are added by that rule. A round that landed the held events in
+//! between ([`Stale::Landed`]) asks once more; anything else that voids or lacks
+//! an answer gives the rows alone, today's answer.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use counting::fresh::{Held, RowStamp, Stale};
 use counting::series::BucketRow;
 use counting::{EventKind, Granularity, Span, Tally};
 use futures::TryStreamExt;
@@ -21,8 +32,9 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
+use super::owners::{Outcome, Owners};
 use super::{Result, prepare};
-use crate::metrics::{CASSANDRA_ERRORS, CASSANDRA_READ_DURATION, OP_READ};
+use crate::metrics::{CASSANDRA_ERRORS, CASSANDRA_READ_DURATION, OP_READ, OWNER_READS};
 
 pub struct Rollups {
     session: Arc<Session>,
@@ -30,6 +42,8 @@ pub struct Rollups {
     rows: PreparedStatement,
     bucket: PreparedStatement,
     series: PreparedStatement,
+    stamped: PreparedStatement,
+    owners: Option<Owners>,
 }
 
 #[derive(scylla::DeserializeRow)]
@@ -41,6 +55,33 @@ struct SeriesRow {
 #[derive(scylla::DeserializeRow)]
 struct ValueRow {
     value: Option<i64>,
+}
+
+/// A row with what the freshness rule compares: its `last_offset` and the
+/// write timestamp of its sum (the writer's epoch in the top bits).
+#[derive(scylla::DeserializeRow)]
+struct StampedRow {
+    bucket: CqlTimestamp,
+    value: Option<i64>,
+    last_offset: Option<i64>,
+    value_ts: Option<i64>,
+}
+
+/// One span's rows as the freshness rule reads them: their sum, and each
+/// row's stamp by bucket (`None`: a row with a sum but no stamp to judge it by).
+struct StampedSpan {
+    sum: i64,
+    stamps: Vec<(i64, Option<RowStamp>)>,
+}
+
+impl StampedSpan {
+    fn stamp(&self, bucket: i64) -> Option<RowStamp> {
+        self.stamps.iter().find(|(b, _)| *b == bucket).and_then(|(_, s)| *s)
+    }
+
+    fn unstamped(&self) -> bool {
+        self.stamps.iter().any(|(_, s)| s.is_none())
+    }
 }
 
 #[derive(scylla::DeserializeRow)]
@@ -102,7 +143,22 @@ impl Rollups {
             true,
         )
         .await?;
-        Ok(Self { session, range, rows, bucket, series })
+        let stamped = prepare(
+            &session,
+            format!(
+                "SELECT bucket, value, last_offset, WRITETIME(value) AS value_ts FROM {keyspace}.counts \
+                 WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ? AND bucket < ?"
+            ),
+            true,
+        )
+        .await?;
+        Ok(Self { session, range, rows, bucket, series, stamped, owners: None })
+    }
+
+    /// Counts add what the owners hold and have not written (`counts.owner_reads`).
+    pub fn with_owners(mut self, owners: Owners) -> Self {
+        self.owners = Some(owners);
+        self
     }
 
     pub fn session(&self) -> &Session {
@@ -111,28 +167,13 @@ impl Rollups {
 
     /// One clustering-range read, timed and counted by granularity.
     async fn sum_span(&self, video: Uuid, kind: EventKind, span: Span) -> Result<i64> {
-        let started = Instant::now();
-        let result = self.read_span(video, kind, span).await;
-        let granularity = span.granularity.as_str();
-        CASSANDRA_READ_DURATION.histogram_with(&[("granularity", granularity)]).record(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            CASSANDRA_ERRORS.counter_with(&[("op", OP_READ)]).increment(1);
-        }
-        result
+        timed(span.granularity, self.read_span(video, kind, span)).await
     }
 
     async fn read_span(&self, video: Uuid, kind: EventKind, span: Span) -> Result<i64> {
-        let (start, end) = match span.granularity {
-            // The all-time row lives at bucket 0.
-            Granularity::Total => (0, 1),
-            _ => (span.start, span.end),
-        };
         let mut pager = self
             .session
-            .execute_iter(
-                self.range.clone(),
-                (video, kind.as_str(), span.granularity.as_str(), CqlTimestamp(start), CqlTimestamp(end)),
-            )
+            .execute_iter(self.range.clone(), span_values(video, kind, span))
             .await?
             .rows_stream::<ValueRow>()?;
         let mut sum = 0i64;
@@ -140,6 +181,27 @@ impl Rollups {
             sum += row.value.unwrap_or(0);
         }
         Ok(sum)
+    }
+
+    /// [`sum_span`](Self::sum_span) with each row's stamp, for the freshness rule.
+    async fn stamped_span(&self, video: Uuid, kind: EventKind, span: Span) -> Result<StampedSpan> {
+        timed(span.granularity, async {
+            let mut pager = self
+                .session
+                .execute_iter(self.stamped.clone(), span_values(video, kind, span))
+                .await?
+                .rows_stream::<StampedRow>()?;
+            let mut out = StampedSpan { sum: 0, stamps: Vec::new() };
+            while let Some(row) = pager.try_next().await? {
+                // A row without a sum holds none of the series' events: as good as absent.
+                let Some(value) = row.value else { continue };
+                out.sum += value;
+                let stamp = row.last_offset.zip(row.value_ts).map(|(lo, ts)| RowStamp::new(lo, ts));
+                out.stamps.push((row.bucket.0, stamp));
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// The value of each bucket in `buckets` (ascending, one `step` apart) for
@@ -204,10 +266,66 @@ impl Rollups {
     }
 
     /// Count of `kind` for `video` over planned spans (`counting::plan`), read
-    /// concurrently.
+    /// concurrently; with owners, including what the series' owner holds.
     pub async fn count(&self, video: Uuid, kind: EventKind, spans: &[Span]) -> Result<i64> {
+        let Some(owners) = self.owners.as_ref().filter(|_| !spans.is_empty()) else {
+            return self.count_rows(video, kind, spans).await;
+        };
+        let (count, outcome) = self.count_fresh(owners, video, kind, spans).await?;
+        OWNER_READS.counter_with(&[("outcome", outcome.as_str())]).increment(1);
+        Ok(count)
+    }
+
+    /// The rows alone.
+    async fn count_rows(&self, video: Uuid, kind: EventKind, spans: &[Span]) -> Result<i64> {
         let sums = try_join_all(spans.iter().map(|s| self.sum_span(video, kind, *s))).await?;
         Ok(sums.into_iter().sum())
+    }
+
+    /// Asks the owner first, then reads the rows and adds its answer; a round
+    /// that landed in between asks again once.
+    async fn count_fresh(
+        &self,
+        owners: &Owners,
+        video: Uuid,
+        kind: EventKind,
+        spans: &[Span],
+    ) -> Result<(i64, Outcome)> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (held, owner) = match owners.ask(video, kind).await {
+                Ok(answer) => answer,
+                Err(outcome) => return Ok((self.count_rows(video, kind, spans).await?, outcome)),
+            };
+            if !held.ready {
+                return Ok((self.count_rows(video, kind, spans).await?, Outcome::NotReady));
+            }
+            if held.is_empty() {
+                return Ok((self.count_rows(video, kind, spans).await?, Outcome::Fresh));
+            }
+            let read = try_join_all(spans.iter().map(|s| self.stamped_span(video, kind, *s))).await?;
+            let rows: i64 = read.iter().map(|r| r.sum).sum();
+            if read.iter().any(StampedSpan::unstamped) {
+                tracing::warn!(%video, "rows without last_offset or write time: counting from the rows alone");
+                return Ok((rows, Outcome::Error));
+            }
+            match add_held(&held, spans, &read) {
+                Ok(added) => {
+                    let Some(count) = added.and_then(|a| rows.checked_add(a)) else {
+                        tracing::warn!(%video, address = %owner.address, "owner answer overflows the count");
+                        return Ok((rows, Outcome::Error));
+                    };
+                    return Ok((count, Outcome::Fresh));
+                }
+                Err(Stale::Replaced) => {
+                    owners.forget(owner.partition);
+                    return Ok((rows, Outcome::Replaced));
+                }
+                Err(Stale::Landed) if tries < 2 => {}
+                Err(Stale::Landed) => return Ok((rows, Outcome::Landed)),
+            }
+        }
     }
 
     /// The count of `kind` of the first `max` videos (in video id order) of one
@@ -219,4 +337,42 @@ impl Rollups {
         let rows: Vec<VideoValueRow> = pager.rows_stream::<VideoValueRow>()?.try_collect().await?;
         Ok(rows.into_iter().map(|r| (r.video_id, r.value.unwrap_or(0))).collect())
     }
+}
+
+/// What `held` adds to the rows read for `spans` (`read[i]` is `spans[i]`'s);
+/// `None` if it overflows (no real answer does).
+fn add_held(held: &Held, spans: &[Span], read: &[StampedSpan]) -> std::result::Result<Option<i64>, Stale> {
+    let mut sum = Some(0i64);
+    for (span, rows) in spans.iter().zip(read) {
+        let delta = held.delta_for_span(span, |bucket| rows.stamp(bucket))?;
+        sum = sum.and_then(|s| s.checked_add(delta.value));
+    }
+    Ok(sum)
+}
+
+/// The bound values of a span's clustering-range read.
+fn span_values(
+    video: Uuid,
+    kind: EventKind,
+    span: Span,
+) -> (Uuid, &'static str, &'static str, CqlTimestamp, CqlTimestamp) {
+    let (start, end) = match span.granularity {
+        // The all-time row lives at bucket 0.
+        Granularity::Total => (0, 1),
+        _ => (span.start, span.end),
+    };
+    (video, kind.as_str(), span.granularity.as_str(), CqlTimestamp(start), CqlTimestamp(end))
+}
+
+/// Times a range read by granularity and counts its failure.
+async fn timed<T>(granularity: Granularity, read: impl Future<Output = Result<T>>) -> Result<T> {
+    let started = Instant::now();
+    let result = read.await;
+    CASSANDRA_READ_DURATION
+        .histogram_with(&[("granularity", granularity.as_str())])
+        .record(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        CASSANDRA_ERRORS.counter_with(&[("op", OP_READ)]).increment(1);
+    }
+    result
 }

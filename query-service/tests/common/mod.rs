@@ -74,6 +74,14 @@ impl Service {
             .sum()
     }
 
+    /// One label set of a metric of this process (`labels` as in the exposition,
+    /// e.g. `outcome="fresh"`); 0 when absent.
+    pub async fn metric_with(&self, name: &str, labels: &str) -> f64 {
+        let text = self.http.get(format!("{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap();
+        let want = format!("{name}{{{labels}}} ");
+        text.lines().filter_map(|l| l.strip_prefix(&want)?.parse::<f64>().ok()).sum()
+    }
+
     /// Makes `user` a moderator as an operator does (`vcount-admin moderators grant`).
     pub async fn grant_moderator(&self, user: &str) {
         use platform::moderation::{Actor, Moderation, RoleChange};
