@@ -125,10 +125,14 @@ struct Fixture {
 
 impl Fixture {
     async fn start(owner_reads: bool) -> Self {
+        // Every read looks its owner up again: the tests move owners between reads.
+        Self::start_caching(owner_reads, 0).await
+    }
+
+    async fn start_caching(owner_reads: bool, owner_cache_ms: u64) -> Self {
         let s = Service::start_with(SECRET, |c| {
             c.counts.owner_reads = owner_reads;
-            // Every read looks its owner up again: the tests move owners between reads.
-            c.counts.owner_cache_ms = 0;
+            c.counts.owner_cache_ms = owner_cache_ms;
             c.counts.owner_timeout_ms = 300;
             // Long enough that a second read right after a failure is never asked.
             c.counts.owner_backoff_ms = 60_000;
@@ -387,6 +391,41 @@ async fn no_answer_from_the_owner_leaves_the_rows() {
     let (_owner, addr) = stand_in(f.video, vec![Reply::Held(Held { epoch: e, ..good })]).await;
     f.owner_at(&addr, e).await;
     assert_eq!(f.views(None).await, 64);
+}
+
+/// The owner row is cached, and dropped as soon as the cached owner says it no
+/// longer owns the partition or its answer is found replaced: the next read finds
+/// the new claim, long before the cache would have expired.
+#[tokio::test]
+async fn a_cached_owner_is_dropped_when_it_denies_the_partition_or_is_replaced() {
+    let _serial = SERIAL.lock().await;
+    let f = Fixture::start_caching(true, 600_000).await;
+    let m = recent_minute();
+    f.row("total", 0, 80, 100, 3).await;
+    f.topic_state().await;
+    let (a, addr_a) = stand_in(f.video, vec![Reply::Held(answer(3, part(101, &[(m, 1)]), None))]).await;
+    f.owner_at(&addr_a, 3).await;
+    assert_eq!(f.views(None).await, 81);
+
+    // B claims the partition (epoch 4); A, still cached, now denies owning it.
+    let (b, addr_b) = stand_in(f.video, vec![Reply::Held(answer(4, part(101, &[(m, 2)]), None))]).await;
+    f.owner_at(&addr_b, 4).await;
+    *a.replies.lock().unwrap() = vec![Reply::Status(404)].into();
+    assert_eq!(f.views(None).await, 80, "A asked from the cache: the rows alone");
+    assert_eq!((a.asked.load(Ordering::SeqCst), b.asked.load(Ordering::SeqCst)), (2, 0));
+    assert_eq!(f.views(None).await, 82, "B found at once");
+    assert_eq!(b.asked.load(Ordering::SeqCst), 1);
+
+    // C claims the partition (epoch 5) and writes the all-time row; B, cached and
+    // not yet aware it was replaced, answers as epoch 4: C's row voids its answer.
+    let (c, addr_c) = stand_in(f.video, vec![Reply::Held(answer(5, part(131, &[(m, 3)]), None))]).await;
+    f.row("total", 0, 90, 130, 5).await;
+    f.owner_at(&addr_c, 5).await;
+    let replaced = f.outcome("replaced").await;
+    assert_eq!(f.views(None).await, 90, "B's epoch-4 answer on C's epoch-5 row: the rows alone");
+    assert_eq!(f.outcome("replaced").await - replaced, 1.0);
+    assert_eq!(f.views(None).await, 93, "C found at once");
+    assert_eq!((b.asked.load(Ordering::SeqCst), c.asked.load(Ordering::SeqCst)), (2, 1));
 }
 
 #[tokio::test]
