@@ -17,7 +17,7 @@ pub const OWNER_READS: Metric = Metric::new(
     Kind::Counter,
     "query_owner_reads_total",
     &["outcome"],
-    "Count reads that asked the owner of the video's partition for what it holds (counts.owner_reads), by \
+    "Counts and series that asked the owner of the video's partition for what it holds (counts.owner_reads), by \
      outcome: fresh (its answer was added, or it held nothing), and rows only for unowned (no owner \
      recorded), not_owner (404), busy (503), timeout, error, not_ready (short of its fenced round), landed \
      (a round landed the held events twice in a row), replaced (a newer owner wrote the rows), backoff (the \

@@ -110,10 +110,11 @@ fn events_topic() -> String {
 #[allow(clippy::too_many_arguments)] // a row's key, value and stamp, spelled out
 async fn write_row(cql: &Session, ks: &str, video: Uuid, g: &str, bucket: i64, value: i64, lo: i64, epoch: i64) {
     let insert = format!(
-        "INSERT INTO {ks}.counts (video_id, event_type, granularity, bucket, value, last_offset) \
-         VALUES (?, 'view', ?, ?, ?, ?) USING TIMESTAMP ?"
+        "INSERT INTO {ks}.counts (video_id, event_type, granularity, bucket, value, last_offset, events, \
+         min_value, max_value) VALUES (?, 'view', ?, ?, ?, ?, ?, 1, 1) USING TIMESTAMP ?"
     );
-    let values = (video, g, CqlTimestamp(bucket), value, lo, stamp(epoch, lo));
+    // Views: as many events as the sum, each of value 1.
+    let values = (video, g, CqlTimestamp(bucket), value, lo, value, stamp(epoch, lo));
     cql.query_unpaged(insert, values).await.unwrap();
 }
 
@@ -439,6 +440,45 @@ async fn with_owner_reads_off_the_owner_is_never_asked() {
     f.owner_at(&addr, 3).await;
     assert_eq!(f.views(None).await, 70);
     assert_eq!(owner.asked.load(Ordering::SeqCst), 0);
+}
+
+/// getCount's series and getStats add the held minutes bucket by bucket, tallies
+/// included, by the same rule.
+#[tokio::test]
+async fn a_series_and_its_statistics_add_the_held_minutes_bucket_by_bucket() {
+    let _serial = SERIAL.lock().await;
+    let f = Fixture::start(true).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let h0 = now - now % HOUR - 3 * HOUR;
+    f.row("hour", h0, 5, 100, 3).await;
+    f.row("hour", h0 + 2 * HOUR, 7, 100, 3).await;
+    f.row("minute", h0 + 2 * HOUR + MINUTE, 7, 100, 3).await;
+    // Pending from 101: 2 in the first hour, 3 in the second, 4 past the range.
+    // In flight at 90: 50 views the hour row (at 100) already holds.
+    let pending = part(101, &[(h0 + 10 * MINUTE, 2), (h0 + HOUR + 5 * MINUTE, 3), (h0 + 3 * HOUR + MINUTE, 4)]);
+    let in_flight = part(90, &[(h0 + 2 * HOUR + MINUTE, 50)]);
+    let (owner, addr) = stand_in(f.video, vec![Reply::Held(answer(3, pending, in_flight))]).await;
+    f.topic_state().await;
+    f.owner_at(&addr, 3).await;
+
+    let range = format!("from={}&to={}", iso(h0), iso(h0 + 3 * HOUR));
+    let c = ok(&f.s, &format!("/videos/{}/counts/view?{range}&step=hour", f.video)).await;
+    let counts: Vec<i64> = c["series"].as_array().unwrap().iter().map(|p| p["count"].as_i64().unwrap()).collect();
+    assert_eq!((counts, c["count"].as_i64()), (vec![7, 3, 7], Some(17)), "{c}");
+    let st = ok(&f.s, &format!("/videos/{}/stats/view?function=count&{range}&step=hour", f.video)).await;
+    assert_eq!((st["value"].as_f64(), st["unrecordedBuckets"].as_i64()), (Some(17.0), Some(0)), "{st}");
+    let st = ok(&f.s, &format!("/videos/{}/stats/view?function=max&{range}&step=hour&over=buckets", f.video)).await;
+    assert_eq!(st["value"].as_f64(), Some(7.0), "{st}");
+    // Minutes: the pending minute alone, and not the in-flight one its row holds.
+    let minutes = format!("from={}&to={}&step=minute", iso(h0 + 2 * HOUR), iso(h0 + 2 * HOUR + 3 * MINUTE));
+    let c = ok(&f.s, &format!("/videos/{}/counts/view?{minutes}", f.video)).await;
+    let counts: Vec<i64> = c["series"].as_array().unwrap().iter().map(|p| p["count"].as_i64().unwrap()).collect();
+    assert_eq!(counts, vec![0, 7, 0], "{c}");
+    let c =
+        ok(&f.s, &format!("/videos/{}/counts/view?from={}&to={}&step=minute", f.video, iso(h0), iso(h0 + 15 * MINUTE)))
+            .await;
+    assert_eq!(c["series"][10]["count"].as_i64(), Some(2), "{c}");
+    assert_eq!(owner.asked.load(Ordering::SeqCst), 5);
 }
 
 /// A range read from minute, hour and day rows adds exactly the held minutes

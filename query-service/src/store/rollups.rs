@@ -9,7 +9,8 @@
 //! the write of the row's sum wrote it, so a row from before tallies (or one an
 //! older aggregator rewrote) reads as an unknown tally, never as a wrong one.
 //!
-//! Counts ([`Rollups::count`], [`Rollups::total`]) are fresh when [`Owners`] are
+//! Counts ([`Rollups::count`], [`Rollups::total`]) and series
+//! ([`Rollups::series_rows`], getCount with a step and getStats) are fresh when [`Owners`] are
 //! given ([`Rollups::with_owners`], `counts.owner_reads`): the owner of the
 //! video's partition is asked what it holds of the series *before* the rows are
 //! read (the order `counting::fresh`'s rule needs: anything the owner wrote
@@ -84,10 +85,19 @@ impl StampedSpan {
     }
 }
 
+/// A series' rows as read, and each bucket's stamp for the freshness rule
+/// (`None`: no row; `unstamped`: a row with a sum and no stamp).
+struct SeriesRead {
+    rows: Vec<BucketRow>,
+    stamps: Vec<Option<RowStamp>>,
+    unstamped: bool,
+}
+
 #[derive(scylla::DeserializeRow)]
 struct StatsRow {
     bucket: CqlTimestamp,
     value: Option<i64>,
+    last_offset: Option<i64>,
     events: Option<i64>,
     min_value: Option<i64>,
     max_value: Option<i64>,
@@ -117,7 +127,7 @@ impl Rollups {
         let rows = prepare(
             &session,
             format!(
-                "SELECT bucket, value, events, min_value, max_value, WRITETIME(value) AS value_ts, \
+                "SELECT bucket, value, last_offset, events, min_value, max_value, WRITETIME(value) AS value_ts, \
                  WRITETIME(events) AS events_ts, WRITETIME(min_value) AS min_ts, WRITETIME(max_value) AS max_ts \
                  FROM {keyspace}.counts \
                  WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ? AND bucket < ?"
@@ -211,7 +221,8 @@ impl Rollups {
     }
 
     /// [`series`](Self::series) with each bucket's tally: no events where no row
-    /// exists, `None` where the row's tally is not known.
+    /// exists, `None` where the row's tally is not known; with owners, including
+    /// what the series' owner holds (its tallies too).
     pub async fn series_rows(
         &self,
         video: Uuid,
@@ -219,14 +230,76 @@ impl Rollups {
         step: Granularity,
         buckets: &[i64],
     ) -> Result<Vec<BucketRow>> {
-        let (Some(&first), Some(&last), Some(width)) = (buckets.first(), buckets.last(), step.width_ms()) else {
-            return Ok(Vec::new());
+        let Some(owners) = self.owners.as_ref().filter(|_| !buckets.is_empty()) else {
+            return Ok(self.read_series(video, kind, step, buckets).await?.rows);
         };
-        let started = Instant::now();
+        let (rows, outcome) = self.series_fresh(owners, video, kind, step, buckets).await?;
+        OWNER_READS.counter_with(&[("outcome", outcome.as_str())]).increment(1);
+        Ok(rows)
+    }
+
+    /// [`count_fresh`](Self::count_fresh) for a series: ask, read, add bucket by bucket.
+    async fn series_fresh(
+        &self,
+        owners: &Owners,
+        video: Uuid,
+        kind: EventKind,
+        step: Granularity,
+        buckets: &[i64],
+    ) -> Result<(Vec<BucketRow>, Outcome)> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (held, owner) = match owners.ask(video, kind).await {
+                Ok(answer) => answer,
+                Err(outcome) => return Ok((self.read_series(video, kind, step, buckets).await?.rows, outcome)),
+            };
+            let read = self.read_series(video, kind, step, buckets).await?;
+            if !held.ready {
+                return Ok((read.rows, Outcome::NotReady));
+            }
+            if held.is_empty() {
+                return Ok((read.rows, Outcome::Fresh));
+            }
+            if read.unstamped {
+                tracing::warn!(%video, "rows without last_offset or write time: the series from the rows alone");
+                return Ok((read.rows, Outcome::Error));
+            }
+            match add_held_to_series(&held, step, buckets, &read) {
+                Ok(Some(rows)) => return Ok((rows, Outcome::Fresh)),
+                Ok(None) => {
+                    tracing::warn!(%video, address = %owner.address, "owner answer overflows the series");
+                    return Ok((read.rows, Outcome::Error));
+                }
+                Err(Stale::Replaced) => {
+                    owners.forget(owner.partition);
+                    return Ok((read.rows, Outcome::Replaced));
+                }
+                Err(Stale::Landed) if tries < 2 => {}
+                Err(Stale::Landed) => return Ok((read.rows, Outcome::Landed)),
+            }
+        }
+    }
+
+    /// One clustering-range read of the series' buckets, timed, with each row's stamp.
+    async fn read_series(
+        &self,
+        video: Uuid,
+        kind: EventKind,
+        step: Granularity,
+        buckets: &[i64],
+    ) -> Result<SeriesRead> {
+        let (Some(&first), Some(&last), Some(width)) = (buckets.first(), buckets.last(), step.width_ms()) else {
+            return Ok(SeriesRead { rows: Vec::new(), stamps: Vec::new(), unstamped: false });
+        };
         let values = (video, kind.as_str(), step.as_str(), CqlTimestamp(first), CqlTimestamp(last + width));
-        let read = async {
+        timed(step, async {
             let mut pager = self.session.execute_iter(self.rows.clone(), values).await?.rows_stream::<StatsRow>()?;
-            let mut out: Vec<BucketRow> = vec![(0, Some(Tally::EMPTY)); buckets.len()];
+            let mut out = SeriesRead {
+                rows: vec![(0, Some(Tally::EMPTY)); buckets.len()],
+                stamps: vec![None; buckets.len()],
+                unstamped: false,
+            };
             while let Some(row) = pager.try_next().await? {
                 if let Ok(i) = buckets.binary_search(&row.bucket.0) {
                     let tally = Tally::from_cells(
@@ -235,19 +308,16 @@ impl Rollups {
                         (row.min_value, row.min_ts),
                         (row.max_value, row.max_ts),
                     );
-                    out[i] = (row.value.unwrap_or(0), tally);
+                    out.rows[i] = (row.value.unwrap_or(0), tally);
+                    if row.value.is_some() {
+                        out.stamps[i] = row.last_offset.zip(row.value_ts).map(|(lo, ts)| RowStamp::new(lo, ts));
+                        out.unstamped |= out.stamps[i].is_none();
+                    }
                 }
             }
             Ok(out)
-        };
-        let result = read.await;
-        CASSANDRA_READ_DURATION
-            .histogram_with(&[("granularity", step.as_str())])
-            .record(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            CASSANDRA_ERRORS.counter_with(&[("op", OP_READ)]).increment(1);
-        }
-        result
+        })
+        .await
     }
 
     /// Every (video, event type) with an all-time row, in no particular order: a
@@ -348,6 +418,26 @@ fn add_held(held: &Held, spans: &[Span], read: &[StampedSpan]) -> std::result::R
         sum = sum.and_then(|s| s.checked_add(delta.value));
     }
     Ok(sum)
+}
+
+/// The series' rows with what `held` adds to each bucket (only minutes within
+/// it); `None` if a sum overflows (no real answer does).
+fn add_held_to_series(
+    held: &Held,
+    step: Granularity,
+    buckets: &[i64],
+    read: &SeriesRead,
+) -> std::result::Result<Option<Vec<BucketRow>>, Stale> {
+    let Some(width) = step.width_ms() else { return Ok(Some(read.rows.clone())) };
+    let mut out = read.rows.clone();
+    for (i, &bucket) in buckets.iter().enumerate() {
+        let delta = held.delta_for(step, bucket, (bucket, bucket + width), read.stamps[i])?;
+        let (value, tally) = &mut out[i];
+        let Some(sum) = value.checked_add(delta.value) else { return Ok(None) };
+        *value = sum;
+        *tally = tally.map(|t| t.merge(delta.tally));
+    }
+    Ok(Some(out))
 }
 
 /// The bound values of a span's clustering-range read.
