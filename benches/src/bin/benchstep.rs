@@ -76,6 +76,12 @@ struct Args {
     /// Counter of store reads.
     #[arg(long)]
     reads: Option<String>,
+    /// Once the driver is done, keep sampling up to this many seconds until the
+    /// progress counter has caught up: the driver may finish first, e.g. when
+    /// its counts are exact from the owner's memory long before the rounds write
+    /// them (with `flush.max_age_ms` 60 s), and the writes still belong to the step.
+    #[arg(long, default_value_t = 300)]
+    settle_secs: u64,
     /// A process of the system under test, `name=pid` (repeatable).
     #[arg(long = "proc", value_parser = parse_proc)]
     procs: Vec<(String, u32)>,
@@ -182,6 +188,15 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let events = report["events_acked"].as_u64().unwrap_or(0);
+    if a.progress.is_some() {
+        let deadline = Instant::now() + Duration::from_secs(a.settle_secs);
+        while Instant::now() < deadline
+            && !delta(samples[0].progress, samples.last().and_then(|s| s.progress)).is_some_and(|d| d >= events)
+        {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            samples.push(sample(&http, &a, pid).await);
+        }
+    }
     let first = &samples[0];
     // The window closes when the system has done the work for every acknowledged event.
     let end = samples
