@@ -82,6 +82,11 @@ struct Args {
     /// them (with `flush.max_age_ms` 60 s), and the writes still belong to the step.
     #[arg(long, default_value_t = 300)]
     settle_secs: u64,
+    /// The CPU window lasts at least this long from the driver's start (and
+    /// sampling goes on until then): arms of an A/B whose work ends at different
+    /// times are compared over one window, idle costs included alike.
+    #[arg(long, default_value_t = 0)]
+    min_window_secs: u64,
     /// A process of the system under test, `name=pid` (repeatable).
     #[arg(long = "proc", value_parser = parse_proc)]
     procs: Vec<(String, u32)>,
@@ -197,11 +202,19 @@ async fn main() -> anyhow::Result<()> {
             samples.push(sample(&http, &a, pid).await);
         }
     }
+    let min_window = Duration::from_secs(a.min_window_secs);
+    while samples[0].at.elapsed() < min_window {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        samples.push(sample(&http, &a, pid).await);
+    }
     let first = &samples[0];
-    // The window closes when the system has done the work for every acknowledged event.
+    // The window closes when the system has done the work for every acknowledged
+    // event, and not before `min_window_secs`.
     let end = samples
         .iter()
-        .position(|s| delta(first.progress, s.progress).is_some_and(|d| d >= events))
+        .position(|s| {
+            delta(first.progress, s.progress).is_some_and(|d| d >= events) && s.at.duration_since(first.at) >= min_window
+        })
         .unwrap_or(samples.len() - 1);
     let last = &samples[end];
     let tck = a.clk_tck as f64;
