@@ -122,11 +122,10 @@ struct Job {
 pub(crate) struct InFlight {
     task: JoinHandle<(RowCache, Outcome)>,
     started: Instant,
-    /// Each series' part of the round, for readers until it is settled
-    /// (`counting::fresh`).
-    pub held: HashMap<counting::SeriesKey, counting::fresh::HeldPart>,
-    /// The fenced round (R4): readers get nothing while it is written.
-    pub fenced: bool,
+    /// The round itself, shared with its task: readers look their series up in
+    /// it until it is settled (`counting::fresh`, `Round::held_part`), so taking
+    /// a round builds nothing more while the poll loop holds the owner.
+    pub round: Arc<Round>,
 }
 
 /// Writes everything `parts` hold and commits their offsets, blocking the poll
@@ -239,9 +238,8 @@ pub(crate) fn start_rounds<C: ConsumerContext>(
                 fault::rearm(&shared.cfg, &shared.fault_paused, fresh);
                 fresh = false;
                 let (task_shared, epoch, mut cache) = (Arc::clone(shared), slot.epoch, std::mem::take(&mut slot.cache));
-                // Built only for readers: a map per round is not free.
-                let held = if shared.serve_held { round.held() } else { HashMap::new() };
-                let fenced = round.fenced;
+                let round = Arc::new(round);
+                let task_round = Arc::clone(&round);
                 // Driven by `block_on` on a thread of the runtime's blocking pool,
                 // not `spawn`: the round's future holds borrowing iterators and
                 // closures across awaits, which rustc cannot prove `Send` (its
@@ -250,11 +248,11 @@ pub(crate) fn start_rounds<C: ConsumerContext>(
                     let shared = &*task_shared;
                     shared.rt.block_on(async {
                         fault::pause_before_mark(&shared.cfg).await;
-                        let outcome = write_round(shared, &shared.permits, p, epoch, &mut cache, &round).await;
+                        let outcome = write_round(shared, &shared.permits, p, epoch, &mut cache, &task_round).await;
                         (cache, outcome)
                     })
                 });
-                slot.round = Some(InFlight { task, started: Instant::now(), held, fenced });
+                slot.round = Some(InFlight { task, started: Instant::now(), round });
             }
         }
     }

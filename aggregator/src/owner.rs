@@ -188,11 +188,11 @@ impl Owner {
         let slot = self.slots.get(&p).filter(|s| s.may_fold())?;
         let round = slot.round.as_ref();
         Some(Held {
-            ready: slot.counts.serves_held() && !round.is_some_and(|r| r.fenced),
+            ready: slot.counts.serves_held() && !round.is_some_and(|r| r.round.fenced),
             epoch: slot.epoch,
             consumed: slot.counts.consumed().unwrap_or(-1),
             pending: slot.counts.held(key),
-            in_flight: round.and_then(|r| r.held.get(key).cloned()),
+            in_flight: round.and_then(|r| r.round.held_part(key)),
         })
     }
 

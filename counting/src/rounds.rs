@@ -243,10 +243,12 @@ impl Round {
         self.series.is_empty() && self.activities.is_empty()
     }
 
-    /// Each series' part of the round, for readers while it is written
-    /// ([`crate::fresh`]): its minutes at the round's offset.
-    pub fn held(&self) -> HashMap<SeriesKey, HeldPart> {
-        self.series.iter().map(|s| (s.key, s.held(self.through))).collect()
+    /// `key`'s part of the round, for readers while it is written
+    /// ([`crate::fresh`]): its minutes at the round's offset. A binary search:
+    /// the series are sorted by key.
+    pub fn held_part(&self, key: &SeriesKey) -> Option<HeldPart> {
+        let i = self.series.binary_search_by_key(key, |s| s.key).ok()?;
+        Some(self.series[i].held(self.through))
     }
 
     /// R5's first reads: the all-time rows of the round's series that `cache`

@@ -196,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
     if a.progress.is_some() {
         let deadline = Instant::now() + Duration::from_secs(a.settle_secs);
         while Instant::now() < deadline
-            && !delta(samples[0].progress, samples.last().and_then(|s| s.progress)).is_some_and(|d| d >= events)
+            && delta(samples[0].progress, samples.last().and_then(|s| s.progress)).is_none_or(|d| d < events)
         {
             tokio::time::sleep(Duration::from_millis(250)).await;
             samples.push(sample(&http, &a, pid).await);
@@ -213,7 +213,8 @@ async fn main() -> anyhow::Result<()> {
     let end = samples
         .iter()
         .position(|s| {
-            delta(first.progress, s.progress).is_some_and(|d| d >= events) && s.at.duration_since(first.at) >= min_window
+            delta(first.progress, s.progress).is_some_and(|d| d >= events)
+                && s.at.duration_since(first.at) >= min_window
         })
         .unwrap_or(samples.len() - 1);
     let last = &samples[end];

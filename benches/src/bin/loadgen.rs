@@ -81,6 +81,10 @@ struct Args {
     types: String,
     #[arg(long, default_value_t = 60.0)]
     drain_timeout: f64,
+    /// Seconds to wait after the load before the exactness check (its reads of
+    /// every video's count then stay out of a benchmark's CPU window).
+    #[arg(long, default_value_t = 0.0)]
+    check_delay: f64,
     /// Per-attempt request timeout, milliseconds.
     #[arg(long, default_value_t = 30_000)]
     request_timeout_ms: u64,
@@ -137,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
         users: a.users,
         types,
         drain_timeout: Duration::from_secs_f64(a.drain_timeout),
+        check_delay: Duration::from_secs_f64(a.check_delay.max(0.0)),
         request_timeout: Duration::from_millis(a.request_timeout_ms),
         max_attempts: a.max_attempts,
         linger: Duration::from_millis(a.linger_ms),

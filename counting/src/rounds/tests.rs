@@ -395,8 +395,8 @@ struct Writing {
     ts: i64,
     commit: i64,
     /// What a reader asking the owner sees of the round ([`crate::fresh`]).
-    held: HashMap<SeriesKey, HeldPart>,
-    fenced: bool,
+    /// The round, which readers asking the owner look their series up in.
+    round: Round,
     /// `attempted` before this round recorded its own.
     attempted_before: Option<i64>,
 }
@@ -467,11 +467,11 @@ type Ask = (SeriesKey, Held);
 /// What the owner answers a reader about `key` ([`crate::fresh`]).
 fn ask(counts: &PartitionCounts, writing: Option<&Writing>, epoch: i64, key: SeriesKey) -> Held {
     Held {
-        ready: counts.serves_held() && !writing.is_some_and(|w| w.fenced),
+        ready: counts.serves_held() && !writing.is_some_and(|w| w.round.fenced),
         epoch,
         consumed: counts.consumed().unwrap_or(-1),
         pending: counts.held(&key),
-        in_flight: writing.and_then(|w| w.held.get(&key).cloned()),
+        in_flight: writing.and_then(|w| w.round.held_part(&key)),
     }
 }
 
@@ -651,8 +651,8 @@ proptest! {
                 let writes: Vec<Vec<RowWrite>> = leading.into_iter().chain(last).collect();
                 let crash_at = script.crash.filter(|&(n, _)| n == taken).map(|(_, k)| k);
                 let ts = write_timestamp(epoch, round.through);
-                let (held, fenced) = (round.held(), round.fenced);
-                writing = Some(Writing { writes, done: 0, crash_at, ts, commit: round.commit, held, fenced, attempted_before });
+                let commit = round.commit;
+                writing = Some(Writing { writes, done: 0, crash_at, ts, commit, round, attempted_before });
                 // A reader may ask while the round is written (or before it dies).
                 let key = SeriesKey::from(&log[offset as usize - 1]);
                 asks.push((key, ask(&counts, writing.as_ref(), epoch, key)));
