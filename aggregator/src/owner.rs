@@ -83,7 +83,8 @@ pub(crate) struct Shared {
     pub permits: tokio::sync::Semaphore,
     /// Recorded at each claim in `partition_owners`; `None`: readers are not answered.
     pub advertise: Option<String>,
-    /// Rounds keep their series' parts for readers (`counting::fresh`).
+    /// Answers readers what it holds (`Owner::held`, `counting::fresh`):
+    /// `held.enabled`, and only for counts.
     pub serve_held: bool,
 }
 
