@@ -12,7 +12,10 @@
 //!   command runs: each nonzero minute gets `-count`. Running it again reads zeros
 //!   and sends nothing, so a zeroing is idempotent however often it is retried.
 //!   Events of the range still on their way (in the log, not yet counted, or
-//!   arriving late) are counted after it: the range is zero as of the read.
+//!   arriving late) are counted after it: the range is zero as of the read. The
+//!   read is a reader's (the rows plus what the owner holds, `counting::fresh`),
+//!   so a rerun sees the first run's compensations as soon as the owner folded
+//!   them, before their round writes them.
 //! - `--at T --add N [--events M]`: one minute changes by N (negative or
 //!   positive), and its event count by M (default N: N events of value 1, as
 //!   views are; `--add 300 --events 1` for one lost event of value 300).
@@ -185,7 +188,21 @@ pub struct Outcome {
 pub async fn run(t: &Target, c: &Correction, dry_run: bool) -> anyhow::Result<Outcome> {
     let now = chrono::Utc::now().timestamp_millis();
     let minutes = minutes(&c.change, now, t.minute_retention_ms)?;
-    let rollups = query_service::store::rollups::Rollups::new(t.session.clone(), &t.keyspace).await?;
+    // The counts as readers see them: the rows plus what the owners hold and have
+    // not written (freshness from the owner), so a rerun right after a correction
+    // sees it even before its round lands. An owner that cannot answer leaves the
+    // rows alone, as before.
+    let owners = query_service::store::owners::Owners::new(
+        t.session.clone(),
+        &t.keyspace,
+        t.kafka.events_topic(),
+        Duration::from_secs(2),
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    )
+    .await?;
+    let rollups =
+        query_service::store::rollups::Rollups::new(t.session.clone(), &t.keyspace).await?.with_owners(owners);
     let mut counts = Vec::with_capacity(minutes.len());
     for chunk in minutes.chunks(1440) {
         counts.extend(rollups.series_rows(c.video, c.kind, Granularity::Minute, chunk).await?);

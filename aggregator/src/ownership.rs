@@ -137,13 +137,6 @@ pub(crate) fn take_over<C: ConsumerContext>(
     // P1 and P2: bump the epoch, then read `attempted`.
     let claim = shared.rt.block_on(shared.retry.cassandra(op::CLAIM, || store.claim(topic, p)))?;
     tracing::info!(topic, partition = p, epoch = claim.epoch, attempted = ?claim.attempted, "claimed partition");
-    if let Some(address) = &shared.advertise {
-        // Only a hint for readers: without it they read the rows alone (less
-        // fresh, as exact), so a failure is not retried.
-        if let Err(e) = shared.rt.block_on(store.record_owner(topic, p, claim.epoch, address)) {
-            tracing::warn!(topic, partition = p, error = %e, "could not record where readers reach this owner");
-        }
-    }
     let halted = |halt: Halt| {
         crate::halt::record(shared, p, claim.epoch, &halt);
         Some(TakenOver { slot: Slot::halted_at(claim.epoch, halt.reason), start: None, resumed_from: false })
@@ -171,6 +164,14 @@ pub(crate) fn take_over<C: ConsumerContext>(
     }
     if let Some(h) = &assignment.count_changed {
         return halted(h.clone());
+    }
+    // Where readers reach this owner (only a hint: without it they read the rows
+    // alone, less fresh and as exact, so a failure is not retried). Not before the
+    // epoch is known to fit the write timestamps, nor for a halted partition.
+    if let Some(address) = &shared.advertise
+        && let Err(e) = shared.rt.block_on(store.record_owner(topic, p, claim.epoch, address))
+    {
+        tracing::warn!(topic, partition = p, error = %e, "could not record where readers reach this owner");
     }
     // P3a: where to start, from what the log, the group and the state say.
     let mut attempt = 0;

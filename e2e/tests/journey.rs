@@ -130,8 +130,17 @@ async fn register_submit_view_rate_comment_search_trending() {
     assert_eq!(found["data"][0]["videoId"], video_id.as_str());
     assert_eq!((found["data"][0]["views"].as_i64(), found["data"][0]["averageRating"].as_f64()), (Some(n), Some(4.0)));
 
-    // Trending shows it: this test's keyspace holds one viewed video.
-    let trending = me.get("/api/v1/videos/trending?intervalDays=1&limit=10").await;
+    // Trending shows it: this test's keyspace holds one viewed video. Trending
+    // reads the by-bucket rows the rounds write (not the owner's memory, unlike
+    // the counts above), so it may lag them by a round.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let trending = loop {
+        let t = me.get("/api/v1/videos/trending?intervalDays=1&limit=10").await;
+        if t[0]["views"] == n || Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(trending.as_array().map(Vec::len), Some(1), "{trending}");
     assert_eq!(trending[0]["videoId"], video_id.as_str());
     assert_eq!(trending[0]["views"], n);

@@ -237,9 +237,17 @@ async fn rows_from_before_value_metrics_keep_exact_sums_and_unknown_counts() {
          AND granularity = 'total' AND bucket = ?",
         env.keyspace
     );
-    let row = session.query_unpaged(q, (video, scylla::value::CqlTimestamp(0))).await.unwrap();
-    let (value, last_offset, events) =
-        row.into_rows_result().unwrap().single_row::<(Option<i64>, Option<i64>, Option<i64>)>().unwrap();
+    // The counts above may come from the owner before its round writes the row
+    // (freshness from the owner): wait for the row itself.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (value, last_offset, events) = loop {
+        let row = session.query_unpaged(q.clone(), (video, scylla::value::CqlTimestamp(0))).await.unwrap();
+        let row = row.into_rows_result().unwrap().single_row::<(Option<i64>, Option<i64>, Option<i64>)>().unwrap();
+        if row.0 == Some(sum) || Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!((value, events), (Some(sum), None), "written by the aggregator at offset {last_offset:?}");
     assert!(last_offset >= Some(0), "the aggregator wrote it: {last_offset:?}");
 }
