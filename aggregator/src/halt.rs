@@ -113,12 +113,10 @@ pub(crate) fn resume_command(shared: &Shared, p: i32) -> String {
     )
 }
 
-/// Records `halt` for partition `p` (retried until it lands, or shutdown), counts
-/// it and says so. The caller pauses the partition and drops its buffer.
+/// Records `halt` for partition `p` (retried until it lands, or shutdown), says
+/// so and counts it once recorded (so whoever sees the count finds the record). The
+/// caller pauses the partition and drops its buffer.
 pub(crate) fn record(shared: &Shared, p: i32, epoch: i64, halt: &Halt) {
-    HALTED_PARTITIONS
-        .counter_with(&[("topic", shared.topic.clone()), ("reason", halt.reason.as_str().to_owned())])
-        .increment(1);
     tracing::error!(
         topic = %shared.topic,
         partition = p,
@@ -133,6 +131,9 @@ pub(crate) fn record(shared: &Shared, p: i32, epoch: i64, halt: &Halt) {
     if shared.rt.block_on(shared.retry.cassandra(op::HALT, write)).is_none() {
         tracing::warn!(partition = p, "shutting down before the halt was recorded; the next owner decides again");
     }
+    HALTED_PARTITIONS
+        .counter_with(&[("topic", shared.topic.clone()), ("reason", halt.reason.as_str().to_owned())])
+        .increment(1);
 }
 
 /// Pauses partition `p` of `topic` in `consumer`: no more of its messages are fetched.
