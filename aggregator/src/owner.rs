@@ -81,11 +81,9 @@ pub(crate) struct Shared {
     /// `flush.concurrency`: the Cassandra requests in flight across every
     /// partition's round or flush, the blocking ones and those beside the poll loop.
     pub permits: tokio::sync::Semaphore,
-    /// Recorded at each claim in `partition_owners`; `None`: readers are not answered.
+    /// Recorded at each claim in `partition_owners`; `None` (`held.enabled` off,
+    /// or ratings): readers are not answered (`Owner::held`, `counting::fresh`).
     pub advertise: Option<String>,
-    /// Answers readers what it holds (`Owner::held`, `counting::fresh`):
-    /// `held.enabled`, and only for counts.
-    pub serve_held: bool,
 }
 
 /// One decoded message.
@@ -167,7 +165,6 @@ impl Owner {
                 rt: Handle::current(),
                 new_partitions,
                 fault_paused: Default::default(),
-                serve_held: advertise.is_some() && family == Family::Counts,
                 advertise: advertise.filter(|_| family == Family::Counts),
             }),
         }
@@ -183,7 +180,7 @@ impl Owner {
     /// between two messages; a round taken by the blocking `flush` is taken and
     /// written under the same hold, so no reader sees it half-way.
     pub fn held(&self, p: i32, key: &SeriesKey) -> Option<Held> {
-        if !self.shared.serve_held {
+        if self.shared.advertise.is_none() {
             return None;
         }
         let slot = self.slots.get(&p).filter(|s| s.may_fold())?;
