@@ -180,9 +180,7 @@ impl Owner {
     /// between two messages; a round taken by the blocking `flush` is taken and
     /// written under the same hold, so no reader sees it half-way.
     pub fn held(&self, p: i32, key: &SeriesKey) -> Option<Held> {
-        if self.shared.advertise.is_none() {
-            return None;
-        }
+        self.shared.advertise.as_ref()?;
         let slot = self.slots.get(&p).filter(|s| s.may_fold())?;
         let round = slot.round.as_ref();
         Some(Held {
