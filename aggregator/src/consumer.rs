@@ -27,7 +27,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{CONSUMER_ERRORS, CONSUMER_LAG};
+use crate::metrics::{CONSUMER_ERRORS, CONSUMER_LAG, UNCOMMITTED};
 use crate::owner::Owner;
 
 /// The rdkafka context of a consumer: its owner, shared by the loop and the
@@ -37,15 +37,21 @@ pub struct OwnerContext {
 }
 
 impl ClientContext for OwnerContext {
-    /// Consumer lag per partition, from librdkafka's own statistics (no extra
-    /// requests to the broker). Partition labels are bounded by the topic's size.
+    /// Lag per partition, from librdkafka's own statistics (no extra requests to
+    /// the broker). Partition labels are bounded by the topic's size. Two figures:
+    /// what is not consumed yet (the end of the log less the next offset the owner
+    /// will fold: how far fresh answers trail the log), and what is not committed
+    /// (which the rounds keep up to `flush.max_age_ms` behind by design: what a
+    /// crash would replay).
     fn stats(&self, stats: rdkafka::Statistics) {
         for (name, topic) in &stats.topics {
             for (p, part) in &topic.partitions {
-                if *p >= 0 && part.consumer_lag >= 0 {
-                    let labels = [("topic", name.clone()), ("partition", p.to_string())];
-                    CONSUMER_LAG.gauge_with(&labels).set(part.consumer_lag as f64);
+                if *p < 0 || part.consumer_lag < 0 {
+                    continue;
                 }
+                let labels = [("topic", name.clone()), ("partition", p.to_string())];
+                UNCOMMITTED.gauge_with(&labels).set(part.consumer_lag as f64);
+                CONSUMER_LAG.gauge_with(&labels).set(unconsumed(part) as f64);
             }
         }
     }
@@ -92,6 +98,16 @@ impl ConsumerContext for OwnerContext {
             }
         }
     }
+}
+
+/// Messages after the next one the owner will fold: the end of the log (the last
+/// stable offset, which is the high watermark unless transactions are open) less
+/// `app_offset`. Before the owner has been handed any message of the partition,
+/// `app_offset` is unknown and it resumes from the committed offset, so the
+/// committed lag is that figure.
+fn unconsumed(part: &rdkafka::statistics::Partition) -> i64 {
+    let end = if part.ls_offset >= 0 { part.ls_offset } else { part.hi_offset };
+    if part.app_offset >= 0 && end >= 0 { (end - part.app_offset).max(0) } else { part.consumer_lag }
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
@@ -158,4 +174,29 @@ pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, ti
     consumer.unsubscribe();
     drop(consumer);
     tracing::info!("consumer closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::statistics::Partition;
+
+    use super::unconsumed;
+
+    fn part(app: i64, committed_lag: i64, hi: i64, ls: i64) -> Partition {
+        Partition { app_offset: app, consumer_lag: committed_lag, hi_offset: hi, ls_offset: ls, ..Default::default() }
+    }
+
+    #[test]
+    fn unconsumed_is_the_end_of_the_log_less_the_next_offset_folded() {
+        // A round pending: 900 messages not committed, 40 not consumed.
+        assert_eq!(unconsumed(&part(1_960, 900, 2_000, 2_000)), 40);
+        // Open transactions: the last stable offset is the end a consumer reaches.
+        assert_eq!(unconsumed(&part(1_960, 900, 2_000, 1_980)), 20);
+        // No last stable offset reported: the high watermark.
+        assert_eq!(unconsumed(&part(1_960, 900, 2_000, -1)), 40);
+        // Nothing handed to the owner yet: it resumes from the committed offset.
+        assert_eq!(unconsumed(&part(-1_001, 900, 2_000, 2_000)), 900);
+        // Never negative (statistics are sampled, not atomic).
+        assert_eq!(unconsumed(&part(2_010, 0, 2_000, 2_000)), 0);
+    }
 }

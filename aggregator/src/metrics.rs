@@ -173,7 +173,13 @@ pub const CONSUMER_LAG: Metric = Metric::new(
     Kind::Gauge,
     "aggregator_consumer_lag_messages",
     &["topic", "partition"],
-    "Messages between the committed offset and the end of the log, by topic and partition (librdkafka statistics, every 5 s)",
+    "Messages not consumed yet (after the next offset the owner folds), by topic and partition (librdkafka statistics, every 5 s)",
+);
+pub const UNCOMMITTED: Metric = Metric::new(
+    Kind::Gauge,
+    "aggregator_uncommitted_messages",
+    &["topic", "partition"],
+    "Messages between the committed offset and the end of the log, by topic and partition: a crash replays them (librdkafka statistics, every 5 s)",
 );
 pub const CASSANDRA_REQUEST_DURATION: Metric = Metric::new(
     Kind::Histogram,
@@ -221,6 +227,7 @@ pub const ALL: &[Metric] = &[
     BUFFERED_KEYS,
     ASSIGNED_PARTITIONS,
     CONSUMER_LAG,
+    UNCOMMITTED,
     CASSANDRA_REQUEST_DURATION,
     FLUSH_DURATION,
 ];

@@ -120,11 +120,20 @@ async fn golden_metrics_after_real_traffic() {
             .samples("aggregator_consumer_lag_messages", &[("topic", &topic)])
             .map(|s| (s.labels["partition"].clone(), s.value))
             .collect();
-        let drained = lag.len() == partitions as usize && lag.iter().all(|(_, v)| *v == 0.0);
-        if drained && m.value("aggregator_dead_letters_total", &[]) == Some(1.0) {
+        // What a crash would replay: the commit trails the rounds, then catches up
+        // once every series is written (an idle partition's commit moves too).
+        let uncommitted: Vec<(String, f64)> = m
+            .samples("aggregator_uncommitted_messages", &[("topic", &topic)])
+            .map(|s| (s.labels["partition"].clone(), s.value))
+            .collect();
+        let drained = |g: &[(String, f64)]| g.len() == partitions as usize && g.iter().all(|(_, v)| *v == 0.0);
+        if drained(&lag) && drained(&uncommitted) && m.value("aggregator_dead_letters_total", &[]) == Some(1.0) {
             break m;
         }
-        assert!(Instant::now() < deadline, "aggregator lag never drained on all {partitions} partitions: {lag:?}");
+        assert!(
+            Instant::now() < deadline,
+            "aggregator lag never drained on all {partitions} partitions: {lag:?}, uncommitted {uncommitted:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let partitions_seen: BTreeSet<String> = agg
@@ -169,6 +178,7 @@ async fn golden_metrics_after_real_traffic() {
         ("aggregator_buffered_keys", "gauge"),
         ("aggregator_assigned_partitions", "gauge"),
         ("aggregator_consumer_lag_messages", "gauge"),
+        ("aggregator_uncommitted_messages", "gauge"),
         ("aggregator_flush_duration_seconds", "histogram"),
     ] {
         assert_family(&agg, name, kind);
