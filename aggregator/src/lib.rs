@@ -286,6 +286,7 @@ impl Application {
             shutdown: shutdown.clone(),
             new_partitions: start::NewPartitions::parse(&cfg.consumer.auto_offset_reset).expect("checked in build"),
             advertise: cfg.held.enabled.then(|| self.advertise()),
+            claim_threads: cfg.consumer.claim_threads,
         });
         let heartbeat = owner.heartbeat.clone();
         let consumer: BaseConsumer<OwnerContext> = cfg

@@ -27,7 +27,7 @@ use crate::decode::DecodeError;
 use crate::halt::{Halt, Reason};
 use crate::metrics::{
     ASSIGNED_PARTITIONS, BUFFERED_KEYS, CONSUMER_LAG, DUPLICATES_DROPPED, FENCED_FLUSHES, FENCED_OUT,
-    HALTED_PARTITIONS, MESSAGES, PARTITIONS_HALTED, REPLAYED_SKIPPED, RESUMED_PARTITIONS, op,
+    HALTED_PARTITIONS, MESSAGES, PARTITIONS_HALTED, REPLAYED_SKIPPED, RESUMED_PARTITIONS, UNCOMMITTED, op,
 };
 use crate::ownership::{self, Assignment, Slot, SlotState, TakenOver};
 use crate::priming::Primer;
@@ -62,6 +62,8 @@ pub struct OwnerParts {
     /// Readers' address for `partition_owners`, if this owner answers them
     /// (`held.enabled`, counts only).
     pub advertise: Option<String>,
+    /// Partitions of one assignment taken over at once (`consumer.claim_threads`).
+    pub claim_threads: usize,
 }
 
 /// What the work on every owned partition shares: claims and flushes.
@@ -101,6 +103,7 @@ pub struct Owner {
     shared: Arc<Shared>,
     dead_letters: DeadLetters,
     primer: Primer,
+    claim_threads: usize,
     slots: HashMap<i32, Slot>,
     /// Milliseconds since the epoch of the loop's last turn, for /readyz.
     pub heartbeat: Arc<AtomicI64>,
@@ -126,8 +129,18 @@ impl Owner {
     pub fn new(parts: OwnerParts) -> Self {
         // Handles registered before the recorder exists would count into the void.
         let _ = platform::telemetry::metrics_handle();
-        let OwnerParts { family, topic, store, flush, dead_letters, primer, shutdown, new_partitions, advertise } =
-            parts;
+        let OwnerParts {
+            family,
+            topic,
+            store,
+            flush,
+            dead_letters,
+            primer,
+            shutdown,
+            new_partitions,
+            advertise,
+            claim_threads,
+        } = parts;
         let labels = [("topic", topic.clone())];
         // Zero, not absent, until the first one: `increase()` sees the first.
         for reason in Reason::ALL {
@@ -143,6 +156,7 @@ impl Owner {
             family,
             dead_letters,
             primer,
+            claim_threads: claim_threads.max(1),
             slots: HashMap::new(),
             to_commit: Vec::new(),
             heartbeat: Arc::new(AtomicI64::new(0)),
@@ -200,13 +214,15 @@ impl Owner {
         let Some(committed) = ownership::committed(&self.shared, consumer, parts) else { return starts };
         let count_changed = ownership::count_changed(&self.shared, consumer);
         let assignment = Assignment { committed, count_changed };
-        for (p, start) in starts.iter_mut() {
-            // A partition assigned while still held (no revoke came between):
-            // its round in flight settles before the claim decides anything.
-            flush::drain(&self.shared, consumer, &mut self.slots, &[*p]);
-            let Some(TakenOver { slot, start: s, resumed_from }) =
-                ownership::take_over(&self.shared, &self.primer, consumer, *p, &assignment)
-            else {
+        // A partition assigned while still held (no revoke came between): its
+        // round in flight settles before the claim decides anything.
+        flush::drain(&self.shared, consumer, &mut self.slots, parts);
+        let taken =
+            ownership::take_over_all(&self.shared, &self.primer, consumer, parts, &assignment, self.claim_threads);
+        for ((p, start), taken) in starts.iter_mut().zip(taken) {
+            // `None`: shutdown came first; this partition and the rest stay untaken
+            // (a claim without a slot is a crash after P1: the next claim fences it).
+            let Some(TakenOver { slot, start: s, resumed_from }) = taken else {
                 break;
             };
             if let Some(s) = s {
@@ -366,6 +382,7 @@ impl Owner {
             // The new owner reports this partition's lag from now on.
             let labels = [("topic", self.shared.topic.clone()), ("partition", p.to_string())];
             CONSUMER_LAG.gauge_with(&labels).set(0.0);
+            UNCOMMITTED.gauge_with(&labels).set(0.0);
         }
         self.assigned.set(self.slots.len() as f64);
         self.count_halted();
