@@ -124,10 +124,10 @@ pub(crate) struct TakenOver {
 
 /// [`take_over`] for each of `parts`, up to `threads` at once, in `parts` order.
 /// Each partition's takeover reads and writes only that partition's state (its
-/// epoch, halt and `attempted`, its log), so they do not depend on each other; a
-/// takeover is mostly waiting (an LWT, reads of the log and of Cassandra) and
-/// re-reading the log's dedup window, which on two cores still goes about twice as
-/// fast two at a time.
+/// epoch, halt and `attempted`, its log), so they do not depend on each other. A
+/// takeover is an LWT, reads of Cassandra and a re-read of the log's dedup window:
+/// at 30,000 events/s on two cores, 12 partitions took 9.2 s six at a time against
+/// 22.6 s one after another (README, Measured).
 pub(crate) fn take_over_all<C: ConsumerContext>(
     shared: &Shared,
     primer: &Primer,
