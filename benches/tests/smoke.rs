@@ -13,7 +13,28 @@ struct Stack {
     gateway: String,
     query: String,
     api_key: String,
-    _stop: tokio_util::sync::DropGuard,
+    stop: CancellationToken,
+    aggregator: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Stack {
+    /// Stops the aggregator and waits for it, while the test's runtime still runs:
+    /// its last flush at shutdown writes what it holds (up to a minute of tail
+    /// series), and a runtime torn down under it would panic its blocking threads.
+    async fn shut_down(mut self) {
+        self.stop.cancel();
+        let aggregator = self.aggregator.take().expect("running");
+        let ended = tokio::time::timeout(Duration::from_secs(60), aggregator).await;
+        let ended = ended.expect("the aggregator stops within 60 s").expect("the aggregator's task did not panic");
+        ended.expect("the aggregator stopped cleanly");
+    }
+}
+
+impl Drop for Stack {
+    /// A failed assertion: stop the services anyway.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 async fn start() -> Stack {
@@ -32,7 +53,7 @@ async fn start() -> Stack {
     a.cassandra.keyspace = format!("t_smoke_{tag:08x}");
     a.flush.interval_ms = 300;
     let agg = aggregator::Application::build(a.clone()).await.expect("aggregator starts");
-    tokio::spawn(agg.run(stop.clone()));
+    let aggregator = tokio::spawn(agg.run(stop.clone()));
 
     let mut g = ingest_gateway::GatewayConfig::default();
     g.http.listen = "127.0.0.1:0".into();
@@ -49,10 +70,13 @@ async fn start() -> Stack {
     let mut q = query_service::QueryConfig::default();
     q.http.listen = "127.0.0.1:0".into();
     q.cassandra = a.cassandra.clone();
+    // The aggregators' topics: readers find each partition's owner through them
+    // (freshness from the owner), or counts wait for the rounds.
+    q.kafka = a.kafka.clone();
     let qs = query_service::Application::build(q).await.expect("query service starts");
     let query = format!("http://{}", qs.local_addr());
     tokio::spawn(qs.run(stop.clone()));
-    Stack { gateway, query, api_key, _stop: stop.drop_guard() }
+    Stack { gateway, query, api_key, stop, aggregator: Some(aggregator) }
 }
 
 /// What every run must show, whatever its mode.
@@ -187,4 +211,5 @@ async fn harness_at_a_tiny_rate_ends_exact() {
     .expect("load runs");
     assert_sound("closed loop", &r);
     assert_eq!(r.arrival, "closed");
+    s.shut_down().await;
 }

@@ -222,7 +222,18 @@ impl Owners {
             .maybe_first_row::<PartitionsRow>()
             .map_err(|e| read_failed("topic_state", &e))?;
         let n = row.and_then(|r| r.partitions).filter(|&n| n > 0);
-        *lock(&self.partitions) = n.map_or_else(|| Partitions::Absent(Instant::now()), Partitions::Known);
+        let mut partitions = lock(&self.partitions);
+        if n.is_none() && !matches!(*partitions, Partitions::Absent(_)) {
+            // Once, not per read: a query service whose `kafka.topic_prefix` is not
+            // the aggregators' would otherwise serve counts a round old in silence.
+            tracing::warn!(
+                topic = %self.topic,
+                "no partition count recorded for this topic in topic_state (no aggregator has counted it yet, \
+                 or kafka.topic_prefix is not the aggregators'): counts come from the rows alone, up to \
+                 the aggregators' flush.max_age_ms old"
+            );
+        }
+        *partitions = n.map_or_else(|| Partitions::Absent(Instant::now()), Partitions::Known);
         Ok(n)
     }
 
