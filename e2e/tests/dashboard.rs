@@ -346,6 +346,27 @@ async fn seed(env: &TestEnv) -> Seeded {
         if u["estimate"] != 3 {
             behind.push(format!("viewers {u}"));
         }
+        // Counts come fresh from the owner, but trending reads the rows the
+        // rounds write: wait for those too, over the windows the page shows.
+        for window in ["1h", "24h"] {
+            let url = env.query_url(&format!("/api/v1/trending?window={window}&eventType=view&limit=10"));
+            let t: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            let bounds = (ms(&t["from"]), ms(&t["to"]));
+            let got: BTreeMap<String, i64> = t["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| (i["videoId"].as_str().unwrap().to_owned(), i["count"].as_i64().unwrap()))
+                .collect();
+            let want: BTreeMap<String, i64> = [a, b, unknown]
+                .iter()
+                .map(|v| (v.to_string(), ledgers["view"].count(*v, Some(bounds))))
+                .filter(|x| x.1 > 0)
+                .collect();
+            if got != want {
+                behind.push(format!("trending {window}: {got:?} of {want:?}"));
+            }
+        }
         if behind.is_empty() {
             break;
         }
