@@ -326,7 +326,8 @@ mod tests {
         let other = Correction { id: Uuid::from_u128(9), ..c.clone() };
         assert_ne!(event_id(&c, k.minute_ms), event_id(&other, k.minute_ms), "another correction, other ids");
         assert_ne!(event_id(&c, k.minute_ms), event_id(&c, k.minute_ms + MINUTE_MS), "one id per minute");
-        let d = aggregator::decode::event(Some(&encode(&c, k, NOW)), &counting::EventTypes::built_in()).unwrap();
+        let mut d = aggregator::decode::events(Some(&encode(&c, k, NOW)), &counting::EventTypes::built_in()).unwrap();
+        let d = d.pop().filter(|_| d.is_empty()).expect("one event");
         assert_eq!((d.event.value, d.event.occurred_at_ms, d.event.kind), (-5, k.minute_ms, EventKind::View));
         assert_eq!(d.event.correction, Some(-1), "the event count's change travels with it");
         assert_eq!(d.client_id, Some(*event_id(&c, k.minute_ms).as_bytes()));

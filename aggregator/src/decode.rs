@@ -93,6 +93,14 @@ pub enum DecodeError {
     OutsideWindow { occurred: i64, received: i64 },
     #[error("rating {0} is not 1 to 5")]
     RatingOutOfRange(i32),
+    /// A pack (`packed` set) with a field of its own set.
+    #[error("a pack carries fields besides packed")]
+    PackWithFields,
+    #[error("a pack inside a pack")]
+    PackInPack,
+    /// The first refused event of a pack, by its index.
+    #[error("packed event {index}: {source}")]
+    InPack { index: usize, source: Box<DecodeError> },
 }
 
 /// A decoded event: what it counts, its id if the client chose it, and the
@@ -112,10 +120,37 @@ fn in_range(field: &'static str, ms: i64) -> Result<(), DecodeError> {
     if (EARLIEST_MS..LATEST_MS).contains(&ms) { Ok(()) } else { Err(DecodeError::TimeOutOfRange { field, ms }) }
 }
 
-/// Decodes a message of the events topic into a counted event, if `types` counts it.
-pub fn event(payload: Option<&[u8]>, types: &EventTypes) -> Result<Decoded, DecodeError> {
+/// Decodes a message of the events topic into its counted events, if `types`
+/// counts them: one event, or a pack's events in order. A pack counts whole or
+/// not at all: one refused event refuses the message (the gateway produces none
+/// such; whatever did is better looked at whole in the dead letters), and one of a
+/// newer producer's type halts at the message like a single one.
+pub fn events(payload: Option<&[u8]>, types: &EventTypes) -> Result<Vec<Decoded>, DecodeError> {
     let payload = payload.ok_or(DecodeError::Empty)?;
-    let e = Event::decode(payload).map_err(|source| DecodeError::NotProtobuf { message: "Event", source })?;
+    let mut e = Event::decode(payload).map_err(|source| DecodeError::NotProtobuf { message: "Event", source })?;
+    if e.packed.is_empty() {
+        return Ok(vec![event(e, types)?]);
+    }
+    let packed = std::mem::take(&mut e.packed);
+    if e != Event::default() {
+        return Err(DecodeError::PackWithFields);
+    }
+    let mut out = Vec::with_capacity(packed.len());
+    for (index, e) in packed.into_iter().enumerate() {
+        if !e.packed.is_empty() {
+            return Err(DecodeError::InPack { index, source: Box::new(DecodeError::PackInPack) });
+        }
+        match event(e, types) {
+            Ok(d) => out.push(d),
+            Err(newer @ DecodeError::NewerEventType(_)) => return Err(newer),
+            Err(source) => return Err(DecodeError::InPack { index, source: Box::new(source) }),
+        }
+    }
+    Ok(out)
+}
+
+/// One event (of a message or of a pack).
+fn event(e: Event, types: &EventTypes) -> Result<Decoded, DecodeError> {
     let video_id = id("video_id", &e.video_id)?;
     // Unspecified (0) without a name is a producer's bug; a value the enum does not
     // name is only "newer" if everything else about the event is valid.
@@ -201,7 +236,14 @@ mod tests {
     use schemas::events::EventType;
 
     fn event(payload: Option<&[u8]>) -> Result<Decoded, DecodeError> {
-        super::event(payload, &EventTypes::built_in())
+        one(payload, &EventTypes::built_in())
+    }
+
+    /// A message that is one event.
+    fn one(payload: Option<&[u8]>, types: &EventTypes) -> Result<Decoded, DecodeError> {
+        let mut all = events(payload, types)?;
+        assert_eq!(all.len(), 1, "one event: {all:?}");
+        Ok(all.pop().unwrap())
     }
 
     /// 2024-03-10T00:00:00Z.
@@ -226,6 +268,7 @@ mod tests {
             correction: false,
             event_type_name: String::new(),
             correction_events: 0,
+            packed: vec![],
         };
         let d = event(Some(&good.encode_to_vec())).unwrap();
         let e = d.event;
@@ -278,6 +321,7 @@ mod tests {
             correction: false,
             event_type_name: String::new(),
             correction_events: 0,
+            packed: vec![],
         }
     }
 
@@ -290,9 +334,9 @@ mod tests {
         named.set_kind(listed.parse("decode_test_clicks").unwrap());
         assert_eq!((named.event_type, named.event_type_name.as_str()), (0, "decode_test_clicks"));
         let payload = named.encode_to_vec();
-        let d = super::event(Some(&payload), &listed).unwrap();
+        let d = one(Some(&payload), &listed).unwrap();
         assert_eq!((d.event.kind.as_str(), d.event.value), ("decode_test_clicks", 7));
-        let refused = super::event(Some(&payload), &EventTypes::built_in()).unwrap_err();
+        let refused = one(Some(&payload), &EventTypes::built_in()).unwrap_err();
         assert!(matches!(refused, DecodeError::NotListed(_)), "a dead letter, not a halt: {refused:?}");
         assert_eq!(
             refused.to_string(),
@@ -302,11 +346,11 @@ mod tests {
         // A hostile name is not echoed into the dead letter's header.
         let junk = Event { event_type_name: "\u{7}".repeat(5000), ..view_at_t() };
         let junk = Event { event_type: 0, ..junk };
-        assert!(reason(super::event(Some(&junk.encode_to_vec()), &listed)).contains("<5000 bytes not matching"));
+        assert!(reason(one(Some(&junk.encode_to_vec()), &listed)).contains("<5000 bytes not matching"));
         let both = Event { event_type_name: "decode_test_clicks".into(), ..view_at_t() };
-        assert!(matches!(super::event(Some(&both.encode_to_vec()), &listed), Err(DecodeError::BadEventType(_))));
+        assert!(matches!(one(Some(&both.encode_to_vec()), &listed), Err(DecodeError::BadEventType(_))));
         // A built-in from before the field existed decodes the same under any list.
-        assert_eq!(super::event(Some(&view_at_t().encode_to_vec()), &listed).unwrap().event.kind, EventKind::View);
+        assert_eq!(one(Some(&view_at_t().encode_to_vec()), &listed).unwrap().event.kind, EventKind::View);
     }
 
     /// What a producer with access to the topic could write, past the gateway.
@@ -390,6 +434,37 @@ mod tests {
         ] {
             assert_eq!(reason(decoded(&bad)), why);
         }
+    }
+
+    /// A pack decodes to its events in order, whole or not at all; a newer type in
+    /// it halts like a single one, and nothing else may ride on the pack.
+    #[test]
+    fn a_pack_counts_whole_or_not_at_all() {
+        let types = EventTypes::built_in();
+        let a = view_at_t();
+        let b = Event { video_id: vec![8; 16], event_type: EventType::Like as i32, value: 4, ..view_at_t() };
+        let signed_in = Event { user_id: vec![9; 16], user_verified: true, event_id: vec![5; 16], ..view_at_t() };
+        let pack = |events: Vec<Event>| Event { packed: events, ..Default::default() }.encode_to_vec();
+        let all = events(Some(&pack(vec![a.clone(), b.clone(), signed_in.clone()])), &types).unwrap();
+        let got: Vec<_> = all.iter().map(|d| (d.event.video_id, d.event.kind, d.event.value)).collect();
+        let (seven, eight) = (Uuid::from_bytes([7; 16]), Uuid::from_bytes([8; 16]));
+        assert_eq!(got, [(seven, EventKind::View, 1), (eight, EventKind::Like, 4), (seven, EventKind::View, 1)]);
+        assert_eq!(all[2].viewer, Some((Uuid::from_bytes([9; 16]), Uuid::from_bytes([5; 16]))));
+        assert_eq!(events(Some(&pack(vec![b.clone()])), &types).unwrap().len(), 1, "a pack of one");
+
+        let bad = Event { value: 0, ..b.clone() };
+        let refused = events(Some(&pack(vec![a.clone(), bad])), &types).unwrap_err();
+        assert_eq!(refused.to_string(), "packed event 1: value 0 is not positive");
+        let newer = Event { event_type: 99, ..b.clone() };
+        assert!(matches!(events(Some(&pack(vec![a.clone(), newer])), &types), Err(DecodeError::NewerEventType(99))));
+        let inner = Event { packed: vec![a.clone()], ..Default::default() };
+        assert_eq!(reason(events(Some(&pack(vec![a.clone(), inner])), &types)), "packed event 1: a pack inside a pack");
+        // A pack that is also an event (or says anything of its own) is refused:
+        // its own fields would otherwise go uncounted, or unchecked.
+        let riding = Event { packed: vec![a.clone()], ..b.clone() }.encode_to_vec();
+        assert_eq!(reason(events(Some(&riding), &types)), "a pack carries fields besides packed");
+        let marked = Event { packed: vec![a], client_event_id: true, ..Default::default() }.encode_to_vec();
+        assert_eq!(reason(events(Some(&marked), &types)), "a pack carries fields besides packed");
     }
 
     #[test]

@@ -11,6 +11,12 @@ pub const MESSAGES: Metric = Metric::new(
     &[],
     "Messages taken from owned partitions (events, repeats, poison)",
 );
+pub const EVENTS: Metric = Metric::new(
+    Kind::Counter,
+    "aggregator_events_total",
+    &[],
+    "Events in the messages taken (each of a pack; repeats included, dead letters not)",
+);
 pub const EVENTS_FLUSHED: Metric =
     Metric::new(Kind::Counter, "aggregator_events_flushed_total", &[], "Events in flushes whose rows were written");
 pub const ROWS_WRITTEN: Metric =
@@ -197,6 +203,7 @@ pub const FLUSH_DURATION: Metric = Metric::new(
 /// Every metric the aggregator records itself.
 pub const ALL: &[Metric] = &[
     MESSAGES,
+    EVENTS,
     HELD_ANSWERS,
     EVENTS_FLUSHED,
     ROWS_WRITTEN,

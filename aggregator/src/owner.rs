@@ -26,7 +26,7 @@ use crate::dead_letter::{DeadLetterError, DeadLetters};
 use crate::decode::DecodeError;
 use crate::halt::{Halt, Reason};
 use crate::metrics::{
-    ASSIGNED_PARTITIONS, BUFFERED_KEYS, CONSUMER_LAG, DUPLICATES_DROPPED, FENCED_FLUSHES, FENCED_OUT,
+    ASSIGNED_PARTITIONS, BUFFERED_KEYS, CONSUMER_LAG, DUPLICATES_DROPPED, EVENTS, FENCED_FLUSHES, FENCED_OUT,
     HALTED_PARTITIONS, MESSAGES, PARTITIONS_HALTED, REPLAYED_SKIPPED, RESUMED_PARTITIONS, UNCOMMITTED, op,
 };
 use crate::ownership::{self, Assignment, Slot, SlotState, TakenOver};
@@ -90,8 +90,9 @@ pub(crate) struct Shared {
 
 /// One decoded message.
 enum Item {
-    /// A counted event, and the verified viewer (user, event id) of a signed-in view.
-    Count(CountedEvent, Option<(Uuid, Uuid)>),
+    /// The counted events of a message (one, or a pack's), and the verified viewer
+    /// (user, event id) of each signed-in view, by index.
+    Count(Vec<CountedEvent>, Vec<Option<(Uuid, Uuid)>>),
     Rate(RatedEvent),
     /// Dead-lettered or a dropped duplicate: consumes its offset, changes nothing.
     Nothing,
@@ -117,6 +118,7 @@ pub struct Owner {
     last_interval: Instant,
     /// Registered once: looking a metric up by name costs more than folding an event.
     messages: metrics::Counter,
+    events: metrics::Counter,
     replayed: metrics::Counter,
     duplicates: metrics::Counter,
     assigned: metrics::Gauge,
@@ -163,6 +165,7 @@ impl Owner {
             now_ms: chrono::Utc::now().timestamp_millis(),
             last_interval: Instant::now(),
             messages: MESSAGES.counter(),
+            events: EVENTS.counter(),
             replayed: REPLAYED_SKIPPED.counter(),
             duplicates: DUPLICATES_DROPPED.counter(),
             assigned: ASSIGNED_PARTITIONS.gauge_with(&labels),
@@ -407,14 +410,20 @@ impl Owner {
             return; // fetched before a seek back to an earlier start: seen again later
         }
         let decoded = match self.family {
-            Family::Counts => decode::event(msg.payload(), &self.primer.types).map(|d| match d.client_id {
-                Some(id)
-                    if self.primer.enabled() && slot.dedup.observe(id, msg.timestamp().to_millis().unwrap_or(0)) =>
-                {
-                    self.duplicates.increment(1);
-                    Item::Nothing
+            Family::Counts => decode::events(msg.payload(), &self.primer.types).map(|all| {
+                self.events.increment(all.len() as u64);
+                let at = msg.timestamp().to_millis().unwrap_or(0);
+                let (mut events, mut viewers) = (Vec::with_capacity(all.len()), Vec::with_capacity(all.len()));
+                for d in all {
+                    match d.client_id {
+                        Some(id) if self.primer.enabled() && slot.dedup.observe(id, at) => self.duplicates.increment(1),
+                        _ => {
+                            events.push(d.event);
+                            viewers.push(d.viewer);
+                        }
+                    }
                 }
-                _ => Item::Count(d.event, d.viewer),
+                if events.is_empty() { Item::Nothing } else { Item::Count(events, viewers) }
             }),
             // A repeated rating needs no dedup: the latest per user replaces.
             Family::Ratings => decode::rating(msg.payload()).map(Item::Rate),
@@ -449,9 +458,9 @@ impl Owner {
             let Some(slot) = self.slots.get_mut(&p).filter(|s| s.may_fold()) else { return };
             let folded = match &item {
                 // R3: an event at or below its series' floor is in the store already.
-                Item::Count(e, viewer) => {
+                Item::Count(events, viewers) => {
                     let replayed = slot.counts.replayed();
-                    let folded = match slot.counts.fold(offset, Some(e), now_ms) {
+                    let folded = match slot.counts.fold_all(offset, events, now_ms) {
                         Ok(f) => f,
                         Err(missing) => {
                             let detail = format!("{missing}: the log changed under the census");
@@ -460,8 +469,12 @@ impl Owner {
                         }
                     };
                     self.replayed.increment(slot.counts.replayed() - replayed);
-                    if let (Some((user, event_id)), Folded::Folded | Folded::FlushNow) = (viewer, folded) {
-                        slot.counts.note_viewer(*user, e.video_id, e.occurred_at_ms, *event_id);
+                    if folded != Folded::FlushFirst {
+                        for (e, viewer) in events.iter().zip(viewers) {
+                            if let Some((user, event_id)) = viewer {
+                                slot.counts.note_viewer(*user, e.video_id, e.occurred_at_ms, *event_id);
+                            }
+                        }
                     }
                     folded
                 }

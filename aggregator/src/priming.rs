@@ -149,15 +149,15 @@ impl Primer {
                     read += 1;
                     last = m.offset();
                     last_progress = Instant::now();
-                    let decoded = decode::event(m.payload(), &self.types);
+                    // A pack's every event, as the owner folds them.
+                    let decoded = decode::events(m.payload(), &self.types).unwrap_or_default();
                     if m.offset() < start {
-                        if let Ok(d) = &decoded
-                            && let Some(id) = d.client_id
-                        {
-                            window.observe(id, m.timestamp().to_millis().unwrap_or(0));
+                        let at = m.timestamp().to_millis().unwrap_or(0);
+                        for id in decoded.iter().filter_map(|d| d.client_id) {
+                            window.observe(id, at);
                         }
-                    } else if let (Some(keys), Ok(d)) = (series.as_mut(), &decoded) {
-                        keys.insert(SeriesKey::from(&d.event));
+                    } else if let Some(keys) = series.as_mut() {
+                        keys.extend(decoded.iter().map(|d| SeriesKey::from(&d.event)));
                     }
                     if m.offset() >= end {
                         break;

@@ -191,22 +191,51 @@ fn verdict(
     let Some(partition) = source_partition.and_then(|p| p.parse::<i32>().ok()).filter(|p| *p >= 0) else {
         return skip("no valid dlq.source.partition header");
     };
-    let decoded = match decode::event(payload, types) {
+    let decoded = match decode::events(payload, types) {
         Ok(d) => d,
         Err(e) => return Verdict::Skip(format!("still not countable: {e}")),
     };
-    if key != Some(decoded.event.video_id.as_bytes().as_slice()) {
+    // A pack is keyed by its first event's video id, like a single event.
+    if key != decoded.first().map(|d| d.event.video_id.as_bytes().as_slice()) {
         return skip("its key is not its video id");
     }
-    let payload = payload.unwrap_or_default();
-    let mut marked = Vec::with_capacity(payload.len() + MARK_CLIENT_ID.len());
-    marked.extend_from_slice(payload);
-    marked.extend_from_slice(&MARK_CLIENT_ID);
-    // The id the aggregator's dedup rule will see; without 16 bytes there is none.
-    match decode::event(Some(&marked), types) {
-        Ok(d) if d.client_id.is_some() => Verdict::Replay { partition, payload: marked },
+    let Some(marked) = mark(payload.unwrap_or_default()) else {
+        return skip("a pack with fields of its own");
+    };
+    // The ids the aggregator's dedup rule will see; without 16 bytes there are none.
+    match decode::events(Some(&marked), types) {
+        Ok(d) if d.iter().all(|d| d.client_id.is_some()) => Verdict::Replay { partition, payload: marked },
         _ => skip("no 16-byte event id: a second copy could not be told apart"),
     }
+}
+
+/// The payload with `client_event_id` set on its event, or on every event of a
+/// pack, by appending the mark to each event's own bytes: whatever else they hold
+/// (fields this build does not know) travels on untouched. `None`: a pack with a
+/// field besides `packed` (the decoder refuses those anyway).
+fn mark(payload: &[u8]) -> Option<Vec<u8>> {
+    use prost::Message as _;
+    use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
+    const PACKED: u32 = 13;
+    let is_pack = schemas::events::Event::decode(payload).is_ok_and(|e| !e.packed.is_empty());
+    let mut out = Vec::with_capacity(payload.len() + MARK_CLIENT_ID.len());
+    if !is_pack {
+        out.extend_from_slice(payload);
+        out.extend_from_slice(&MARK_CLIENT_ID);
+        return Some(out);
+    }
+    let mut buf = payload;
+    while !buf.is_empty() {
+        let (PACKED, WireType::LengthDelimited) = decode_key(&mut buf).ok()? else { return None };
+        let len = usize::try_from(decode_varint(&mut buf).ok()?).ok().filter(|&n| n <= buf.len())?;
+        let (event, rest) = buf.split_at(len);
+        encode_key(PACKED, WireType::LengthDelimited, &mut out);
+        encode_varint((len + MARK_CLIENT_ID.len()) as u64, &mut out);
+        out.extend_from_slice(event);
+        out.extend_from_slice(&MARK_CLIENT_ID);
+        buf = rest;
+    }
+    Some(out)
 }
 
 /// Replays the dead-letter topic of `opts.kafka`'s deployment (see the module doc).
@@ -328,6 +357,7 @@ mod tests {
             correction: false,
             event_type_name: String::new(),
             correction_events: 0,
+            packed: vec![],
         }
     }
 
@@ -378,5 +408,43 @@ mod tests {
         assert!(why(judge(events, Some("0"), Some(&video), Some(&unknown))).starts_with("still not countable"));
         let short_id = event(video, vec![9; 4], false).encode_to_vec();
         assert!(why(judge(events, Some("0"), Some(&video), Some(&short_id))).contains("16-byte"));
+    }
+
+    /// A dead-lettered pack goes back whole, every event of it marked (its own
+    /// bytes kept), keyed by its first event's video like the gateway's packs.
+    #[test]
+    fn a_pack_goes_back_whole_with_every_event_marked() {
+        let (a, b) = ([7u8; 16], [8u8; 16]);
+        let packed = vec![event(a, vec![1; 16], false), event(b, vec![2; 16], true)];
+        let pack = Event { packed: packed.clone(), ..Default::default() }.encode_to_vec();
+        let events = Some("x.video-events");
+        let Verdict::Replay { partition, payload } = judge(events, Some("2"), Some(&a), Some(&pack)) else {
+            panic!("not replayed")
+        };
+        assert_eq!(partition, 2);
+        let back = Event::decode(payload.as_slice()).unwrap();
+        let marked: Vec<Event> = packed.iter().map(|e| Event { client_event_id: true, ..e.clone() }).collect();
+        assert_eq!(back, Event { packed: marked, ..Default::default() });
+        let why = |v: Verdict| match v {
+            Verdict::Skip(why) => why,
+            Verdict::Replay { .. } => panic!("replayed"),
+        };
+        assert!(why(judge(events, Some("2"), Some(&b), Some(&pack))).contains("key"), "keyed by the first");
+        let short =
+            Event { packed: vec![event(a, vec![1; 16], false), event(b, vec![2; 3], false)], ..Default::default() };
+        assert!(why(judge(events, Some("2"), Some(&a), Some(&short.encode_to_vec()))).contains("16-byte"));
+        // Whatever this build does not know inside a pack's events travels on.
+        let mut unknown = event(a, vec![1; 16], false).encode_to_vec();
+        unknown.extend_from_slice(&[0xa8, 0x06, 0x2a]); // field 101, varint 42
+        let mut raw = Vec::new();
+        prost::encoding::bytes::encode(13, &unknown, &mut raw);
+        let Verdict::Replay { payload, .. } = judge(events, Some("0"), Some(&a), Some(&raw)) else {
+            panic!("not replayed")
+        };
+        let inner = Event::decode(payload.as_slice()).unwrap().packed.remove(0);
+        assert!(inner.client_event_id);
+        let mut kept = Vec::new();
+        prost::encoding::bytes::encode(13, &[unknown, MARK_CLIENT_ID.to_vec()].concat(), &mut kept);
+        assert_eq!(payload, kept, "the unknown field is still there");
     }
 }

@@ -381,9 +381,23 @@ impl PartitionCounts {
     /// [`Folded::FlushFirst`]: `offset` is past it and its own message never came;
     /// take the fenced round (it ends at that offset), then fold this one again.
     pub fn fold(&mut self, offset: i64, event: Option<&CountedEvent>, now_ms: i64) -> Result<Folded, MissingFloor> {
+        self.fold_all(offset, event.map_or(&[], std::slice::from_ref), now_ms)
+    }
+
+    /// Folds every event of the message at `offset` (a pack's; none for a message
+    /// that counts nothing), all at once: no round can fall between two events of
+    /// one offset. That is what keeps R3 exact for a pack: a series' floor covers
+    /// every event of the series at or below it, so each event is skipped or
+    /// counted by its own series' floor, and a round that wrote one series of the
+    /// pack and not another leaves the other to be counted on replay.
+    /// Otherwise as [`fold`](Self::fold); on [`MissingFloor`] nothing is folded.
+    pub fn fold_all(&mut self, offset: i64, events: &[CountedEvent], now_ms: i64) -> Result<Folded, MissingFloor> {
         debug_assert!(self.consumed.is_none_or(|c| offset > c), "offsets must increase");
         let Some(census) = &self.census else {
-            self.add(offset, event, now_ms);
+            for e in events {
+                self.add(offset, e, now_ms);
+            }
+            self.consumed = Some(offset);
             return Ok(Folded::Folded);
         };
         let through = census.through;
@@ -393,25 +407,23 @@ impl PartitionCounts {
             self.consumed = Some(through);
             return Ok(Folded::FlushFirst);
         }
-        match event {
-            Some(e) => {
-                let key = SeriesKey::from(e);
-                let floor = *census.floors.get(&key).ok_or(MissingFloor { key, offset })?;
-                if offset <= floor {
-                    self.replayed += 1;
-                    self.consumed = Some(offset);
-                } else {
-                    self.add(offset, event, now_ms);
-                }
-            }
-            None => self.consumed = Some(offset),
+        let mut floors = Vec::with_capacity(events.len());
+        for e in events {
+            let key = SeriesKey::from(e);
+            floors.push(*census.floors.get(&key).ok_or(MissingFloor { key, offset })?);
         }
+        for (e, floor) in events.iter().zip(floors) {
+            if offset <= floor {
+                self.replayed += 1;
+            } else {
+                self.add(offset, e, now_ms);
+            }
+        }
+        self.consumed = Some(offset);
         Ok(if offset == through { Folded::FlushNow } else { Folded::Folded })
     }
 
-    fn add(&mut self, offset: i64, event: Option<&CountedEvent>, now_ms: i64) {
-        self.consumed = Some(offset);
-        let Some(e) = event else { return };
+    fn add(&mut self, offset: i64, e: &CountedEvent, now_ms: i64) {
         let p = self.pending.entry(SeriesKey::from(e)).or_insert_with(|| Pending {
             first_offset: offset,
             since_ms: now_ms,

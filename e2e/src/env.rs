@@ -781,6 +781,7 @@ pub fn encoded_event(video: Uuid, wire_type: i32, occurred_at_ms: i64) -> Vec<u8
         correction: false,
         event_type_name: String::new(),
         correction_events: 0,
+        packed: vec![],
     }
     .encode_to_vec()
 }

@@ -117,10 +117,11 @@ fn consume(topic: &str, want: &HashSet<Uuid>) -> Vec<(Uuid, bool)> {
     while Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
-            let e = schemas::events::Event::decode(m.payload().unwrap()).unwrap();
-            let id = Uuid::from_slice(&e.event_id).unwrap();
-            distinct.insert(id);
-            out.push((id, e.client_event_id));
+            for e in schemas::events::Event::decode(m.payload().unwrap()).unwrap().into_events() {
+                let id = Uuid::from_slice(&e.event_id).unwrap();
+                distinct.insert(id);
+                out.push((id, e.client_event_id));
+            }
             if !complete && want.is_subset(&distinct) {
                 complete = true;
                 deadline = Instant::now() + Duration::from_secs(3);

@@ -181,7 +181,7 @@ async fn a_retry_after_a_long_outage_still_counts_once() {
     let second = env.spawn_aggregator_with(&window);
     // Counts already equal the ledger before the new owner reads anything: wait
     // until it has taken every retry and flushed, then compare.
-    env.wait_metric(second, "aggregator_messages_total", "", 40.0, Duration::from_secs(60)).await;
+    env.wait_metric(second, "aggregator_events_total", "", 40.0, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     env.assert_converges(&ledger, &[None], Duration::from_secs(5)).await;
     assert_eq!(env.aggregator_metric(second, "aggregator_duplicates_dropped_total").await, 40.0);

@@ -54,6 +54,7 @@ fn event(video: Uuid, kind: EventType, value: i64, at: i64) -> Vec<u8> {
         correction: false,
         event_type_name: String::new(),
         correction_events: 0,
+        packed: vec![],
     }
     .encode_to_vec()
 }

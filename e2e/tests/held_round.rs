@@ -29,13 +29,13 @@ async fn a_held_round_does_not_stop_the_poll_loop() {
 
     // Its first round is held after its first write.
     env.wait_log(agg, PAUSED, 1, Duration::from_secs(60)).await;
-    let folded = env.aggregator_metric(agg, "aggregator_messages_total").await;
+    let folded = env.aggregator_metric(agg, "aggregator_events_total").await;
     let rounds = env.aggregator_metric(agg, "aggregator_rounds_total").await;
     assert_eq!(env.aggregator_log(agg).matches(PAUSE_OVER).count(), 0, "the hold just began");
 
     // Events of the same partition, sent while the round is held, are folded.
     send_views(&env, &mut ledger, &videos, 400, 60_000).await;
-    let now = env.wait_metric(agg, "aggregator_messages_total", "", folded + 400.0, Duration::from_secs(15)).await;
+    let now = env.wait_metric(agg, "aggregator_events_total", "", folded + 400.0, Duration::from_secs(15)).await;
     let log = env.aggregator_log(agg);
     assert_eq!(log.matches(PAUSE_OVER).count(), 0, "folded {} messages, but only after the hold", now - folded);
     // R4: no other round of the partition started, none settled, while one is in flight.

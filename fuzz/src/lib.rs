@@ -59,6 +59,7 @@ fn check_event(rules: &EventRules, ev: &schemas::events::Event) {
     assert!(ev.occurred_at_ms >= NOW - rules.max_age_secs * 1000);
     assert!(ev.occurred_at_ms <= NOW + rules.max_future_secs * 1000);
     assert!(!ev.user_verified, "no client input may vouch for a viewer");
+    assert!(ev.packed.is_empty(), "no client input is a pack");
 }
 
 /// A batch body. The first byte picks the encoding and a cap (1..=16, so the cap

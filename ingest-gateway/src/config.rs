@@ -121,6 +121,10 @@ pub struct ProducerConfig {
     /// then discard it and answer as if it were durable. Only for measuring the
     /// HTTP side alone (`scripts/bench`); it is logged loudly at start-up.
     pub sink: Sink,
+    /// Produce a batch request's events that fall in one partition as one message
+    /// (a pack, `Event.packed`) rather than one message each. Aggregators from
+    /// before packs dead-letter them: upgrade the aggregators first.
+    pub pack_batches: bool,
 }
 
 /// Where accepted events go.
@@ -141,6 +145,7 @@ impl Default for ProducerConfig {
             queue_max_messages: 200_000,
             enqueue_timeout_ms: 100,
             sink: Sink::Kafka,
+            pack_batches: true,
         }
     }
 }

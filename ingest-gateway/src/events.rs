@@ -159,6 +159,10 @@ impl EventRules {
             let field = if e.correction { "correction" } else { "correctionEvents" };
             return Err(Problem::invalid(f(field), "only an operator sets it (vcount-admin correct)"));
         }
+        if !e.packed.is_empty() {
+            // Packs are the gateway's own wire format, never a client's.
+            return Err(Problem::invalid(f("packed"), "must be empty: send the events as items of the batch"));
+        }
         if e.value == 0 {
             e.value = 1;
         }
@@ -280,6 +284,10 @@ mod tests {
         let counting = Event { correction_events: -3, ..forged.clone() };
         let refused = rules.validate_proto(&types(), counting, "", NOW).unwrap_err();
         assert!(format!("{refused:?}").contains("correctionEvents"), "{refused:?}");
+        // Nor a pack: its events would skip every check made here.
+        let packing = Event { packed: vec![forged.clone(); 2], ..forged.clone() };
+        let refused = rules.validate_proto(&types(), packing, "[1].", NOW).unwrap_err();
+        assert!(format!("{refused:?}").contains("[1].packed"), "{refused:?}");
         let user = Uuid::from_bytes([3; 16]);
         let signed_in = rules.view_now(Uuid::from_bytes([1; 16]), Some(user), NOW);
         assert!(signed_in.user_verified && signed_in.user_id == user.as_bytes().to_vec());

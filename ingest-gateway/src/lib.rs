@@ -75,6 +75,14 @@ impl Application {
             platform::kafka::ensure_topics(&config.kafka).await?;
         }
         let producer = EventProducer::new(&config.kafka, &config.producer)?;
+        {
+            // The partition count for the packs, now if Kafka answers; else the
+            // once-a-second sampler learns it, and until then nothing is packed.
+            let p = producer.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || p.ping(Duration::from_secs(2))).await? {
+                tracing::warn!(error = %e, "the events topic's partitions are not known yet; batches are not packed until they are");
+            }
+        }
         metrics::describe(config.producer.queue_max_messages);
         let public = Listener::bind(config.http.clone()).await?;
         let admin = Listener::bind(ServerConfig::admin(&config.admin.listen)).await.context("the admin listener")?;
@@ -115,8 +123,16 @@ impl Application {
             let (producer, stop) = (self.producer.clone(), shutdown.clone());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let mut seconds = 0u64;
                 while stop.run_until_cancelled(tick.tick()).await.is_some() {
                     producer.sample_queue();
+                    // The partition count the packs are grouped by: at once, then
+                    // every 30 s (a topic grown by hand is noticed; see README).
+                    if !producer.knows_partitions() || seconds.is_multiple_of(30) {
+                        let p = producer.clone();
+                        let _ = tokio::task::spawn_blocking(move || p.ping(Duration::from_secs(2))).await;
+                    }
+                    seconds += 1;
                 }
             })
         };

@@ -2,6 +2,8 @@
 //! request is acknowledged by all in-sync replicas (acks=all, idempotent producer).
 //! It returns its own errors; `routes` turns them into the 503 answer.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -70,6 +72,11 @@ pub struct EventProducer {
     topic: String,
     ratings_topic: String,
     enqueue_timeout: Duration,
+    /// `producer.pack_batches`.
+    pack: bool,
+    /// The events topic's partition count as last read (0: not yet known, so
+    /// nothing is packed); packs are grouped by it.
+    partitions: Arc<AtomicI32>,
 }
 
 impl EventProducer {
@@ -78,7 +85,8 @@ impl EventProducer {
         if cfg.sink == Sink::Null {
             tracing::warn!("null sink: events are discarded (producer.sink = \"null\"; for benchmarks only)");
             let (topic, ratings_topic) = (kafka.events_topic(), kafka.ratings_topic());
-            return Ok(Self { producer: None, topic, ratings_topic, enqueue_timeout });
+            let partitions = Arc::default();
+            return Ok(Self { producer: None, topic, ratings_topic, enqueue_timeout, pack: false, partitions });
         }
         let producer: FutureProducer = kafka
             .client_config()
@@ -93,28 +101,55 @@ impl EventProducer {
             .create()
             .map_err(CreateError)?;
         let (topic, ratings_topic) = (kafka.events_topic(), kafka.ratings_topic());
-        Ok(Self { producer: Some(producer), topic, ratings_topic, enqueue_timeout })
+        let (pack, partitions) = (cfg.pack_batches, Arc::default());
+        Ok(Self { producer: Some(producer), topic, ratings_topic, enqueue_timeout, pack, partitions })
     }
 
     /// Produces every event, keyed by its video id, and waits until all are durable.
     /// Fails if any one is not (answered 503 with `Retry-After`): the client retries
     /// the request, and the event ids make that safe to count once downstream.
+    ///
+    /// With `producer.pack_batches`, the events that fall in one partition travel
+    /// as one message, a *pack* (`Event.packed`, keyed by its first event's video
+    /// id, so the partitioner puts it where every event of it belongs): one
+    /// delivery to wait for, one record for the broker, instead of one per event.
     pub async fn send_all(&self, events: &[Event]) -> Result<(), ProduceError> {
-        let keyed: Vec<(&[u8], Vec<u8>)> = events.iter().map(|e| (e.video_id.as_slice(), e.encode_to_vec())).collect();
-        self.produce(&self.topic, &keyed).await
+        self.produce(&self.topic, &self.messages(events), events.len()).await
+    }
+
+    /// The messages for `events`: a pack per partition with more than one event of
+    /// them, a plain event otherwise.
+    fn messages<'a>(&self, events: &'a [Event]) -> Vec<(&'a [u8], Vec<u8>)> {
+        let partitions = self.partitions.load(Ordering::Relaxed);
+        if !self.pack || partitions <= 0 || events.len() < 2 {
+            return events.iter().map(|e| (e.video_id.as_slice(), e.encode_to_vec())).collect();
+        }
+        let mut groups: Vec<Vec<&Event>> = vec![Vec::new(); partitions as usize];
+        for e in events {
+            groups[platform::kafka::murmur2_partition(&e.video_id, partitions) as usize].push(e);
+        }
+        groups
+            .into_iter()
+            .filter_map(|group| match group.as_slice() {
+                [] => None,
+                [one] => Some((one.video_id.as_slice(), one.encode_to_vec())),
+                [first, ..] => Some((first.video_id.as_slice(), pack(&group))),
+            })
+            .collect()
     }
 
     /// Produces one rating onto the ratings topic, keyed by its video id, and waits
     /// until it is durable.
     pub async fn send_rating(&self, rating: &Rating) -> Result<(), ProduceError> {
-        self.produce(&self.ratings_topic, &[(rating.video_id.as_slice(), rating.encode_to_vec())]).await
+        self.produce(&self.ratings_topic, &[(rating.video_id.as_slice(), rating.encode_to_vec())], 1).await
     }
 
-    async fn produce(&self, topic: &str, keyed: &[(&[u8], Vec<u8>)]) -> Result<(), ProduceError> {
+    /// Produces the messages (`events` events in all) and waits for every delivery.
+    async fn produce(&self, topic: &str, keyed: &[(&[u8], Vec<u8>)], events: usize) -> Result<(), ProduceError> {
         let Some(producer) = &self.producer else {
             // Encoded like every other event, so the null sink costs what the HTTP side costs.
             std::hint::black_box(keyed);
-            EVENTS_DISCARDED.get().increment(keyed.len() as u64);
+            EVENTS_DISCARDED.get().increment(events as u64);
             return Ok(());
         };
         let sends = keyed.iter().map(|(key, payload)| {
@@ -130,7 +165,7 @@ impl EventProducer {
         self.sample_queue();
         match failed {
             None => {
-                EVENTS_PRODUCED.get().increment(keyed.len() as u64);
+                EVENTS_PRODUCED.get().increment(events as u64);
                 Ok(())
             }
             Some(err) => {
@@ -156,13 +191,52 @@ impl EventProducer {
         }
     }
 
-    /// Kafka knows the events topic; the null sink is always ready.
+    /// Kafka knows the events topic; the null sink is always ready. Learns the
+    /// topic's partition count for the packs on the way (blocking).
     pub fn ping(&self, timeout: Duration) -> Result<(), NotReady> {
         let Some(producer) = &self.producer else { return Ok(()) };
         let md = producer.client().fetch_metadata(Some(&self.topic), timeout)?;
         match md.topics().first() {
-            Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                let n = i32::try_from(t.partitions().len()).unwrap_or(0);
+                if self.partitions.swap(n, Ordering::Relaxed) != n {
+                    tracing::info!(topic = %self.topic, partitions = n, pack = self.pack, "events topic partitions");
+                }
+                Ok(())
+            }
             _ => Err(NotReady::TopicMissing(self.topic.clone())),
         }
+    }
+
+    /// Whether the partition count is known (or not needed: the null sink).
+    pub fn knows_partitions(&self) -> bool {
+        self.producer.is_none() || self.partitions.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// A pack of `events`: an `Event` with only `packed` set, written field by field
+/// (the same bytes as `Event { packed: events, ..Default }`, without the copies).
+fn pack(events: &[&Event]) -> Vec<u8> {
+    const PACKED: u32 = 13;
+    let len: usize = events.iter().map(|e| prost::encoding::message::encoded_len(PACKED, *e)).sum();
+    let mut buf = Vec::with_capacity(len);
+    for e in events {
+        prost::encoding::message::encode(PACKED, *e, &mut buf);
+    }
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pack_is_the_event_with_only_packed_set() {
+        let events: Vec<Event> = (0..3u8)
+            .map(|i| Event { video_id: vec![i; 16], value: i64::from(i) + 1, occurred_at_ms: 7, ..Default::default() })
+            .collect();
+        let bytes = pack(&events.iter().collect::<Vec<_>>());
+        assert_eq!(bytes, Event { packed: events.clone(), ..Default::default() }.encode_to_vec());
+        assert_eq!(Event::decode(bytes.as_slice()).unwrap().packed, events);
     }
 }

@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use counting::EventTypes;
 use platform::auth::Tokens;
-use platform::http::{Problem, parse_json as json, parse_uuid, read_body as body};
+use platform::http::{Problem, parse_json as json, parse_json_value, parse_uuid, read_body as body};
 use platform::openapi::{BadRequest, Invalid, NotFound, TooLarge, TooMany, Unauthorized, Unavailable};
 use platform::server::PeerAddr;
 use serde::Serialize;
@@ -302,7 +302,7 @@ pub async fn post_batch(
                 .enumerate()
                 .map(|(i, v)| {
                     let at = format!("[{i}].");
-                    let e: EventIn = json(v.to_string().as_bytes()).map_err(|p| prefix_field(p, &at))?;
+                    let e: EventIn = parse_json_value(v).map_err(|p| prefix_field(p, &at))?;
                     rules.validate(&st.types, e, &at, now)
                 })
                 .collect()

@@ -299,7 +299,7 @@ fn produced(cfg: &GatewayConfig, expect: usize) -> Vec<Event> {
     let mut deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            out.push(Event::decode(m.unwrap().payload().unwrap()).unwrap());
+            out.extend(Event::decode(m.unwrap().payload().unwrap()).unwrap().into_events());
             if out.len() == expect {
                 deadline = Instant::now() + Duration::from_secs(2);
             }

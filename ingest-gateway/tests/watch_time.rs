@@ -81,7 +81,7 @@ fn events_on(topic: &str, expect: usize) -> Vec<Event> {
     let mut deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            got.push(Event::decode(m.unwrap().payload().unwrap()).unwrap());
+            got.extend(Event::decode(m.unwrap().payload().unwrap()).unwrap().into_events());
             if got.len() == expect {
                 deadline = Instant::now() + Duration::from_secs(3);
             }

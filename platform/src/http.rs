@@ -137,6 +137,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     })
 }
 
+/// [`parse_json`] of a value already parsed (an item of a batch), naming the
+/// field at fault the same way, without printing and parsing it again.
+pub fn parse_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path.trim_start_matches('.').to_owned() };
+        Problem::invalid(field, err.into_inner().to_string())
+    })
+}
+
 /// A JSON integer member: any number without a fraction, so `5.0` is `5` (JSON
 /// Schema's `integer` includes it, and so may a client's JSON encoder).
 pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {

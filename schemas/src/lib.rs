@@ -4,6 +4,15 @@
 /// Generated from `proto/events.proto`.
 pub mod events {
     include!(concat!(env!("OUT_DIR"), "/vcount.events.v1.rs"));
+
+    impl Event {
+        /// The events this message of the events topic carries: a pack's
+        /// (`packed`), or itself. The aggregator checks what a pack may hold
+        /// (`aggregator::decode::events`); this only opens it.
+        pub fn into_events(self) -> Vec<Event> {
+            if self.packed.is_empty() { vec![self] } else { self.packed }
+        }
+    }
 }
 
 pub mod kind;
@@ -150,6 +159,7 @@ mod tests {
             correction: false,
             event_type_name: String::new(),
             correction_events: 0,
+            packed: vec![],
         };
         let bytes = e.encode_to_vec();
         assert_eq!(Event::decode(bytes.as_slice()).unwrap(), e);

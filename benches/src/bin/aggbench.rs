@@ -1,7 +1,7 @@
 //! `aggbench`: the aggregator alone, without HTTP in front of it.
 //!
 //! - `aggbench fold`: the CPU ceiling. Protobuf events are encoded up front, then
-//!   one thread decodes each (`aggregator::decode::event`, the aggregator's own)
+//!   one thread decodes each (`aggregator::decode::events`, the aggregator's own)
 //!   and folds it into per-partition `counting::PartitionBuffer`s, turning them
 //!   into flush plans every `--flush-every` events. No Kafka, no Cassandra.
 //! - `aggbench pipeline`: the real thing. Fills a topic of its own with events
@@ -131,6 +131,7 @@ fn generate(load: &Load) -> anyhow::Result<(Vec<Event>, HashMap<Uuid, u64>)> {
                 correction: false,
                 event_type_name: String::new(),
                 correction_events: 0,
+                packed: vec![],
             }
         })
         .collect();
@@ -159,7 +160,8 @@ fn fold(load: &Load, partitions: usize, flush_every: usize) -> anyhow::Result<Re
     };
     let (cpu0, start) = (self_cpu_secs(), Instant::now());
     for (i, payload) in payloads.iter().enumerate() {
-        let decoded = aggregator::decode::event(Some(payload), &counting::EventTypes::built_in())?;
+        let mut decoded = aggregator::decode::events(Some(payload), &counting::EventTypes::built_in())?;
+        let decoded = decoded.pop().ok_or_else(|| anyhow::anyhow!("one event per message"))?;
         // Any stable video → partition map will do here; Kafka's is murmur2.
         let p = decoded.event.video_id.as_u128() as usize % buffers.len();
         let folded = buffers[p].fold(offsets[p], Some(&decoded.event));

@@ -98,6 +98,7 @@ fn main() -> anyhow::Result<()> {
                 correction: false,
                 event_type_name: String::new(),
                 correction_events: 0,
+                packed: vec![],
             };
             (v % a.partitions.max(1), e.encode_to_vec())
         })

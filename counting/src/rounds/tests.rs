@@ -264,10 +264,11 @@ impl Store {
 /// A row's sum and tally from the log, counted the plain way: every event up to
 /// `through` in the row's bucket; a correction moves the sum and the event count
 /// by what it says; min and max are of the other events' values.
-fn truth(log: &[CountedEvent], key: &RowKey, through: i64) -> (i64, Tally) {
+fn truth(log: &[Message], key: &RowKey, through: i64) -> (i64, Tally) {
     let events: Vec<&CountedEvent> = log
         .iter()
         .take((through + 1).max(0) as usize)
+        .flatten()
         .filter(|e| e.video_id == key.video_id && e.kind == key.kind)
         .filter(|e| key.granularity.bucket(e.occurred_at_ms) == key.bucket_ms)
         .collect();
@@ -279,7 +280,7 @@ fn truth(log: &[CountedEvent], key: &RowKey, through: i64) -> (i64, Tally) {
 
 /// Every row holds exactly the events of its bucket up to its own `last_offset`:
 /// their sum, their count, their min and max.
-fn assert_rows_consistent(log: &[CountedEvent], store: &Store) -> Result<(), TestCaseError> {
+fn assert_rows_consistent(log: &[Message], store: &Store) -> Result<(), TestCaseError> {
     for k in store.rows.keys() {
         assert_row_consistent(log, store, k)?;
     }
@@ -288,7 +289,7 @@ fn assert_rows_consistent(log: &[CountedEvent], store: &Store) -> Result<(), Tes
 
 /// The same for one row: a write changes only its own row, so checking it after
 /// each write checks every row after every write.
-fn assert_row_consistent(log: &[CountedEvent], store: &Store, k: &RowKey) -> Result<(), TestCaseError> {
+fn assert_row_consistent(log: &[Message], store: &Store, k: &RowKey) -> Result<(), TestCaseError> {
     if let Some((row, _)) = store.rows.get(k) {
         let (sum, tally) = truth(log, k, row.last_offset);
         prop_assert_eq!((row.value, row.tally), (sum, Some(tally)), "row {:?} at {}", k, row.last_offset);
@@ -349,25 +350,31 @@ fn owner_strategy() -> impl Strategy<Value = OwnerScript> {
 
 const KINDS: [EventKind; 2] = [EventKind::View, EventKind::Like];
 
+/// The events of one message at one offset: mostly one, sometimes none (a dead
+/// letter, a dropped repeat), sometimes a gateway's pack of several, of one series
+/// or of several.
+type Message = Vec<CountedEvent>;
+
 /// Events of values 1 to 9 (min and max have something to tell), and one in
-/// eight a correction of up to 5 either way, of up to 2 events either way.
-fn log_strategy() -> impl Strategy<Value = Vec<CountedEvent>> {
+/// eight a correction of up to 5 either way, of up to 2 events either way; in
+/// messages of one event, none, or a pack of two to five.
+fn log_strategy() -> impl Strategy<Value = Vec<Message>> {
     let correction = prop_oneof![7 => Just(None), 1 => (-2i64..=2).prop_map(Some)];
-    prop::collection::vec(
-        (0u8..5, 0usize..2, 0i64..3 * DAY_MS / MINUTE_MS, 1i64..10, correction, any::<bool>()),
-        1..300,
-    )
-    .prop_map(|v| {
-        v.into_iter()
-            .map(|(vid, k, minute, value, correction, back)| {
-                let at = T0 + minute * MINUTE_MS + 17;
-                match correction {
-                    None => ev(vid, KINDS[k], at, value),
-                    Some(events) => fix(vid, KINDS[k], at, if back { -(value % 6) - 1 } else { value % 6 + 1 }, events),
-                }
-            })
-            .collect()
-    })
+    let event = (0u8..5, 0usize..2, 0i64..3 * DAY_MS / MINUTE_MS, 1i64..10, correction, any::<bool>()).prop_map(
+        |(vid, k, minute, value, correction, back)| {
+            let at = T0 + minute * MINUTE_MS + 17;
+            match correction {
+                None => ev(vid, KINDS[k], at, value),
+                Some(events) => fix(vid, KINDS[k], at, if back { -(value % 6) - 1 } else { value % 6 + 1 }, events),
+            }
+        },
+    );
+    let message = prop_oneof![
+        12 => prop::collection::vec(event.clone(), 1..=1),
+        1 => Just(Vec::new()),
+        4 => prop::collection::vec(event, 2..=5),
+    ];
+    prop::collection::vec(message, 1..250)
 }
 
 fn series_bit(key: &SeriesKey) -> u32 {
@@ -412,7 +419,7 @@ enum Progress {
 /// Lands up to `n` more batches of the round, each row checked, with whatever of
 /// an earlier owner's in-doubt round is due between any two of them.
 fn advance(
-    log: &[CountedEvent],
+    log: &[Message],
     w: &mut Writing,
     n: usize,
     store: &mut Store,
@@ -443,7 +450,7 @@ fn advance(
 
 /// Lands the in-flight writes that are due, checking each row it changes.
 fn land(
-    log: &[CountedEvent],
+    log: &[Message],
     in_flight: &mut [InFlight],
     store: &mut Store,
     due: impl Fn(&InFlight) -> bool,
@@ -480,7 +487,7 @@ fn ask(counts: &PartitionCounts, writing: Option<&Writing>, epoch: i64, key: Ser
 /// adds to it, is exactly the log's events of its bucket through the owner's
 /// `consumed` offset (or its own `last_offset`, if later), unless the rule says
 /// the answer is stale.
-fn check_held(log: &[CountedEvent], store: &Store, key: SeriesKey, held: &Held) -> Result<(), TestCaseError> {
+fn check_held(log: &[Message], store: &Store, key: SeriesKey, held: &Held) -> Result<(), TestCaseError> {
     for g in Granularity::ALL {
         let mut buckets: Vec<i64> =
             store.rows.keys().filter(|k| k.series() == key && k.granularity == g).map(|k| k.bucket_ms).collect();
@@ -539,7 +546,8 @@ proptest! {
             let mut cache: HashMap<RowKey, Option<StoredRow>> = HashMap::new();
             let census = attempted.filter(|&a| a >= committed).map(|a| {
                 // Step 2: the series of the region and their floors, read now.
-                let keys: HashSet<SeriesKey> = log[committed as usize..=a as usize].iter().map(SeriesKey::from).collect();
+                let keys: HashSet<SeriesKey> =
+                    log[committed as usize..=a as usize].iter().flatten().map(SeriesKey::from).collect();
                 let floors = keys
                     .into_iter()
                     .map(|k| {
@@ -589,7 +597,7 @@ proptest! {
             }
             while offset < end {
                 let folded = counts
-                    .fold(offset, Some(&log[offset as usize]), 0)
+                    .fold_all(offset, &log[offset as usize], 0)
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_ne!(folded, Folded::FlushFirst, "every offset of the log is there");
                 offset += 1;
@@ -600,8 +608,9 @@ proptest! {
                 for (key, held) in asks.drain(..).chain(zombie_asks.iter().cloned()) {
                     check_held(&log, &store, key, &held)?;
                 }
-                let key = SeriesKey::from(&log[offset as usize - 1]);
-                asks.push((key, ask(&counts, writing.as_ref(), epoch, key)));
+                for key in log[offset as usize - 1].iter().map(SeriesKey::from) {
+                    asks.push((key, ask(&counts, writing.as_ref(), epoch, key)));
+                }
                 let at_end = offset == end;
                 let periodic = ((offset - committed) as usize).is_multiple_of(script.round_every);
                 let must = at_end || folded == Folded::FlushNow;
@@ -654,8 +663,9 @@ proptest! {
                 let commit = round.commit;
                 writing = Some(Writing { writes, done: 0, crash_at, ts, commit, round, attempted_before });
                 // A reader may ask while the round is written (or before it dies).
-                let key = SeriesKey::from(&log[offset as usize - 1]);
-                asks.push((key, ask(&counts, writing.as_ref(), epoch, key)));
+                for key in log[offset as usize - 1].iter().map(SeriesKey::from) {
+                    asks.push((key, ask(&counts, writing.as_ref(), epoch, key)));
+                }
                 taken += 1;
                 if script.pace == 0 {
                     advance!(usize::MAX);
@@ -674,7 +684,7 @@ proptest! {
         land(&log, &mut in_flight, &mut store, |_| true)?;
         assert_rows_consistent(&log, &store)?;
         let mut expected: HashMap<RowKey, (i64, Option<Tally>)> = HashMap::new();
-        for e in &log {
+        for e in log.iter().flatten() {
             for g in Granularity::ALL {
                 let k = RowKey { video_id: e.video_id, kind: e.kind, granularity: g, bucket_ms: g.bucket(e.occurred_at_ms) };
                 let (sum, tally) = expected.entry(k).or_insert((0, Some(Tally::EMPTY)));
