@@ -125,13 +125,6 @@ pub struct ProducerConfig {
     /// (a pack, `Event.packed`) rather than one message each. Aggregators from
     /// before packs dead-letter them: upgrade the aggregators first.
     pub pack_batches: bool,
-    /// Above 0 (and with `pack_batches`): single events (a view, one `POST
-    /// /api/v1/events`) of concurrent requests wait up to this many milliseconds and
-    /// go out together, one message per partition, each request answered by its
-    /// own message's delivery (`crate::singles`). 0: each is a message of its own.
-    pub pack_singles_ms: u64,
-    /// Most single events collected in one window.
-    pub pack_singles_max: usize,
 }
 
 /// Where accepted events go.
@@ -153,8 +146,6 @@ impl Default for ProducerConfig {
             enqueue_timeout_ms: 100,
             sink: Sink::Kafka,
             pack_batches: true,
-            pack_singles_ms: 0,
-            pack_singles_max: 1000,
         }
     }
 }

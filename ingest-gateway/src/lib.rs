@@ -17,7 +17,6 @@ pub mod policy;
 pub mod producer;
 pub mod ratings;
 pub mod routes;
-pub mod singles;
 pub mod watch_time;
 
 use std::net::SocketAddr;

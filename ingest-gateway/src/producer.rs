@@ -16,11 +16,10 @@ use schemas::events::{Event, Rating};
 use crate::config::{ProducerConfig, Sink};
 use crate::metrics::handles::{EVENTS_DISCARDED, EVENTS_PRODUCED, PRODUCER_IN_FLIGHT};
 use crate::metrics::{PRODUCE_ERROR_KINDS, PRODUCE_ERRORS};
-use crate::singles::{Singles, Waiting};
 
 /// Kafka did not acknowledge an event of the request, so none of it may be
 /// answered as accepted.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
     /// The producer's queue is full: backpressure, the client should slow down.
     #[error("the producer queue is full: {0}")]
@@ -33,7 +32,7 @@ pub enum ProduceError {
 }
 
 impl ProduceError {
-    pub(crate) fn new(err: KafkaError) -> Self {
+    fn new(err: KafkaError) -> Self {
         match &err {
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => Self::QueueFull(err),
             KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => Self::TimedOut(err),
@@ -78,8 +77,6 @@ pub struct EventProducer {
     /// The events topic's partition count as last read (0: not yet known, so
     /// nothing is packed); packs are grouped by it.
     partitions: Arc<AtomicI32>,
-    /// `producer.pack_singles_ms` above 0: single events go through the collector.
-    singles: Option<Singles>,
 }
 
 impl EventProducer {
@@ -89,16 +86,7 @@ impl EventProducer {
             tracing::warn!("null sink: events are discarded (producer.sink = \"null\"; for benchmarks only)");
             let (topic, ratings_topic) = (kafka.events_topic(), kafka.ratings_topic());
             let partitions = Arc::default();
-            let singles = None;
-            return Ok(Self {
-                producer: None,
-                topic,
-                ratings_topic,
-                enqueue_timeout,
-                pack: false,
-                partitions,
-                singles,
-            });
+            return Ok(Self { producer: None, topic, ratings_topic, enqueue_timeout, pack: false, partitions });
         }
         let producer: FutureProducer = kafka
             .client_config()
@@ -114,13 +102,7 @@ impl EventProducer {
             .map_err(CreateError)?;
         let (topic, ratings_topic) = (kafka.events_topic(), kafka.ratings_topic());
         let (pack, partitions) = (cfg.pack_batches, Arc::default());
-        let mut me =
-            Self { producer: Some(producer), topic, ratings_topic, enqueue_timeout, pack, partitions, singles: None };
-        if pack && cfg.pack_singles_ms > 0 && tokio::runtime::Handle::try_current().is_ok() {
-            let window = Duration::from_millis(cfg.pack_singles_ms);
-            me.singles = Some(Singles::spawn(me.clone(), window, cfg.pack_singles_max, enqueue_timeout));
-        }
-        Ok(me)
+        Ok(Self { producer: Some(producer), topic, ratings_topic, enqueue_timeout, pack, partitions })
     }
 
     /// Produces every event, keyed by its video id, and waits until all are durable.
@@ -132,47 +114,28 @@ impl EventProducer {
     /// id, so the partitioner puts it where every event of it belongs): one
     /// delivery to wait for, one record for the broker, instead of one per event.
     pub async fn send_all(&self, events: &[Event]) -> Result<(), ProduceError> {
-        if let ([event], Some(singles)) = (events, &self.singles) {
-            return singles.send(event.clone()).await;
-        }
-        let messages: Vec<_> = self.groups(events).iter().map(|g| message(events, g)).collect();
-        self.produce(&self.topic, &messages, events.len()).await
+        self.produce(&self.topic, &self.messages(events), events.len()).await
     }
 
-    /// Produces the single events of several requests together, grouped as a
-    /// batch is, and answers each request with its own message's delivery.
-    pub(crate) async fn send_waiting(&self, waiting: Vec<Waiting>) {
-        let (events, done): (Vec<Event>, Vec<_>) = waiting.into_iter().map(|w| (w.event, w.done)).unzip();
-        let mut done: Vec<_> = done.into_iter().map(Some).collect();
-        let sends = self.groups(&events).into_iter().map(|g| {
-            let msg = message(&events, &g);
-            async move {
-                let result = self.produce(&self.topic, std::slice::from_ref(&msg), g.len()).await;
-                (g, result)
-            }
-        });
-        for (group, result) in join_all(sends).await {
-            for i in group {
-                if let Some(tx) = done[i].take() {
-                    let _ = tx.send(result.clone()); // the request may have gone: nothing to answer
-                }
-            }
-        }
-    }
-
-    /// The events' indices by message: one group per partition with events in it
-    /// when packing (the partition count known), else one group per event.
-    fn groups(&self, events: &[Event]) -> Vec<Vec<usize>> {
+    /// The messages for `events`: a pack per partition with more than one event of
+    /// them, a plain event otherwise.
+    fn messages<'a>(&self, events: &'a [Event]) -> Vec<(&'a [u8], Vec<u8>)> {
         let partitions = self.partitions.load(Ordering::Relaxed);
         if !self.pack || partitions <= 0 || events.len() < 2 {
-            return (0..events.len()).map(|i| vec![i]).collect();
+            return events.iter().map(|e| (e.video_id.as_slice(), e.encode_to_vec())).collect();
         }
-        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); partitions as usize];
-        for (i, e) in events.iter().enumerate() {
-            groups[platform::kafka::murmur2_partition(&e.video_id, partitions) as usize].push(i);
+        let mut groups: Vec<Vec<&Event>> = vec![Vec::new(); partitions as usize];
+        for e in events {
+            groups[platform::kafka::murmur2_partition(&e.video_id, partitions) as usize].push(e);
         }
-        groups.retain(|g| !g.is_empty());
         groups
+            .into_iter()
+            .filter_map(|group| match group.as_slice() {
+                [] => None,
+                [one] => Some((one.video_id.as_slice(), one.encode_to_vec())),
+                [first, ..] => Some((first.video_id.as_slice(), pack(&group))),
+            })
+            .collect()
     }
 
     /// Produces one rating onto the ratings topic, keyed by its video id, and waits
@@ -251,24 +214,14 @@ impl EventProducer {
     }
 }
 
-/// The message of one group of `events`: the event itself if alone, else a pack
-/// keyed by its first event's video id.
-fn message<'a>(events: &'a [Event], group: &[usize]) -> (&'a [u8], Vec<u8>) {
-    let first = &events[group[0]];
-    match group {
-        [_] => (first.video_id.as_slice(), first.encode_to_vec()),
-        _ => (first.video_id.as_slice(), pack(group.iter().map(|&i| &events[i]))),
-    }
-}
-
 /// A pack of `events`: an `Event` with only `packed` set, written field by field
 /// (the same bytes as `Event { packed: events, ..Default }`, without the copies).
-fn pack<'a>(events: impl Iterator<Item = &'a Event> + Clone) -> Vec<u8> {
+fn pack(events: &[&Event]) -> Vec<u8> {
     const PACKED: u32 = 13;
-    let len: usize = events.clone().map(|e| prost::encoding::message::encoded_len(PACKED, e)).sum();
+    let len: usize = events.iter().map(|e| prost::encoding::message::encoded_len(PACKED, *e)).sum();
     let mut buf = Vec::with_capacity(len);
     for e in events {
-        prost::encoding::message::encode(PACKED, e, &mut buf);
+        prost::encoding::message::encode(PACKED, *e, &mut buf);
     }
     buf
 }
@@ -282,7 +235,7 @@ mod tests {
         let events: Vec<Event> = (0..3u8)
             .map(|i| Event { video_id: vec![i; 16], value: i64::from(i) + 1, occurred_at_ms: 7, ..Default::default() })
             .collect();
-        let bytes = pack(events.iter());
+        let bytes = pack(&events.iter().collect::<Vec<_>>());
         assert_eq!(bytes, Event { packed: events.clone(), ..Default::default() }.encode_to_vec());
         assert_eq!(Event::decode(bytes.as_slice()).unwrap().packed, events);
     }
