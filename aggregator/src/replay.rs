@@ -216,7 +216,7 @@ fn verdict(
 fn mark(payload: &[u8]) -> Option<Vec<u8>> {
     use prost::Message as _;
     use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
-    const PACKED: u32 = 13;
+    const PACKED: u32 = schemas::events::Event::PACKED_FIELD;
     let is_pack = schemas::events::Event::decode(payload).is_ok_and(|e| !e.packed.is_empty());
     let mut out = Vec::with_capacity(payload.len() + MARK_CLIENT_ID.len());
     if !is_pack {

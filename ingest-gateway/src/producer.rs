@@ -217,7 +217,7 @@ impl EventProducer {
 /// A pack of `events`: an `Event` with only `packed` set, written field by field
 /// (the same bytes as `Event { packed: events, ..Default }`, without the copies).
 fn pack(events: &[&Event]) -> Vec<u8> {
-    const PACKED: u32 = 13;
+    const PACKED: u32 = Event::PACKED_FIELD;
     let len: usize = events.iter().map(|e| prost::encoding::message::encoded_len(PACKED, *e)).sum();
     let mut buf = Vec::with_capacity(len);
     for e in events {

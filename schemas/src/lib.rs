@@ -6,6 +6,10 @@ pub mod events {
     include!(concat!(env!("OUT_DIR"), "/vcount.events.v1.rs"));
 
     impl Event {
+        /// The field number of `packed`, for code that writes or walks a pack's
+        /// bytes without decoding its events.
+        pub const PACKED_FIELD: u32 = 13;
+
         /// The events this message of the events topic carries: a pack's
         /// (`packed`), or itself. The aggregator checks what a pack may hold
         /// (`aggregator::decode::events`); this only opens it.
