@@ -24,6 +24,7 @@ async fn start(forward: bool) -> Origin {
     let stop = CancellationToken::new();
     let mut gw = ingest_gateway::GatewayConfig::default();
     e2e::test_gateway(&mut gw);
+    gw.kafka.brokers = e2e::brokers();
     gw.kafka.topic_prefix = format!("t-web-{}.", &tag[..8]);
     gw.kafka.partitions = 1;
     gw.auth.jwt_secret = SECRET.into();
@@ -33,6 +34,9 @@ async fn start(forward: bool) -> Origin {
     let mut q = query_service::QueryConfig::default();
     q.http.listen = "127.0.0.1:0".into();
     q.admin.listen = "127.0.0.1:0".into();
+    q.cassandra.nodes = e2e::cassandra_nodes();
+    q.kafka.brokers = e2e::brokers();
+    q.kafka.topic_prefix = format!("t-web-{}.", &tag[..8]);
     q.cassandra.keyspace = format!("t_web_{}", &tag[..8]);
     q.auth.jwt_secret = SECRET.into();
     q.web.cors_origins = "https://app.example.org, http://localhost:3000".into();
