@@ -24,6 +24,13 @@ async fn a_user_and_a_video_each_publish_one_event() {
     cfg.kafka.topic_prefix = format!("t-catalog-{}.", &tag[..8]);
     cfg.kafka.partitions = 2;
     cfg.auth.jwt_secret = "catalog events test secret, 32+ bytes".into();
+    // The stack's addresses, like every other test (the defaults are the dev stack's).
+    if let Ok(nodes) = std::env::var("VCOUNT_CASSANDRA_NODES") {
+        cfg.cassandra.nodes = nodes;
+    }
+    if let Ok(brokers) = std::env::var("VCOUNT_KAFKA_BROKERS") {
+        cfg.kafka.brokers = brokers;
+    }
     let topic = cfg.kafka.catalog_topic();
     let brokers = cfg.kafka.brokers.clone();
     let app = query_service::Application::build(cfg).await.expect("query service starts (are Kafka and Cassandra up?)");
