@@ -125,8 +125,7 @@ fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'sta
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
-        let path = err.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path.trim_start_matches('.').to_owned() };
+        let field = field_at(err.path());
         let inner = err.into_inner();
         if inner.is_syntax() || inner.is_eof() {
             Problem::invalid("body", format!("malformed JSON: {inner}"))
@@ -140,11 +139,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
 /// [`parse_json`] of a value already parsed (an item of a batch), naming the
 /// field at fault the same way, without printing and parsing it again.
 pub fn parse_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path.trim_start_matches('.').to_owned() };
-        Problem::invalid(field, err.into_inner().to_string())
-    })
+    serde_path_to_error::deserialize(value)
+        .map_err(|err| Problem::invalid(field_at(err.path()), err.into_inner().to_string()))
+}
+
+/// The request field a deserializer's error path names: `videoId`, `tags[2]`, or
+/// `body` for the document itself.
+fn field_at(path: &serde_path_to_error::Path) -> String {
+    let path = path.to_string();
+    if path == "." { "body".to_owned() } else { path.trim_start_matches('.').to_owned() }
 }
 
 /// A JSON integer member: any number without a fraction, so `5.0` is `5` (JSON
