@@ -56,6 +56,11 @@ pub struct Record {
     pub cpu_secs: BTreeMap<String, f64>,
     /// CPU seconds of processes that are not the system under test (the load generator).
     pub cpu_secs_other: BTreeMap<String, f64>,
+    /// For the processes asked for (`benchstep --threads`), their CPU seconds by
+    /// thread name (trailing numbers dropped: `ReadStage-3` is `ReadStage`), over
+    /// the same window; `(exited)` is the time of threads that ended within it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_secs_threads: BTreeMap<String, BTreeMap<String, f64>>,
     /// Wall seconds of the window the CPU figures cover.
     pub window_secs: f64,
     /// Consumer lag during the load, where the step sampled it.
@@ -105,12 +110,64 @@ impl Record {
 /// CPU ticks (user + system, all threads) a process has used so far, from
 /// `/proc/<pid>/stat`; `None` when the process is gone.
 pub fn proc_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_ticks(std::path::Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// utime + stime of a `/proc/…/stat` file (a process's or one thread's).
+fn stat_ticks(path: &std::path::Path) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // Fields 14 (utime) and 15 (stime) of proc(5); `rest` starts at field 3.
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU ticks of each live thread of `pid`, summed by thread name with its trailing
+/// number dropped (`ReadStage-12`, `GC Thread#3`: a pool is one entry). Empty if
+/// the process is gone.
+pub fn thread_ticks(pid: u32) -> BTreeMap<String, u64> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return by_name };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(comm), Some(ticks)) = (std::fs::read_to_string(path.join("comm")), stat_ticks(&path.join("stat")))
+        else {
+            continue; // ended between the listing and the read
+        };
+        *by_name.entry(thread_pool(comm.trim()).to_owned()).or_insert(0) += ticks;
+    }
+    by_name
+}
+
+/// Each thread name's ticks between two `thread_ticks` snapshots of one process
+/// whose own ticks grew by `process` meanwhile. Threads that ended in between take
+/// their ticks with them (a name can even shrink): what the named ones do not
+/// account for is `(exited)`.
+pub fn thread_deltas(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    process: u64,
+) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = after
+        .iter()
+        .map(|(name, t)| (name.clone(), t.saturating_sub(before.get(name).copied().unwrap_or(0))))
+        .filter(|(_, d)| *d > 0)
+        .collect();
+    let named: u64 = out.values().sum();
+    if process > named {
+        out.insert("(exited)".to_owned(), process - named);
+    }
+    out
+}
+
+/// A thread's name without its number within a pool.
+fn thread_pool(name: &str) -> &str {
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    match base.trim_end_matches(['-', '#', ':', ' ']) {
+        "" => name,
+        b => b,
+    }
 }
 
 /// Sum of every series of `name` in a Prometheus text page (labels ignored).
@@ -127,4 +184,51 @@ pub fn metric_sum(page: &str, name: &str) -> Option<f64> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{thread_deltas, thread_pool, thread_ticks};
+
+    #[test]
+    fn a_pool_is_one_name() {
+        assert_eq!(thread_pool("ReadStage-12"), "ReadStage");
+        assert_eq!(thread_pool("GC Thread#3"), "GC Thread");
+        assert_eq!(thread_pool("C2 CompilerThre"), "C2 CompilerThre");
+        assert_eq!(thread_pool("G1 Conc#0"), "G1 Conc");
+        assert_eq!(thread_pool("ScheduledTasks:1"), "ScheduledTasks");
+        assert_eq!(thread_pool("tokio-runtime-w"), "tokio-runtime-w");
+        assert_eq!(thread_pool("42"), "42");
+    }
+
+    #[test]
+    fn deltas_by_name_and_what_exited_threads_took() {
+        let map = |v: &[(&str, u64)]| v.iter().map(|(k, t)| ((*k).to_owned(), *t)).collect::<BTreeMap<_, _>>();
+        let before = map(&[("ReadStage", 100), ("Native-Transport", 50), ("Gone", 30)]);
+        let after = map(&[("ReadStage", 160), ("Native-Transport", 50), ("New", 5)]);
+        // The process grew by 80: 60 + 5 named, 15 spent by threads that ended.
+        let d = thread_deltas(&before, &after, 80);
+        assert_eq!(d, map(&[("ReadStage", 60), ("New", 5), ("(exited)", 15)]));
+    }
+
+    #[test]
+    fn this_process_has_named_threads() {
+        // The name is set by the new thread itself: wait until it runs.
+        let (started, running) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::Builder::new()
+            .name("probe-7".into())
+            .spawn(move || {
+                started.send(()).expect("send");
+                stopped.recv().ok();
+            })
+            .expect("spawn");
+        running.recv().expect("started");
+        let names = thread_ticks(std::process::id());
+        assert!(names.contains_key("probe"), "{names:?}");
+        drop(stop);
+        t.join().expect("join");
+    }
 }

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use benches::record::{Exact, Lag, Percentiles, Record, metric_sum, proc_ticks};
+use benches::record::{Exact, Lag, Percentiles, Record, metric_sum, proc_ticks, thread_deltas, thread_ticks};
 use clap::Parser;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -90,6 +90,10 @@ struct Args {
     /// A process of the system under test, `name=pid` (repeatable).
     #[arg(long = "proc", value_parser = parse_proc)]
     procs: Vec<(String, u32)>,
+    /// Of these `--proc` names, also record the CPU by thread name (e.g. a
+    /// JVM's pools: where Cassandra's time goes). Repeatable.
+    #[arg(long = "threads")]
+    threads: Vec<String>,
     /// Ticks per second of /proc/<pid>/stat (`getconf CLK_TCK`).
     #[arg(long, default_value_t = 100)]
     clk_tck: u64,
@@ -108,6 +112,8 @@ fn parse_proc(s: &str) -> Result<(String, u32), String> {
 struct Sample {
     at: Instant,
     ticks: Vec<Option<u64>>,
+    /// By thread name, for each `--proc` (empty unless named by `--threads`).
+    threads: Vec<BTreeMap<String, u64>>,
     loadgen_ticks: Option<u64>,
     progress: Option<f64>,
     lag: Option<f64>,
@@ -124,6 +130,11 @@ async fn sample(http: &reqwest::Client, a: &Args, loadgen: u32) -> Sample {
     Sample {
         at: Instant::now(),
         ticks: a.procs.iter().map(|(_, pid)| proc_ticks(*pid)).collect(),
+        threads: a
+            .procs
+            .iter()
+            .map(|(name, pid)| if a.threads.contains(name) { thread_ticks(*pid) } else { BTreeMap::new() })
+            .collect(),
         loadgen_ticks: proc_ticks(loadgen),
         progress: read(&a.progress),
         lag: read(&a.lag),
@@ -225,6 +236,12 @@ async fn main() -> anyhow::Result<()> {
             *cpu_secs.entry(name.clone()).or_insert(0.0) += (t1 - t0) as f64 / tck;
         }
     }
+    let mut cpu_secs_threads = BTreeMap::new();
+    for (i, (name, _)) in a.procs.iter().enumerate().filter(|(_, (n, _))| a.threads.contains(n)) {
+        let (Some(t0), Some(t1)) = (first.ticks[i], last.ticks[i]) else { continue };
+        let by_thread = thread_deltas(&first.threads[i], &last.threads[i], t1.saturating_sub(t0));
+        cpu_secs_threads.insert(name.clone(), by_thread.into_iter().map(|(k, t)| (k, t as f64 / tck)).collect());
+    }
     let mut cpu_secs_other = BTreeMap::new();
     if let (Some(t0), Some(t1)) = (first.loadgen_ticks, last_loadgen) {
         cpu_secs_other.insert(a.driver.name().to_owned(), (t1 - t0) as f64 / tck);
@@ -247,6 +264,7 @@ async fn main() -> anyhow::Result<()> {
         read_latency_30d_ms: percentiles(&report["reads"]["thirty_days"]["latency"]),
         cpu_secs,
         cpu_secs_other,
+        cpu_secs_threads,
         window_secs: last.at.duration_since(first.at).as_secs_f64(),
         lag: lag_figures(&samples, report["duration_secs"].as_f64().unwrap_or(0.0)),
         db_writes: delta(first.writes, last.writes),

@@ -9,7 +9,12 @@
 //! - `rollups-4req`: today's table, one request per row (four partitions);
 //! - `counts-4rows`: migration 009, the four rows as one single-partition batch;
 //! - `counts-2rows`: a minute and the all-time row (hours and days written lazily);
-//! - `counts-1row`: one row per request, the floor.
+//! - `counts-1row`: one row per request, the floor;
+//! - `counts-4rows-x8`: eight series' batches as one unlogged batch (eight
+//!   partitions, one request): what a request costs apart from its mutations;
+//! - `read-total`: the read a round makes of a series it has never seen (its
+//!   all-time row, of a partition that does not exist), one per request;
+//! - `read-total-in8`: the same read of eight series in one request (`IN`).
 //!
 //! Each layout is run `--repeat` times, interleaved, so a noisy neighbour hurts
 //! them alike; the figure is CPU microseconds per series write and per row.
@@ -57,10 +62,21 @@ enum Layout {
     Counts4Rows,
     Counts2Rows,
     Counts1Row,
+    Counts4RowsX8,
+    ReadTotal,
+    ReadTotalIn8,
 }
 
 impl Layout {
-    const ALL: [Layout; 4] = [Layout::Rollups4Req, Layout::Counts4Rows, Layout::Counts2Rows, Layout::Counts1Row];
+    const ALL: [Layout; 7] = [
+        Layout::Rollups4Req,
+        Layout::Counts4Rows,
+        Layout::Counts2Rows,
+        Layout::Counts1Row,
+        Layout::Counts4RowsX8,
+        Layout::ReadTotal,
+        Layout::ReadTotalIn8,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -68,14 +84,26 @@ impl Layout {
             Layout::Counts4Rows => "counts-4rows",
             Layout::Counts2Rows => "counts-2rows",
             Layout::Counts1Row => "counts-1row",
+            Layout::Counts4RowsX8 => "counts-4rows-x8",
+            Layout::ReadTotal => "read-total",
+            Layout::ReadTotalIn8 => "read-total-in8",
         }
     }
 
+    /// Rows per series: written, or for the reads, asked for.
     fn rows(self) -> usize {
         match self {
-            Layout::Rollups4Req | Layout::Counts4Rows => 4,
+            Layout::Rollups4Req | Layout::Counts4Rows | Layout::Counts4RowsX8 => 4,
             Layout::Counts2Rows => 2,
-            Layout::Counts1Row => 1,
+            Layout::Counts1Row | Layout::ReadTotal | Layout::ReadTotalIn8 => 1,
+        }
+    }
+
+    /// Series per request.
+    fn series_per_request(self) -> usize {
+        match self {
+            Layout::Counts4RowsX8 | Layout::ReadTotalIn8 => 8,
+            _ => 1,
         }
     }
 }
@@ -86,36 +114,53 @@ const GRANULARITIES: [(&str, i64, i32); 4] =
 struct Statements {
     rollups: PreparedStatement,
     counts: PreparedStatement,
+    read_total: PreparedStatement,
+    read_total_in: PreparedStatement,
 }
 
+/// One request's worth of series (`layout.series_per_request()` videos).
 async fn write_series(
     s: &Session,
     st: &Statements,
     layout: Layout,
-    video: Uuid,
+    videos: &[Uuid],
     now: i64,
     ts: i64,
 ) -> anyhow::Result<()> {
     let rows: &[(&str, i64, i32)] = match layout {
-        Layout::Rollups4Req | Layout::Counts4Rows => &GRANULARITIES,
+        Layout::Rollups4Req | Layout::Counts4Rows | Layout::Counts4RowsX8 => &GRANULARITIES,
         Layout::Counts2Rows => &[GRANULARITIES[0], GRANULARITIES[3]],
-        Layout::Counts1Row => &GRANULARITIES[..1],
+        Layout::Counts1Row | Layout::ReadTotal | Layout::ReadTotalIn8 => &GRANULARITIES[..1],
     };
     let bucket = |w: i64| if w == 0 { 0 } else { now - now.rem_euclid(w) };
     match layout {
         Layout::Rollups4Req => {
             let writes = rows.iter().map(|(g, w, ttl)| {
-                let values = (video, "view", *g, CqlTimestamp(bucket(*w)), 3i64, 41i64, 7i32, *ttl, ts);
+                let values = (videos[0], "view", *g, CqlTimestamp(bucket(*w)), 3i64, 41i64, 7i32, *ttl, ts);
                 s.execute_unpaged(&st.rollups, values)
             });
             futures::future::try_join_all(writes).await?;
         }
+        Layout::ReadTotal => {
+            // The aggregator's read: paged, though a series has one all-time row.
+            let pager = s.execute_iter(st.read_total.clone(), (videos[0], "view", "total", CqlTimestamp(0))).await?;
+            let found = pager.rows_stream::<(CqlTimestamp,)>()?.count().await;
+            anyhow::ensure!(found == 0, "a new series has no rows");
+        }
+        Layout::ReadTotalIn8 => {
+            let values = (videos.to_vec(), "view", "total", CqlTimestamp(0));
+            let pager = s.execute_iter(st.read_total_in.clone(), values).await?;
+            let found = pager.rows_stream::<(Uuid, CqlTimestamp)>()?.count().await;
+            anyhow::ensure!(found == 0, "new series have no rows");
+        }
         _ => {
             let mut batch = Batch::new(BatchType::Unlogged);
             let mut values = Vec::new();
-            for (g, w, ttl) in rows {
-                batch.append_statement(st.counts.clone());
-                values.push((video, "view", *g, CqlTimestamp(bucket(*w)), 3i64, 41i64, *ttl, ts));
+            for video in videos {
+                for (g, w, ttl) in rows {
+                    batch.append_statement(st.counts.clone());
+                    values.push((*video, "view", *g, CqlTimestamp(bucket(*w)), 3i64, 41i64, *ttl, ts));
+                }
             }
             s.batch(&batch, values).await?;
         }
@@ -143,6 +188,18 @@ async fn main() -> anyhow::Result<()> {
                  VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
             ))
             .await?,
+        read_total: session
+            .prepare(format!(
+                "SELECT bucket FROM {ks}.counts WHERE video_id = ? AND event_type = ? AND granularity = ? \
+                 AND bucket >= ?"
+            ))
+            .await?,
+        read_total_in: session
+            .prepare(format!(
+                "SELECT video_id, bucket FROM {ks}.counts WHERE video_id IN ? AND event_type = ? \
+                 AND granularity = ? AND bucket >= ?"
+            ))
+            .await?,
     };
     let tck = a.clk_tck as f64;
     println!("| layout | repeat | series | rows | wall s | Cassandra CPU s | CPU µs per series | CPU µs per row |");
@@ -156,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
             let t0 = proc_ticks(a.cassandra_pid).context("reading the Cassandra process's CPU")?;
             let started = Instant::now();
             let (s, st) = (&session, &st);
-            let results: Vec<anyhow::Result<()>> = futures::stream::iter(videos)
+            let results: Vec<anyhow::Result<()>> = futures::stream::iter(videos.chunks(layout.series_per_request()))
                 .map(|v| write_series(s, st, layout, v, now, ts))
                 .buffer_unordered(a.concurrency)
                 .collect()
@@ -179,11 +236,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!();
-    println!("| layout | rows per series | CPU µs per series (all repeats) | CPU µs per row |");
-    println!("| --- | ---: | ---: | ---: |");
+    println!("| layout | rows per series | series per request | CPU µs per series (all repeats) | CPU µs per row |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
     for (i, layout) in Layout::ALL.into_iter().enumerate() {
         let per = sums[i].0 * 1e6 / sums[i].1 as f64;
-        println!("| {} | {} | {per:.0} | {:.0} |", layout.name(), layout.rows(), per / layout.rows() as f64);
+        let (name, rows, group) = (layout.name(), layout.rows(), layout.series_per_request());
+        println!("| {name} | {rows} | {group} | {per:.0} | {:.0} |", per / rows as f64);
     }
     session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), &[]).await?;
     Ok(())
