@@ -122,6 +122,11 @@ pub struct FlushConfig {
     pub max_buffered_keys: usize,
     /// Concurrent Cassandra requests during a flush.
     pub concurrency: usize,
+    /// Series per Cassandra request: a round's all-time reads and its series'
+    /// last batches go out this many series to a request (`video_id IN`, and
+    /// unlogged batches over as many partitions), each request's series on the
+    /// same replicas. 1 sends every series alone.
+    pub series_per_request: usize,
     /// First and longest pause between retries of a failed write.
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
@@ -162,6 +167,7 @@ impl Default for FlushConfig {
             max_rows: 256,
             max_buffered_keys: 500_000,
             concurrency: 64,
+            series_per_request: 8,
             retry_initial_ms: 100,
             retry_max_ms: 5_000,
             shutdown_grace_ms: 20_000,

@@ -123,37 +123,42 @@ fn stat_ticks(path: &std::path::Path) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-/// CPU ticks of each live thread of `pid`, summed by thread name with its trailing
-/// number dropped (`ReadStage-12`, `GC Thread#3`: a pool is one entry). Empty if
-/// the process is gone.
-pub fn thread_ticks(pid: u32) -> BTreeMap<String, u64> {
-    let mut by_name = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return by_name };
+/// Each live thread of `pid`: its id, its pool name (the thread's name with its
+/// trailing number dropped: `ReadStage-12`, `GC Thread#3`: a pool is one name)
+/// and its CPU ticks. Empty if the process is gone.
+pub fn thread_ticks(pid: u32) -> BTreeMap<u32, (String, u64)> {
+    let mut threads = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return threads };
     for task in tasks.flatten() {
         let path = task.path();
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else { continue };
         let (Ok(comm), Some(ticks)) = (std::fs::read_to_string(path.join("comm")), stat_ticks(&path.join("stat")))
         else {
             continue; // ended between the listing and the read
         };
-        *by_name.entry(thread_pool(comm.trim()).to_owned()).or_insert(0) += ticks;
+        threads.insert(tid, (thread_pool(comm.trim()).to_owned(), ticks));
     }
-    by_name
+    threads
 }
 
-/// Each thread name's ticks between two `thread_ticks` snapshots of one process
-/// whose own ticks grew by `process` meanwhile. Threads that ended in between take
-/// their ticks with them (a name can even shrink): what the named ones do not
-/// account for is `(exited)`.
+/// CPU ticks by pool name between two `thread_ticks` snapshots of one process
+/// whose own ticks grew by `process` meanwhile. Each thread's ticks go to the
+/// name it has at the end: a JVM's shared pool workers (Cassandra's SEP) take the
+/// name of the stage they run at the moment, so only their sum over those names
+/// means anything. A thread born in between counts whole; what threads that
+/// ended in between spent is `(exited)`.
 pub fn thread_deltas(
-    before: &BTreeMap<String, u64>,
-    after: &BTreeMap<String, u64>,
+    before: &BTreeMap<u32, (String, u64)>,
+    after: &BTreeMap<u32, (String, u64)>,
     process: u64,
 ) -> BTreeMap<String, u64> {
-    let mut out: BTreeMap<String, u64> = after
-        .iter()
-        .map(|(name, t)| (name.clone(), t.saturating_sub(before.get(name).copied().unwrap_or(0))))
-        .filter(|(_, d)| *d > 0)
-        .collect();
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for (tid, (name, ticks)) in after {
+        let d = ticks.saturating_sub(before.get(tid).map_or(0, |(_, t)| *t));
+        if d > 0 {
+            *out.entry(name.clone()).or_insert(0) += d;
+        }
+    }
     let named: u64 = out.values().sum();
     if process > named {
         out.insert("(exited)".to_owned(), process - named);
@@ -204,13 +209,21 @@ mod tests {
     }
 
     #[test]
-    fn deltas_by_name_and_what_exited_threads_took() {
-        let map = |v: &[(&str, u64)]| v.iter().map(|(k, t)| ((*k).to_owned(), *t)).collect::<BTreeMap<_, _>>();
-        let before = map(&[("ReadStage", 100), ("Native-Transport", 50), ("Gone", 30)]);
-        let after = map(&[("ReadStage", 160), ("Native-Transport", 50), ("New", 5)]);
-        // The process grew by 80: 60 + 5 named, 15 spent by threads that ended.
-        let d = thread_deltas(&before, &after, 80);
-        assert_eq!(d, map(&[("ReadStage", 60), ("New", 5), ("(exited)", 15)]));
+    fn deltas_by_thread_under_its_last_name_and_what_exited_threads_took() {
+        let map = |v: &[(u32, &str, u64)]| {
+            v.iter().map(|(id, n, t)| (*id, ((*n).to_owned(), *t))).collect::<BTreeMap<_, _>>()
+        };
+        // Thread 1 ran 10 ticks as a ReadStage worker, then 20 more and now runs
+        // the MutationStage (one pool worker, renamed); 2 ran 60; 3 ended; 4 is new.
+        let before = map(&[(1, "ReadStage", 100), (2, "Native-Transport", 50), (3, "Gone", 30)]);
+        let after = map(&[(1, "MutationStage", 120), (2, "Native-Transport", 110), (4, "New", 5)]);
+        let d = thread_deltas(&before, &after, 95);
+        let want: BTreeMap<String, u64> =
+            [("MutationStage", 20), ("Native-Transport", 60), ("New", 5), ("(exited)", 10)]
+                .iter()
+                .map(|(k, t)| ((*k).to_owned(), *t))
+                .collect();
+        assert_eq!(d, want);
     }
 
     #[test]
@@ -226,8 +239,8 @@ mod tests {
             })
             .expect("spawn");
         running.recv().expect("started");
-        let names = thread_ticks(std::process::id());
-        assert!(names.contains_key("probe"), "{names:?}");
+        let threads = thread_ticks(std::process::id());
+        assert!(threads.values().any(|(name, _)| name == "probe"), "{threads:?}");
         drop(stop);
         t.join().expect("join");
     }

@@ -41,6 +41,15 @@ pub struct RangeRead {
     pub until: Option<i64>,
 }
 
+impl RangeRead {
+    /// Whether two reads differ only in their video: one request can ask for both
+    /// (`video_id IN`).
+    pub fn same_shape(&self, other: &RangeRead) -> bool {
+        (self.part.kind, self.part.granularity, self.from, self.until)
+            == (other.part.kind, other.part.granularity, other.from, other.until)
+    }
+}
+
 #[derive(Debug)]
 struct Known {
     /// Every row with `bucket ≥ from` is in `rows`; `i64::MAX`: none is known

@@ -36,20 +36,29 @@ use super::RollupStore;
 pub(super) struct Statements {
     read_from: PreparedStatement,
     read_between: PreparedStatement,
+    /// The same reads of several series at once (`video_id IN ?`).
+    read_from_in: PreparedStatement,
+    read_between_in: PreparedStatement,
     write_row: PreparedStatement,
     write_copy: PreparedStatement,
 }
 
 impl Statements {
     pub(super) async fn prepare(s: &Session, ks: &str) -> Result<Self, CassandraError> {
-        let select = format!(
-            "SELECT bucket, value, last_offset, events, min_value, max_value, WRITETIME(value) AS value_ts, \
+        let columns = "video_id, bucket, value, last_offset, events, min_value, max_value, WRITETIME(value) AS value_ts, \
              WRITETIME(events) AS events_ts, WRITETIME(min_value) AS min_ts, WRITETIME(max_value) AS max_ts, \
-             kafka_partition FROM {ks}.counts \
-             WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ?"
+             kafka_partition";
+        let select = format!(
+            "SELECT {columns} FROM {ks}.counts WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket >= ?"
         );
         let read_from = prepare(s, select.clone(), true).await?;
         let read_between = prepare(s, format!("{select} AND bucket < ?"), true).await?;
+        let select_in = format!(
+            "SELECT {columns} FROM {ks}.counts \
+             WHERE video_id IN ? AND event_type = ? AND granularity = ? AND bucket >= ?"
+        );
+        let read_from_in = prepare(s, select_in.clone(), true).await?;
+        let read_between_in = prepare(s, format!("{select_in} AND bucket < ?"), true).await?;
         // Absolute values at a fenced timestamp: replaying this write is harmless.
         // `kafka_partition` is set for the all-time row only (TTL 0: kept forever).
         let write_row = prepare(
@@ -72,12 +81,14 @@ impl Statements {
             true,
         )
         .await?;
-        Ok(Self { read_from, read_between, write_row, write_copy })
+        Ok(Self { read_from, read_between, read_from_in, read_between_in, write_row, write_copy })
     }
 }
 
 #[derive(DeserializeRow)]
 struct RollupRow {
+    /// Which series of a read of several (`IN`) the row belongs to.
+    video_id: uuid::Uuid,
     bucket: CqlTimestamp,
     value: Option<i64>,
     last_offset: Option<i64>,
@@ -110,60 +121,84 @@ pub struct ForeignRow {
     pub reader: i32,
 }
 
+/// A range read's answer: its rows as (bucket, row), and the first row, if any,
+/// that another Kafka partition wrote.
+pub type RangeRows = (Vec<(i64, StoredRow)>, Option<ForeignRow>);
+
 impl RollupStore {
     /// Every row of `r.part` in the bucket range `r.from..r.until`, as (bucket, row),
     /// and the first row, if any, that a Kafka partition other than `reader` wrote.
-    pub async fn read_range(
-        &self,
-        r: &RangeRead,
-        reader: i32,
-    ) -> Result<(Vec<(i64, StoredRow)>, Option<ForeignRow>), CassandraError> {
+    pub async fn read_range(&self, r: &RangeRead, reader: i32) -> Result<RangeRows, CassandraError> {
+        let mut answers = self.read_ranges(std::slice::from_ref(r), reader).await?;
+        Ok(answers.pop().expect("one answer per read"))
+    }
+
+    /// [`Self::read_range`] of several series in one request (`video_id IN`), one
+    /// answer per read, in order. The reads must differ only in their video (same
+    /// event type, granularity and bucket range): see [`RangeRead::same_shape`].
+    pub async fn read_ranges(&self, reads: &[RangeRead], reader: i32) -> Result<Vec<RangeRows>, CassandraError> {
+        let Some(first) = reads.first() else { return Ok(Vec::new()) };
+        debug_assert!(reads.iter().all(|r| r.same_shape(first)), "one shape per read request");
         let st = &self.rollups;
-        let (p, from) = (&r.part, CqlTimestamp(r.from));
-        let key = (p.video_id, p.kind.as_str(), p.granularity.as_str());
-        let pager = match r.until {
-            None => self.session.execute_iter(st.read_from.clone(), (key.0, key.1, key.2, from)).await?,
-            Some(until) => {
-                let values = (key.0, key.1, key.2, from, CqlTimestamp(until));
+        let (p, from) = (&first.part, CqlTimestamp(first.from));
+        let (kind, granularity) = (p.kind.as_str(), p.granularity.as_str());
+        let pager = match (reads, first.until) {
+            ([one], None) => {
+                let values = (one.part.video_id, kind, granularity, from);
+                self.session.execute_iter(st.read_from.clone(), values).await?
+            }
+            ([one], Some(until)) => {
+                let values = (one.part.video_id, kind, granularity, from, CqlTimestamp(until));
                 self.session.execute_iter(st.read_between.clone(), values).await?
+            }
+            (_, None) => {
+                let videos: Vec<uuid::Uuid> = reads.iter().map(|r| r.part.video_id).collect();
+                self.session.execute_iter(st.read_from_in.clone(), (videos, kind, granularity, from)).await?
+            }
+            (_, Some(until)) => {
+                let videos: Vec<uuid::Uuid> = reads.iter().map(|r| r.part.video_id).collect();
+                let values = (videos, kind, granularity, from, CqlTimestamp(until));
+                self.session.execute_iter(st.read_between_in.clone(), values).await?
             }
         };
         let rows: Vec<RollupRow> = pager.rows_stream::<RollupRow>()?.try_collect().await?;
-        let foreign = rows.iter().find_map(|row| match row.kafka_partition {
-            Some(q) if q != reader => Some(ForeignRow { bucket: row.bucket.0, written_by: q, reader }),
-            _ => None,
-        });
-        let rows = rows
-            .into_iter()
-            .map(|row| {
-                let stored = StoredRow {
-                    value: row.value.unwrap_or(0),
-                    last_offset: row.last_offset.unwrap_or(-1),
-                    tally: Tally::from_cells(
-                        row.value_ts,
-                        (row.events, row.events_ts),
-                        (row.min_value, row.min_ts),
-                        (row.max_value, row.max_ts),
-                    ),
-                };
-                (row.bucket.0, stored)
-            })
-            .collect();
-        Ok((rows, foreign))
+        let mut answers: Vec<RangeRows> = reads.iter().map(|_| (Vec::new(), None)).collect();
+        for row in rows {
+            // A handful of reads per request: a scan finds the row's read.
+            let Some(i) = reads.iter().position(|r| r.part.video_id == row.video_id) else { continue };
+            let answer = &mut answers[i];
+            if let Some(q) = row.kafka_partition.filter(|&q| q != reader) {
+                answer.1.get_or_insert(ForeignRow { bucket: row.bucket.0, written_by: q, reader });
+            }
+            let stored = StoredRow {
+                value: row.value.unwrap_or(0),
+                last_offset: row.last_offset.unwrap_or(-1),
+                tally: Tally::from_cells(
+                    row.value_ts,
+                    (row.events, row.events_ts),
+                    (row.min_value, row.min_ts),
+                    (row.max_value, row.max_ts),
+                ),
+            };
+            answer.0.push((row.bucket.0, stored));
+        }
+        Ok(answers)
     }
 
-    /// Writes rows of one series in a single unlogged batch: one Cassandra
-    /// partition, so atomic and isolated within it, and one mutation instead of
-    /// one per row. The all-time row, if there, carries the writer's Kafka
-    /// `partition` (R6 puts it in the series' last batch: its `last_offset` is
-    /// the series' floor).
-    pub async fn write_batch(&self, rows: &[RowWrite], partition: i32, epoch: i64) -> Result<(), CassandraError> {
-        debug_assert!(rows.windows(2).all(|w| w[0].key.series() == w[1].key.series()));
+    /// Writes rows of several series (each slice one series, all of it or its
+    /// leading rows) in a single unlogged batch: within each Cassandra partition,
+    /// so each series', atomic and isolated, and one request for all of them. The
+    /// all-time row, if there, carries the writer's Kafka `partition` (R6 puts it
+    /// in the series' last batch: its `last_offset` is the series' floor). Keep the
+    /// series of one request on the same replicas (`flush.rs` groups them so):
+    /// the coordinator is then a replica of every partition it applies.
+    pub async fn write_series(&self, series: &[&[RowWrite]], partition: i32, epoch: i64) -> Result<(), CassandraError> {
+        debug_assert!(series.iter().all(|rows| rows.windows(2).all(|w| w[0].key.series() == w[1].key.series())));
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_is_idempotent(true);
-        let mut values = Vec::with_capacity(rows.len());
+        let mut values = Vec::with_capacity(series.iter().map(|rows| rows.len()).sum());
         let now = chrono::Utc::now().timestamp_millis();
-        for w in rows {
+        for w in series.iter().flat_map(|rows| rows.iter()) {
             batch.append_statement(self.rollups.write_row.clone());
             let (events, min, max) = tally_columns(w.tally);
             let total = w.key.granularity == Granularity::Total;
@@ -184,6 +219,19 @@ impl RollupStore {
         }
         self.session.batch(&batch, values).await?;
         Ok(())
+    }
+
+    /// Which Cassandra nodes hold a series' partition, as one number (equal for
+    /// series with the same replicas; 0 when the driver does not know yet).
+    pub fn replicas_of(&self, cluster: &scylla::cluster::ClusterState, video: uuid::Uuid, kind: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let Ok(token) = cluster.compute_token(&self.keyspace, "counts", &(video, kind)) else { return 0 };
+        let mut nodes: Vec<uuid::Uuid> =
+            cluster.get_token_endpoints(&self.keyspace, "counts", token).iter().map(|(n, _)| n.host_id).collect();
+        nodes.sort_unstable();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        nodes.hash(&mut h);
+        h.finish()
     }
 
     /// Writes copies of hour and day rows keyed by bucket (all of one

@@ -113,7 +113,7 @@ struct Sample {
     at: Instant,
     ticks: Vec<Option<u64>>,
     /// By thread name, for each `--proc` (empty unless named by `--threads`).
-    threads: Vec<BTreeMap<String, u64>>,
+    threads: Vec<BTreeMap<u32, (String, u64)>>,
     loadgen_ticks: Option<u64>,
     progress: Option<f64>,
     lag: Option<f64>,
