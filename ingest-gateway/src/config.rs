@@ -107,7 +107,10 @@ impl Default for StrictConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProducerConfig {
-    /// librdkafka `linger.ms`: how long to wait to fill a batch.
+    /// librdkafka `linger.ms`: how long to wait to fill a batch. 20 ms (not
+    /// librdkafka's 5) since 2026-11-30: at 12,000 single views/s it took Kafka's
+    /// CPU per view to 0.59× and the gateway's to 0.76× for about 5 ms more on a
+    /// request's p50 (README, Measured).
     pub linger_ms: u64,
     /// `lz4`, `zstd`, `snappy`, `gzip` or `none`.
     pub compression: String,
@@ -139,7 +142,7 @@ pub enum Sink {
 impl Default for ProducerConfig {
     fn default() -> Self {
         Self {
-            linger_ms: 5,
+            linger_ms: 20,
             compression: "lz4".into(),
             delivery_timeout_ms: 10_000,
             queue_max_messages: 200_000,

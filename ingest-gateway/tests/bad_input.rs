@@ -1,13 +1,10 @@
 //! Bad input gets a problem+json 4xx that names the field, and nothing of it
 //! reaches Kafka (checked by consuming the real topic afterwards).
 
-use std::time::{Duration, Instant};
+mod common;
 
 use ingest_gateway::{Application, GatewayConfig};
-use prost::Message as _;
 use rand::Rng;
-use rdkafka::Message as _;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -78,31 +75,6 @@ impl Gw {
     }
 }
 
-/// The events in the topic's messages (a pack's each), once `expect` are in and a
-/// little longer to catch extras.
-fn count_events(topic: &str, expect: usize) -> usize {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into()))
-        .set("group.id", format!("{topic}-check"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut n = 0;
-    // Until the expected messages are in, then a little longer to catch extras.
-    let mut deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let payload = m.unwrap().payload().unwrap_or_default().to_vec();
-            n += schemas::events::Event::decode(payload.as_slice()).unwrap().into_events().len();
-            if n >= expect {
-                deadline = Instant::now() + Duration::from_secs(3);
-            }
-        }
-    }
-    n
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_rejected_by_field_and_never_produced() {
     let gw = start(4096).await;
@@ -168,7 +140,7 @@ async fn bad_input_is_rejected_by_field_and_never_produced() {
     assert_eq!(status, 204);
 
     // Kafka holds exactly the 2 good batch items and the 1 view: nothing rejected leaked.
-    assert_eq!(count_events(&gw.topic, 3), 3);
+    assert_eq!(common::events_on(&common::kafka_client(), &gw.topic).len(), 3);
 
     // The refused timestamps are counted by edge (two from 2001, one from 2999;
     // "yesterday" and 12 never parsed as times), so late data turned away shows.

@@ -4,6 +4,8 @@
 //! anything but single views, rate limits answer 429 with `Retry-After`, and batch
 //! bodies are counted before they are decoded.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -12,8 +14,6 @@ use platform::apikeys::ApiKeyConfig;
 use platform::ratelimit::Rate;
 use prost::Message as _;
 use rand::Rng;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use reqwest::{Client, Method};
 use schemas::events::{Event, EventBatch};
 use serde_json::{Value, json};
@@ -289,25 +289,6 @@ async fn operational_routes_are_on_the_admin_listener_only() {
     assert!(!metrics.contains("route=\"/metrics\""), "{metrics}");
 }
 
-/// Every message in the gateway's events topic, decoded.
-fn produced(cfg: &GatewayConfig, expect: usize) -> Vec<Event> {
-    let consumer: BaseConsumer = cfg.kafka.client_config().set("group.id", "t-hostile-read").create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&cfg.kafka.events_topic(), 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let mut deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            out.extend(Event::decode(m.unwrap().payload().unwrap()).unwrap().into_events());
-            if out.len() == expect {
-                deadline = Instant::now() + Duration::from_secs(2);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_and_batches_need_credentials_and_every_caller_has_a_rate() {
     let mut cfg = config("policy");
@@ -400,7 +381,8 @@ async fn values_and_batches_need_credentials_and_every_caller_has_a_rate() {
     // anonymous event (value 1 each), the user's 7, and the key's 1,000,000, 3 and 1.
     let mut want = vec![1; views_ok + 1 + 1 + 1];
     want.extend([3, 7, 1_000_000]);
-    let mut values: Vec<i64> = produced(&cfg, want.len()).iter().map(|e| e.value).collect();
+    let mut values: Vec<i64> =
+        common::events_on(&cfg.kafka.client_config(), &cfg.kafka.events_topic()).iter().map(|e| e.value).collect();
     values.sort_unstable();
     assert_eq!(values, want);
 }

@@ -3,6 +3,8 @@
 //! items and ratings of other videos get 404 naming the field, and nothing of them
 //! reaches the events topic.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use ingest_gateway::{Application, GatewayConfig};
@@ -136,31 +138,6 @@ async fn strict_mode_counts_only_videos_the_catalog_announced() {
         .expect("refusals counted");
     assert!(refused >= 5.0, "{refused}");
     // Events, not messages: the batch's two may travel as one pack.
-    assert_eq!(events_in(&cfg), 4, "only known videos' events were produced");
-}
-
-/// The events on the topic (a pack's each): every message up to each partition's end.
-fn events_in(cfg: &GatewayConfig) -> usize {
-    use rdkafka::Message as _;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = cfg.kafka.client_config().set("group.id", "t-strict-check").create().unwrap();
-    let topic = cfg.kafka.events_topic();
-    let mut assign = rdkafka::TopicPartitionList::new();
-    let mut left = 0;
-    for p in 0..cfg.kafka.partitions {
-        let (low, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).unwrap();
-        assign.add_partition_offset(&topic, p, rdkafka::Offset::Offset(low)).unwrap();
-        left += high - low;
-    }
-    consumer.assign(&assign).unwrap();
-    let (mut events, deadline) = (0, Instant::now() + Duration::from_secs(30));
-    while left > 0 {
-        assert!(Instant::now() < deadline, "{left} messages never read");
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let payload = m.unwrap().payload().unwrap_or_default().to_vec();
-            events += schemas::events::Event::decode(payload.as_slice()).unwrap().into_events().len();
-            left -= 1;
-        }
-    }
-    events
+    let produced = common::events_on(&cfg.kafka.client_config(), &cfg.kafka.events_topic());
+    assert_eq!(produced.len(), 4, "only known videos' events were produced");
 }

@@ -2,16 +2,12 @@
 //! Kafka: what is accepted is on the topic with its type and value, and nothing
 //! refused is.
 
-use std::time::{Duration, Instant};
+mod common;
 
 use ingest_gateway::{Application, GatewayConfig};
 use platform::ratelimit::Rate;
-use prost::Message as _;
 use rand::Rng;
-use rdkafka::Message as _;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use reqwest::Client;
-use schemas::events::Event;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -66,28 +62,6 @@ impl Gw {
     async fn watch(&self, video: &str, body: &str, bearer: Option<&str>) -> (u16, Value) {
         self.post(&format!("/api/v1/videos/id/{video}/watch-time"), body, bearer).await
     }
-}
-
-/// Every event on `topic`: until `expect` are in, then 3 s more to catch extras.
-fn events_on(topic: &str, expect: usize) -> Vec<Event> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into()))
-        .set("group.id", format!("{topic}-check"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut got = Vec::new();
-    let mut deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            got.extend(Event::decode(m.unwrap().payload().unwrap()).unwrap().into_events());
-            if got.len() == expect {
-                deadline = Instant::now() + Duration::from_secs(3);
-            }
-        }
-    }
-    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +123,7 @@ async fn watch_time_and_listed_types_are_produced_and_everything_else_refused_by
     let (s, p) = gw.watch(&v, r#"{"watch_duration_seconds":40}"#, None).await;
     assert_eq!(s, 204, "{p}");
 
-    let events = events_on(&gw.topic, 4);
+    let events = common::events_on(&common::kafka_client(), &gw.topic);
     let got: Vec<(String, i32, i64, bool)> =
         events.iter().map(|e| (e.event_type_name.clone(), e.event_type, e.value, e.user_verified)).collect();
     let want = [
