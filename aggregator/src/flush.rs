@@ -29,7 +29,9 @@
 //! each series' last batch, which holds its all-time row, whose `last_offset` is
 //! the series' floor for a later census. The `counts` table keeps a series in one
 //! Cassandra partition, which applies a batch atomically, so nearly every series
-//! is one mutation. Only then does it commit the first offset still pending in any
+//! is one mutation; up to `flush.series_per_request` series (on the same
+//! replicas) share one request, and so do the all-time reads of new series (an
+//! `IN` read). Only then does it commit the first offset still pending in any
 //! series (R7). A failed commit needs no retry of its own: the next round's commit
 //! covers it, and a census covers any number of complete rounds.
 //!
