@@ -112,7 +112,7 @@ fn parse_proc(s: &str) -> Result<(String, u32), String> {
 struct Sample {
     at: Instant,
     ticks: Vec<Option<u64>>,
-    /// By thread name, for each `--proc` (empty unless named by `--threads`).
+    /// Each thread (id → pool name, ticks), for each `--proc` (empty unless named by `--threads`).
     threads: Vec<BTreeMap<u32, (String, u64)>>,
     loadgen_ticks: Option<u64>,
     progress: Option<f64>,
