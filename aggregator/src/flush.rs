@@ -566,10 +566,7 @@ async fn read_ranges(
     let (store, retry) = (&*shared.store, &shared.retry);
     ROW_READS.counter().increment(reads.len() as u64);
     let cluster = store.session().get_cluster_state();
-    let key = |r: &RangeRead| {
-        let replicas = store.replicas_of(&cluster, r.part.video_id, r.part.kind.as_str());
-        (r.part.kind, r.part.granularity, r.from, r.until, replicas)
-    };
+    let key = |r: &RangeRead| (r.shape(), store.replicas_of(&cluster, r.part.video_id, r.part.kind.as_str()));
     let requests = requests(reads, shared.cfg.series_per_request, usize::MAX, |_| 1, key);
     type Answer<'r> = Option<(&'r [RangeRead], Vec<RangeRows>)>;
     let read: Vec<Answer<'_>> = futures::stream::iter(requests.iter().map(Vec::as_slice))

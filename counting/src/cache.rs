@@ -42,11 +42,15 @@ pub struct RangeRead {
 }
 
 impl RangeRead {
-    /// Whether two reads differ only in their video: one request can ask for both
-    /// (`video_id IN`).
-    pub fn same_shape(&self, other: &RangeRead) -> bool {
+    /// Everything of the read but its video: reads of one shape can go as one
+    /// request (`video_id IN`).
+    pub fn shape(&self) -> (EventKind, Granularity, i64, Option<i64>) {
         (self.part.kind, self.part.granularity, self.from, self.until)
-            == (other.part.kind, other.part.granularity, other.from, other.until)
+    }
+
+    /// Whether two reads differ only in their video.
+    pub fn same_shape(&self, other: &RangeRead) -> bool {
+        self.shape() == other.shape()
     }
 }
 

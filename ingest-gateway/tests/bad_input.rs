@@ -29,7 +29,7 @@ async fn start(max_body: usize) -> Gw {
     // Batches need a producer key; this one has no rate limit.
     let (key, sha256) = platform::apikeys::generate();
     cfg.producers.keys = vec![platform::apikeys::ApiKeyConfig { name: "t".into(), sha256, per_second: 0, burst: 0 }];
-    cfg.kafka.brokers = std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    cfg.kafka.brokers = common::brokers();
     cfg.kafka.topic_prefix = format!("t-badinput-{tag:08x}.");
     cfg.kafka.partitions = 2;
     let topic = cfg.kafka.events_topic();
@@ -140,7 +140,7 @@ async fn bad_input_is_rejected_by_field_and_never_produced() {
     assert_eq!(status, 204);
 
     // Kafka holds exactly the 2 good batch items and the 1 view: nothing rejected leaked.
-    assert_eq!(common::events_on(&common::kafka_client(), &gw.topic).len(), 3);
+    assert_eq!(common::events_on(&common::brokers(), &gw.topic).len(), 3);
 
     // The refused timestamps are counted by edge (two from 2001, one from 2999;
     // "yesterday" and 12 never parsed as times), so late data turned away shows.

@@ -25,16 +25,12 @@ const VIDEO: &str = "550e8400-e29b-41d4-a716-446655440000";
 const KEY: &str = "vck_hostile-test-producer-key";
 const SECRET: &str = "the hostile test's secret, 32+ bytes long";
 
-fn brokers() -> String {
-    std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
-}
-
 fn config(name: &str) -> GatewayConfig {
     let tag: u32 = rand::rng().random();
     let mut cfg = GatewayConfig::default();
     cfg.http.listen = "127.0.0.1:0".into();
     cfg.admin.listen = "127.0.0.1:0".into();
-    cfg.kafka.brokers = brokers();
+    cfg.kafka.brokers = common::brokers();
     cfg.kafka.topic_prefix = format!("t-hostile-{name}-{tag:08x}.");
     cfg.kafka.partitions = 1;
     cfg.auth.jwt_secret = SECRET.into();
@@ -382,7 +378,7 @@ async fn values_and_batches_need_credentials_and_every_caller_has_a_rate() {
     let mut want = vec![1; views_ok + 1 + 1 + 1];
     want.extend([3, 7, 1_000_000]);
     let mut values: Vec<i64> =
-        common::events_on(&cfg.kafka.client_config(), &cfg.kafka.events_topic()).iter().map(|e| e.value).collect();
+        common::events_on(&cfg.kafka.brokers, &cfg.kafka.events_topic()).iter().map(|e| e.value).collect();
     values.sort_unstable();
     assert_eq!(values, want);
 }

@@ -42,7 +42,7 @@ async fn strict_mode_counts_only_videos_the_catalog_announced() {
     let mut cfg = GatewayConfig::default();
     cfg.http.listen = "127.0.0.1:0".into();
     cfg.admin.listen = "127.0.0.1:0".into();
-    cfg.kafka.brokers = std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    cfg.kafka.brokers = common::brokers();
     cfg.kafka.topic_prefix = format!("t-strict-{tag:08x}.");
     cfg.kafka.partitions = 3;
     cfg.auth.jwt_secret = SECRET.into();
@@ -138,6 +138,6 @@ async fn strict_mode_counts_only_videos_the_catalog_announced() {
         .expect("refusals counted");
     assert!(refused >= 5.0, "{refused}");
     // Events, not messages: the batch's two may travel as one pack.
-    let produced = common::events_on(&cfg.kafka.client_config(), &cfg.kafka.events_topic());
+    let produced = common::events_on(&cfg.kafka.brokers, &cfg.kafka.events_topic());
     assert_eq!(produced.len(), 4, "only known videos' events were produced");
 }

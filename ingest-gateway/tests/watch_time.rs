@@ -32,7 +32,7 @@ async fn start(event_types: &[&str]) -> Gw {
     // A small budget, to see it run out: 100 seconds at once, 1 a minute after.
     cfg.events.max_watch_seconds = 100;
     cfg.limits.watch_seconds = Rate::per_minute(1, 100);
-    cfg.kafka.brokers = std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    cfg.kafka.brokers = common::brokers();
     cfg.kafka.topic_prefix = format!("t-watch-{tag:08x}.");
     cfg.kafka.partitions = 1;
     let topic = cfg.kafka.events_topic();
@@ -123,7 +123,7 @@ async fn watch_time_and_listed_types_are_produced_and_everything_else_refused_by
     let (s, p) = gw.watch(&v, r#"{"watch_duration_seconds":40}"#, None).await;
     assert_eq!(s, 204, "{p}");
 
-    let events = common::events_on(&common::kafka_client(), &gw.topic);
+    let events = common::events_on(&common::brokers(), &gw.topic);
     let got: Vec<(String, i32, i64, bool)> =
         events.iter().map(|e| (e.event_type_name.clone(), e.event_type, e.value, e.user_verified)).collect();
     let want = [

@@ -10,10 +10,14 @@ use schemas::events::Event;
 /// Every event on `topic` (each of a pack's): every message of every partition up
 /// to its end as it stands now. A 2xx means the events are in Kafka, so once the
 /// requests are answered this is all they produced, extras included, with no
-/// waiting for stragglers. `client` says where Kafka is (`KafkaConfig::client_config`).
-pub fn events_on(client: &ClientConfig, topic: &str) -> Vec<Event> {
+/// waiting for stragglers.
+pub fn events_on(brokers: &str, topic: &str) -> Vec<Event> {
     let timeout = Duration::from_secs(10);
-    let consumer: BaseConsumer = client.clone().set("group.id", format!("{topic}-read-back")).create().unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-read-back"))
+        .create()
+        .unwrap();
     let metadata = consumer.fetch_metadata(Some(topic), timeout).expect("topic metadata (is Kafka up?)");
     let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
     assert!(partitions > 0, "{topic} has no partitions");
@@ -37,11 +41,7 @@ pub fn events_on(client: &ClientConfig, topic: &str) -> Vec<Event> {
     events
 }
 
-/// Where the tests' Kafka is, for a topic name alone.
-#[allow(dead_code)] // not every test binary reads by topic name
-pub fn kafka_client() -> ClientConfig {
-    let brokers = std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers);
-    c
+/// Where the tests' Kafka is (`scripts/stack env`), the stack's default otherwise.
+pub fn brokers() -> String {
+    std::env::var("VCOUNT_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
 }
