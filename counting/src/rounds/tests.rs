@@ -38,6 +38,11 @@ fn row(v: u8, granularity: Granularity, at: i64) -> RowKey {
 
 const CADENCE: Cadence = Cadence { min_age_ms: 5_000, hot_events: 3, max_age_ms: 60_000, max_rows: 10 };
 
+/// What `PartitionCounts::pending_minutes` keeps, counted afresh.
+fn recount_minutes(c: &PartitionCounts) -> usize {
+    c.pending.values().map(|p| p.minutes.len()).sum()
+}
+
 #[test]
 fn series_are_due_on_their_own_cadence_and_the_commit_trails_the_oldest() {
     let mut c = PartitionCounts::new(None);
@@ -47,16 +52,19 @@ fn series_are_due_on_their_own_cadence_and_the_commit_trails_the_oldest() {
         assert_eq!(c.fold(o, Some(&view(1, T0)), 1_000), Ok(Folded::Folded));
     }
     assert_eq!(c.fold(14, None, 1_000), Ok(Folded::Folded));
+    assert_eq!(c.buffered_keys(), 2, "one minute of each video");
     assert!(!c.is_due(4_999, &CADENCE), "nobody is 5 s old yet");
     assert!(c.is_due(6_000, &CADENCE));
     let r = c.take_due(6_000, &CADENCE).unwrap();
     assert_eq!(r.series.iter().map(|s| s.key).collect::<Vec<_>>(), [series(1)], "only the hot video");
     assert_eq!((r.through, r.events), (14, 3));
     assert_eq!(r.commit, 10, "video 2's event at 10 is still pending");
+    assert_eq!(c.buffered_keys(), 1, "video 2's minute");
     assert!(!c.is_due(59_999, &CADENCE));
     let r = c.take_due(60_000, &CADENCE).unwrap();
     assert_eq!(r.series.iter().map(|s| s.key).collect::<Vec<_>>(), [series(2)], "the tail video at max_age");
     assert_eq!(r.commit, 15, "nothing pending: past the last folded offset");
+    assert_eq!(c.buffered_keys(), 0);
     // Nothing pending: a round without series still moves the commit.
     assert_eq!(c.fold(15, None, 70_000), Ok(Folded::Folded));
     let r = c.take_due(70_000, &CADENCE).unwrap();
@@ -600,6 +608,7 @@ proptest! {
                     .fold_all(offset, &log[offset as usize], 0)
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_ne!(folded, Folded::FlushFirst, "every offset of the log is there");
+                prop_assert_eq!(counts.pending_minutes, recount_minutes(&counts), "the kept count after a fold");
                 offset += 1;
                 // The round in flight goes on beside the fold.
                 advance!(script.pace);
@@ -626,6 +635,7 @@ proptest! {
                 let mask = script.masks[taken % script.masks.len()];
                 let round = if must { counts.take_all() } else { counts.take(|k, _| mask & (1 << series_bit(k)) != 0) };
                 let Some(round) = round else { continue }; // fenced
+                prop_assert_eq!(counts.pending_minutes, recount_minutes(&counts), "the kept count after a round");
                 if round.is_empty() {
                     committed = round.commit;
                     taken += 1;
