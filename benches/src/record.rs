@@ -61,6 +61,10 @@ pub struct Record {
     /// the same window; `(exited)` is the time of threads that ended within it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub cpu_secs_threads: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The largest resident set of each process sampled over the window, in
+    /// bytes (`VmRSS`, read with the CPU).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rss_max_bytes: BTreeMap<String, u64>,
     /// Wall seconds of the window the CPU figures cover.
     pub window_secs: f64,
     /// Consumer lag during the load, where the step sampled it.
@@ -111,6 +115,16 @@ impl Record {
 /// `/proc/<pid>/stat`; `None` when the process is gone.
 pub fn proc_ticks(pid: u32) -> Option<u64> {
     stat_ticks(std::path::Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// A process's resident set in bytes (`VmRSS` of `/proc/PID/status`).
+pub fn proc_rss(pid: u32) -> Option<u64> {
+    rss_of(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+fn rss_of(status: &str) -> Option<u64> {
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().strip_suffix("kB")?.trim();
+    Some(kb.parse::<u64>().ok()? * 1024)
 }
 
 /// utime + stime of a `/proc/…/stat` file (a process's or one thread's).
@@ -195,7 +209,14 @@ pub fn metric_sum(page: &str, name: &str) -> Option<f64> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::{thread_deltas, thread_pool, thread_ticks};
+    use super::{proc_rss, rss_of, thread_deltas, thread_pool, thread_ticks};
+
+    #[test]
+    fn rss_is_read_in_bytes() {
+        assert_eq!(rss_of("Name:\tx\nVmHWM:\t  900 kB\nVmRSS:\t  812 kB\n"), Some(812 * 1024));
+        assert_eq!(rss_of("Name:\tkthreadd\n"), None, "a kernel thread has no VmRSS");
+        assert!(proc_rss(std::process::id()).is_some_and(|b| b > 1024 * 1024), "this test's own process");
+    }
 
     #[test]
     fn a_pool_is_one_name() {

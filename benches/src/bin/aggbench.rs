@@ -68,6 +68,21 @@ enum What {
         #[arg(long, default_value_t = 500_000)]
         flush_every: usize,
     },
+    /// The dedup window alone (`counting::DedupWindow`, one partition's): random
+    /// client ids at `--rate` per second of log time, every one new. Prints the
+    /// time per event and the memory per id held (the process's resident set
+    /// grown, over the ids the window holds at the end).
+    Dedup {
+        #[arg(long, default_value_t = 20_000_000)]
+        ids: u64,
+        /// Ids per second of log time.
+        #[arg(long, default_value_t = 160_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 600)]
+        window_secs: i64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The release aggregator binary from a pre-filled topic to Cassandra.
     Pipeline {
         #[command(flatten)]
@@ -105,6 +120,43 @@ enum What {
 fn parse_proc(s: &str) -> Result<(String, u32), String> {
     let (name, pid) = s.split_once('=').ok_or("expected name=pid")?;
     Ok((name.to_owned(), pid.parse().map_err(|e| format!("pid {pid:?}: {e}"))?))
+}
+
+fn dedup(ids: u64, rate: u64, window_secs: i64) -> anyhow::Result<Record> {
+    let rss = || benches::record::proc_rss(std::process::id()).unwrap_or(0);
+    let mut rng = rand::rng();
+    let mut window = counting::DedupWindow::new(window_secs * 1000);
+    let before = rss();
+    let (t0, cpu0) = (Instant::now(), proc_ticks(std::process::id()).unwrap_or(0));
+    let mut peak = before;
+    for i in 0..ids {
+        let ts = 1_700_000_000_000 + (i * 1000 / rate.max(1)) as i64;
+        anyhow::ensure!(!window.observe(rng.random(), ts), "a random id repeated");
+        if i % 1_000_000 == 0 {
+            peak = peak.max(rss());
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = (proc_ticks(std::process::id()).unwrap_or(0) - cpu0) as f64 / 100.0;
+    let held = window.len();
+    let grown = rss().max(peak).saturating_sub(before);
+    let per_id = grown as f64 / held.max(1) as f64;
+    let ns = secs * 1e9 / ids as f64;
+    println!(
+        "{ids} ids at {rate}/s of log time, window {window_secs} s: {ns:.0} ns per event, {held} ids held, \
+         resident set grew {:.0} MiB at most: {per_id:.1} bytes per id held",
+        grown as f64 / 1048576.0
+    );
+    Ok(Record {
+        system: "dedup window".into(),
+        mode: format!("{rate}/s, window {window_secs} s"),
+        achieved_per_sec: ids as f64 / secs,
+        events: ids,
+        cpu_secs: [("aggbench".to_owned(), cpu)].into(),
+        window_secs: secs,
+        notes: format!("{held} ids held at the end; resident set grew {grown} bytes: {per_id:.1} bytes per id held"),
+        ..Record::default()
+    })
 }
 
 /// Events with Zipf-distributed videos, and the ledger of views per video.
@@ -402,6 +454,7 @@ async fn main() -> anyhow::Result<()> {
     platform::telemetry::init_logging(&platform::telemetry::LogConfig { filter: "warn".into(), json: false });
     let (record, out) = match Args::parse().what {
         What::Fold { load, partitions, flush_every } => (fold(&load, partitions, flush_every)?, load.out),
+        What::Dedup { ids, rate, window_secs, out } => (dedup(ids, rate, window_secs)?, out),
         What::Pipeline {
             load,
             aggregator,

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use benches::record::{Exact, Lag, Percentiles, Record, metric_sum, proc_ticks, thread_deltas, thread_ticks};
+use benches::record::{Exact, Lag, Percentiles, Record, metric_sum, proc_rss, proc_ticks, thread_deltas, thread_ticks};
 use clap::Parser;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -112,6 +112,7 @@ fn parse_proc(s: &str) -> Result<(String, u32), String> {
 struct Sample {
     at: Instant,
     ticks: Vec<Option<u64>>,
+    rss: Vec<Option<u64>>,
     /// Each thread (id → pool name, ticks), for each `--proc` (empty unless named by `--threads`).
     threads: Vec<BTreeMap<u32, (String, u64)>>,
     loadgen_ticks: Option<u64>,
@@ -130,6 +131,7 @@ async fn sample(http: &reqwest::Client, a: &Args, loadgen: u32) -> Sample {
     Sample {
         at: Instant::now(),
         ticks: a.procs.iter().map(|(_, pid)| proc_ticks(*pid)).collect(),
+        rss: a.procs.iter().map(|(_, pid)| proc_rss(*pid)).collect(),
         threads: a
             .procs
             .iter()
@@ -242,6 +244,12 @@ async fn main() -> anyhow::Result<()> {
         let by_thread = thread_deltas(&first.threads[i], &last.threads[i], t1.saturating_sub(t0));
         cpu_secs_threads.insert(name.clone(), by_thread.into_iter().map(|(k, t)| (k, t as f64 / tck)).collect());
     }
+    let mut rss_max_bytes = BTreeMap::new();
+    for (i, (name, _)) in a.procs.iter().enumerate() {
+        if let Some(max) = samples[..=end].iter().filter_map(|s| s.rss[i]).max() {
+            rss_max_bytes.insert(name.clone(), max);
+        }
+    }
     let mut cpu_secs_other = BTreeMap::new();
     if let (Some(t0), Some(t1)) = (first.loadgen_ticks, last_loadgen) {
         cpu_secs_other.insert(a.driver.name().to_owned(), (t1 - t0) as f64 / tck);
@@ -265,6 +273,7 @@ async fn main() -> anyhow::Result<()> {
         cpu_secs,
         cpu_secs_other,
         cpu_secs_threads,
+        rss_max_bytes,
         window_secs: last.at.duration_since(first.at).as_secs_f64(),
         lag: lag_figures(&samples, report["duration_secs"].as_f64().unwrap_or(0.0)),
         db_writes: delta(first.writes, last.writes),
