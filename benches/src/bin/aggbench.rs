@@ -80,6 +80,10 @@ enum What {
         rate: u64,
         #[arg(long, default_value_t = 600)]
         window_secs: i64,
+        /// Also time every call and print the longest (a sweep's pause; the
+        /// clock reads add to the time per event).
+        #[arg(long)]
+        longest: bool,
         #[arg(long)]
         out: PathBuf,
     },
@@ -122,16 +126,21 @@ fn parse_proc(s: &str) -> Result<(String, u32), String> {
     Ok((name.to_owned(), pid.parse().map_err(|e| format!("pid {pid:?}: {e}"))?))
 }
 
-fn dedup(ids: u64, rate: u64, window_secs: i64) -> anyhow::Result<Record> {
+fn dedup(ids: u64, rate: u64, window_secs: i64, time_calls: bool) -> anyhow::Result<Record> {
     let rss = || benches::record::proc_rss(std::process::id()).unwrap_or(0);
     let mut rng = rand::rng();
     let mut window = counting::DedupWindow::new(window_secs * 1000);
     let before = rss();
     let (t0, cpu0) = (Instant::now(), proc_ticks(std::process::id()).unwrap_or(0));
-    let mut peak = before;
+    let (mut peak, mut longest) = (before, Duration::ZERO);
     for i in 0..ids {
         let ts = 1_700_000_000_000 + (i * 1000 / rate.max(1)) as i64;
-        anyhow::ensure!(!window.observe(rng.random(), ts), "a random id repeated");
+        let id = rng.random();
+        let call = time_calls.then(Instant::now);
+        anyhow::ensure!(!window.observe(id, ts), "a random id repeated");
+        if let Some(call) = call {
+            longest = longest.max(call.elapsed());
+        }
         if i % 1_000_000 == 0 {
             peak = peak.max(rss());
         }
@@ -144,8 +153,9 @@ fn dedup(ids: u64, rate: u64, window_secs: i64) -> anyhow::Result<Record> {
     let ns = secs * 1e9 / ids as f64;
     println!(
         "{ids} ids at {rate}/s of log time, window {window_secs} s: {ns:.0} ns per event, {held} ids held, \
-         resident set grew {:.0} MiB at most: {per_id:.1} bytes per id held",
-        grown as f64 / 1048576.0
+         resident set grew {:.0} MiB at most: {per_id:.1} bytes per id held{}",
+        grown as f64 / 1048576.0,
+        if time_calls { format!("; longest call {:.1} ms", longest.as_secs_f64() * 1e3) } else { String::new() }
     );
     Ok(Record {
         system: "dedup window".into(),
@@ -454,7 +464,7 @@ async fn main() -> anyhow::Result<()> {
     platform::telemetry::init_logging(&platform::telemetry::LogConfig { filter: "warn".into(), json: false });
     let (record, out) = match Args::parse().what {
         What::Fold { load, partitions, flush_every } => (fold(&load, partitions, flush_every)?, load.out),
-        What::Dedup { ids, rate, window_secs, out } => (dedup(ids, rate, window_secs)?, out),
+        What::Dedup { ids, rate, window_secs, longest, out } => (dedup(ids, rate, window_secs, longest)?, out),
         What::Pipeline {
             load,
             aggregator,
