@@ -131,7 +131,7 @@ fn dedup(ids: u64, rate: u64, window_secs: i64, time_calls: bool) -> anyhow::Res
     let mut rng = rand::rng();
     let mut window = counting::DedupWindow::new(window_secs * 1000);
     let before = rss();
-    let (t0, cpu0) = (Instant::now(), proc_ticks(std::process::id()).unwrap_or(0));
+    let (t0, cpu0) = (Instant::now(), self_cpu_secs());
     let (mut peak, mut longest) = (before, Duration::ZERO);
     for i in 0..ids {
         let ts = 1_700_000_000_000 + (i * 1000 / rate.max(1)) as i64;
@@ -146,7 +146,7 @@ fn dedup(ids: u64, rate: u64, window_secs: i64, time_calls: bool) -> anyhow::Res
         }
     }
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = (proc_ticks(std::process::id()).unwrap_or(0) - cpu0) as f64 / 100.0;
+    let cpu = self_cpu_secs() - cpu0;
     let held = window.len();
     let grown = rss().max(peak).saturating_sub(before);
     let per_id = grown as f64 / held.max(1) as f64;
