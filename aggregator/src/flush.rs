@@ -73,15 +73,18 @@ use crate::owner::{Family, Shared};
 use crate::ownership::{Slot, SlotState};
 use crate::store::rollups::{ForeignRow, RangeRows};
 
-/// Rows per write request: a single-partition unlogged batch, kept well under
-/// Cassandra's `batch_size_warn_threshold` (5 KiB; a row is about 80 bytes).
+/// Rows per write request of the smaller tables (the by-bucket copies, activity
+/// entries, who viewed): a single-partition unlogged batch, under Cassandra's
+/// `batch_size_warn_threshold` (5 KiB) at their 80 bytes or so a row.
 const MAX_BATCH_ROWS: usize = 50;
 
-/// Rows of `counts` per request when a round puts several series in one
-/// (`flush.series_per_request`). Cassandra counts a `counts` row at about 190
-/// bytes (value, offset and tally cells, each with its timestamp and TTL): eight
-/// series of four rows measured 6.0 to 6.9 KiB and logged a warning per batch.
-/// 24 rows stay under the 5 KiB `batch_size_warn_threshold`: six such series.
+/// Rows of `counts` per request, whether one series' batch or several series in
+/// one request (`flush.series_per_request`). Cassandra counts a `counts` row at
+/// about 190 bytes (value, offset and tally cells, each with its timestamp and
+/// TTL): eight series of four rows measured 6.0 to 6.9 KiB and logged a warning
+/// per batch. 24 rows stay under the 5 KiB `batch_size_warn_threshold`: six such
+/// series, or one long series' batch (until 2026-11-30 a series was split at 50
+/// rows, about 9.5 KiB: a warning per batch for late events over many minutes).
 const MAX_REQUEST_ROWS: usize = 24;
 
 /// A stored row holds some but not all of a flush (committed offsets moved back
@@ -494,7 +497,7 @@ async fn write_round(
     // activity entries, and the viewer sketches and who viewed. All before the
     // all-time rows, so a floor at this round means these landed too, and a
     // replay that the floor skips finds them written.
-    let split: Vec<_> = resolved.iter().map(|w| w.batches(MAX_BATCH_ROWS)).collect();
+    let split: Vec<_> = resolved.iter().map(|w| w.batches(MAX_REQUEST_ROWS)).collect();
     let written: HashMap<RowKey, &RowWrite> = resolved.iter().flat_map(|r| &r.writes).map(|w| (w.key, w)).collect();
     let copies: Vec<(RowKey, i64, i64)> = round
         .series
