@@ -94,6 +94,14 @@ enum What {
         /// The aggregator binary.
         #[arg(long)]
         aggregator: PathBuf,
+        /// Events produced together, as one batch request's (a pack per
+        /// partition then holds about this over the partition count).
+        #[arg(long, default_value_t = 5_000)]
+        request_events: usize,
+        /// Every event carries a client id (`client_event_id`), as the client
+        /// library's retry key does, so the aggregator's dedup window sees each.
+        #[arg(long)]
+        client_ids: bool,
         /// Its /metrics address.
         #[arg(long, default_value = "127.0.0.1:28092")]
         listen: String,
@@ -271,9 +279,17 @@ struct Sample {
     ticks: Vec<Option<u64>>,
 }
 
+/// How `aggbench pipeline` fills its topic.
+#[derive(Clone, Copy)]
+struct Produce {
+    request_events: usize,
+    client_ids: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn pipeline(
     load: &Load,
+    produce: Produce,
     aggregator: &PathBuf,
     listen: &str,
     brokers: &str,
@@ -295,11 +311,16 @@ async fn pipeline(
     let group = format!("bench-agg-{tag}");
     platform::kafka::ensure_topics(&kafka).await?;
 
-    let (events, ledger) = generate(load)?;
+    let (mut events, ledger) = generate(load)?;
+    for e in events.iter_mut().filter(|_| produce.client_ids) {
+        e.client_event_id = true;
+    }
     let n = events.len() as u64;
     let producer = ingest_gateway::producer::EventProducer::new(&kafka, &Default::default())?;
+    producer.ping(Duration::from_secs(10)).context("the events topic's partitions, for packs")?;
     let t = Instant::now();
-    let mut sends = futures::stream::iter(events.chunks(5_000).map(|c| producer.send_all(c))).buffer_unordered(8);
+    let requests = events.chunks(produce.request_events.max(1)).map(|c| producer.send_all(c));
+    let mut sends = futures::stream::iter(requests).buffer_unordered(64);
     while let Some(result) = sends.next().await {
         result.context("prefill")?;
     }
@@ -389,7 +410,13 @@ async fn pipeline(
     );
     Ok(Record {
         system: "aggregator alone".into(),
-        mode: format!("{n} events, {} videos zipf {}", load.videos, load.zipf),
+        mode: format!(
+            "{n} events, {} videos zipf {}, {} events per request{}",
+            load.videos,
+            load.zipf,
+            produce.request_events,
+            if produce.client_ids { ", client ids" } else { "" }
+        ),
         achieved_per_sec: n as f64 / secs,
         events: n,
         cpu_secs,
@@ -468,6 +495,8 @@ async fn main() -> anyhow::Result<()> {
         What::Pipeline {
             load,
             aggregator,
+            request_events,
+            client_ids,
             listen,
             brokers,
             nodes,
@@ -479,9 +508,22 @@ async fn main() -> anyhow::Result<()> {
             keep,
         } => {
             let timeout = Duration::from_secs(timeout_secs);
-            let r =
-                pipeline(&load, &aggregator, &listen, &brokers, &nodes, partitions, &tag, &procs, &log, timeout, keep)
-                    .await?;
+            let produce = Produce { request_events, client_ids };
+            let r = pipeline(
+                &load,
+                produce,
+                &aggregator,
+                &listen,
+                &brokers,
+                &nodes,
+                partitions,
+                &tag,
+                &procs,
+                &log,
+                timeout,
+                keep,
+            )
+            .await?;
             (r, load.out)
         }
     };
