@@ -136,21 +136,27 @@ pub(crate) fn take_over_all<C: ConsumerContext>(
     assignment: &Assignment,
     threads: usize,
 ) -> Vec<Option<TakenOver>> {
+    at_once(threads, parts, |&p| take_over(shared, primer, consumer, p, assignment))
+}
+
+/// `f` of every item, on up to `threads` threads at once, each taking the next
+/// item not started; the results in `items` order.
+fn at_once<T: Sync, R: Send>(threads: usize, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let taken: Vec<std::sync::Mutex<Option<TakenOver>>> = parts.iter().map(|_| Default::default()).collect();
+    let done: Vec<std::sync::Mutex<Option<R>>> = items.iter().map(|_| Default::default()).collect();
     std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, parts.len().max(1)) {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&p) = parts.get(i) else { break };
-                    let t = take_over(shared, primer, consumer, p, assignment);
-                    *taken[i].lock().expect("no takeover panicked") = t;
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    *done[i].lock().expect("no task panicked") = Some(r);
                 }
             });
         }
     });
-    taken.into_iter().map(|t| t.into_inner().expect("no takeover panicked")).collect()
+    done.into_iter().map(|r| r.into_inner().expect("no task panicked").expect("every item was taken")).collect()
 }
 
 /// Takes partition `p` over: claims it (P1), fences its buffer at `attempted`
@@ -343,4 +349,39 @@ pub(crate) fn count_changed<C: ConsumerContext>(shared: &Shared, consumer: &Base
             None,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::time::{Duration, Instant};
+
+    use super::at_once;
+
+    /// Takeovers overlap: with `threads` 3, three run at the same moment (each of
+    /// the first three waits, up to 10 s, until all three have started), never
+    /// more, and every result comes back in its partition's place.
+    #[test]
+    fn takeovers_run_up_to_the_thread_count_at_once() {
+        for threads in [1, 3] {
+            let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+            let parts: Vec<i32> = (0..9).collect();
+            let out = at_once(threads, &parts, |&p| {
+                let now = running.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                let start = Instant::now();
+                while (p as usize) < threads
+                    && running.load(SeqCst) < threads
+                    && start.elapsed() < Duration::from_secs(10)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                running.fetch_sub(1, SeqCst);
+                p * 10
+            });
+            assert_eq!(out, parts.iter().map(|p| p * 10).collect::<Vec<_>>());
+            assert_eq!(most.load(SeqCst), threads, "{threads} threads");
+        }
+    }
 }
