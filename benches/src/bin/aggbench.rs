@@ -312,8 +312,10 @@ async fn pipeline(
     platform::kafka::ensure_topics(&kafka).await?;
 
     let (mut events, ledger) = generate(load)?;
-    for e in events.iter_mut().filter(|_| produce.client_ids) {
-        e.client_event_id = true;
+    if produce.client_ids {
+        for e in &mut events {
+            e.client_event_id = true;
+        }
     }
     let n = events.len() as u64;
     let producer = ingest_gateway::producer::EventProducer::new(&kafka, &Default::default())?;
