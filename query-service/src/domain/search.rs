@@ -44,7 +44,7 @@ pub fn index_words(title: &str, description: &str, tags: &BTreeSet<String>) -> B
 
 /// The distinct words of a search query, or a 422 naming `query`.
 pub fn query_words(raw: Option<&String>) -> Result<Vec<String>, Problem> {
-    let raw = raw.map(|q| q.trim()).unwrap_or_default();
+    let raw = raw.map(|q| super::validate::trim_blank(q)).unwrap_or_default();
     if raw.is_empty() || raw.chars().count() > MAX_QUERY_CHARS {
         return Err(Problem::invalid("query", format!("must be 1 to {MAX_QUERY_CHARS} characters")));
     }

@@ -19,9 +19,20 @@ pub const MAX_COMMENT_CHARS: usize = 1000;
 /// `videoIds` of the many-at-once playback stats.
 pub const MAX_STATS_IDS: usize = 100;
 
+/// `s` without the whitespace every reading of the OpenAPI document's
+/// `pattern: \S` agrees on: tab, line feed, vertical tab, form feed, carriage
+/// return and space. JSON Schema patterns are ECMA-262 regular expressions, whose
+/// `\s` also takes U+FEFF and the Unicode spaces but not U+0085, which Rust's
+/// `trim` takes; fuzzers read `\s` in ECMA or ASCII terms. Trimming only what all
+/// of them call whitespace refuses no text the document allows as blank
+/// (schemathesis found a comment of U+0085 refused, 2026-11-30).
+pub fn trim_blank(s: &str) -> &str {
+    s.trim_matches(|c: char| matches!(c, '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' '))
+}
+
 /// A first or last name: trimmed, 1 to 100 characters.
 pub fn name(field: &str, value: &str) -> Result<String, Problem> {
-    let v = value.trim();
+    let v = trim_blank(value);
     if v.is_empty() || v.chars().count() > MAX_NAME_CHARS {
         return Err(Problem::invalid(field, format!("must be 1 to {MAX_NAME_CHARS} characters")));
     }
@@ -49,7 +60,7 @@ pub fn password(value: &str) -> Result<(), Problem> {
 
 /// Optional text: trimmed, then 1 to `max` characters.
 pub fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Problem> {
-    match value.map(|v| v.trim().to_owned()) {
+    match value.map(|v| trim_blank(&v).to_owned()) {
         Some(v) if v.is_empty() || v.chars().count() > max => {
             Err(Problem::invalid(field, format!("must be 1 to {max} characters")))
         }
@@ -59,7 +70,7 @@ pub fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<Str
 
 /// A tag as stored: trimmed and lower-cased, 1 to 50 characters.
 pub fn normal_tag(field: &str, raw: &str) -> Result<String, Problem> {
-    let tag = raw.trim().to_lowercase();
+    let tag = trim_blank(raw).to_lowercase();
     if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS {
         return Err(Problem::invalid(field, format!("must be 1 to {MAX_TAG_CHARS} characters")));
     }
@@ -100,6 +111,23 @@ pub fn video_ids(raw: Option<&String>) -> Result<Vec<Uuid>, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Text the OpenAPI document allows (`pattern: \S` in any regex dialect) is
+    /// never refused as blank; what every dialect calls whitespace is.
+    #[test]
+    fn blank_is_only_what_every_reading_of_the_pattern_calls_whitespace() {
+        for allowed in ["\u{85}", "\u{a0}", "\u{3000}", "\u{feff}", " a "] {
+            assert!(name("firstName", allowed).is_ok(), "{allowed:?}");
+            assert!(text("title", Some(allowed.into()), 100).unwrap().is_some_and(|t| !t.is_empty()), "{allowed:?}");
+            assert!(normal_tag("tag", allowed).is_ok(), "{allowed:?}");
+        }
+        assert_eq!(name("firstName", " \t Ann\r\n").unwrap(), "Ann");
+        for blank in ["", " ", "\t\n\u{0B}\u{0C}\r "] {
+            assert_eq!(name("firstName", blank).unwrap_err().field.as_deref(), Some("firstName"), "{blank:?}");
+            assert_eq!(text("title", Some(blank.into()), 100).unwrap_err().field.as_deref(), Some("title"));
+            assert_eq!(normal_tag("tag", blank).unwrap_err().field.as_deref(), Some("tag"));
+        }
+    }
 
     #[test]
     fn video_ids_are_checked_and_deduplicated() {

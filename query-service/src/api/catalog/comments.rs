@@ -119,7 +119,7 @@ pub async fn post_comment(
 ) -> Result<(StatusCode, Json<CommentResponse>), Problem> {
     let video = parse_uuid("videoId", &video)?;
     let n: NewComment = json_body(bytes)?;
-    let text = n.text.trim();
+    let text = crate::domain::validate::trim_blank(&n.text);
     if text.is_empty() || text.chars().count() > MAX_COMMENT_CHARS {
         return Err(Problem::invalid("text", format!("must be 1 to {MAX_COMMENT_CHARS} characters")));
     }
