@@ -23,7 +23,7 @@ use crate::api::common::params::PageParams;
 use crate::api::common::{Params, SignedIn, St, json_body};
 use crate::catalog_events::id_bytes;
 use crate::domain::paging::{Page, PageRequest};
-use crate::domain::validate::MAX_COMMENT_CHARS;
+use crate::domain::validate::{self, MAX_COMMENT_CHARS};
 use crate::state::AppState;
 use crate::store::comments::Comment;
 
@@ -119,14 +119,11 @@ pub async fn post_comment(
 ) -> Result<(StatusCode, Json<CommentResponse>), Problem> {
     let video = parse_uuid("videoId", &video)?;
     let n: NewComment = json_body(bytes)?;
-    let text = crate::domain::validate::trim_blank(&n.text);
-    if text.is_empty() || text.chars().count() > MAX_COMMENT_CHARS {
-        return Err(Problem::invalid("text", format!("must be 1 to {MAX_COMMENT_CHARS} characters")));
-    }
+    let text = validate::text("text", Some(n.text), MAX_COMMENT_CHARS)?.unwrap_or_default();
     let video = visible_video(&st, video).await?;
     let c = &st.catalog;
     let author = c.users.get(claims.sub).await?.ok_or_else(|| Problem::unauthorized("the account is gone"))?;
-    let comment = Comment { id: Uuid::now_v7(), video, user: claims.sub, text: text.to_owned() };
+    let comment = Comment { id: Uuid::now_v7(), video, user: claims.sub, text };
     c.comments.list(&comment).await?;
     let added = CommentAdded {
         comment_id: id_bytes(comment.id),
