@@ -68,13 +68,16 @@ pub fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<Str
     }
 }
 
-/// A tag as stored: trimmed and lower-cased, 1 to 50 characters.
+/// A tag as stored: trimmed, 1 to 50 characters as sent, then lower-cased. The
+/// length is the sent one, as the document's `maxLength` counts it: a few
+/// capitals lower-case to two characters ('İ' to "i̇"), so counting afterwards
+/// refused tags the document allows.
 pub fn normal_tag(field: &str, raw: &str) -> Result<String, Problem> {
-    let tag = trim_blank(raw).to_lowercase();
+    let tag = trim_blank(raw);
     if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS {
         return Err(Problem::invalid(field, format!("must be 1 to {MAX_TAG_CHARS} characters")));
     }
-    Ok(tag)
+    Ok(tag.to_lowercase())
 }
 
 /// At most 20 tags, each normalised; the one at fault is named `tags[i]`.
@@ -150,6 +153,11 @@ mod tests {
         let p = tags(Some(vec!["ok".into(), " ".into()])).unwrap_err();
         assert_eq!(p.field.as_deref(), Some("tags[1]"));
         assert_eq!(tags(Some(vec!["x".into(); 21])).unwrap_err().field.as_deref(), Some("tags"));
+        // 50 characters as sent is allowed even where lower case is longer.
+        let dotted = "İ".repeat(MAX_TAG_CHARS);
+        assert_eq!(normal_tag("tag", &dotted).unwrap(), dotted.to_lowercase());
+        assert!(dotted.to_lowercase().chars().count() > MAX_TAG_CHARS);
+        assert_eq!(normal_tag("tag", &format!("{dotted}x")).unwrap_err().field.as_deref(), Some("tag"));
     }
 
     #[test]
