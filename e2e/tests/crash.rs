@@ -45,8 +45,13 @@ async fn sigkill_mid_stream_twice_still_exact() {
     let first = env.spawn_aggregator_with(&PAUSE_MID_WRITE);
     // Long enough for both kills on a loaded box: every round of a paused owner
     // sleeps 2 s, so a successor reaches its partitions' fences one by one.
+    // The tail flows as long as the hot load: a tail series waits for max_age
+    // (2 s) while the hot ones are written at every round, so the commit trails
+    // completed rounds for each owner. (With a tail that ended after 14 s, as
+    // before, the second owner wrote everything due at every round, its commit
+    // caught up, and the third owner's census found no completed round.)
     let hot = start_load(&env, uuids(30), 400, 120, Duration::from_millis(150));
-    let tail = start_load(&env, uuids(120), 90, 4, Duration::from_millis(150));
+    let tail = start_load(&env, uuids(120), 400, 2, Duration::from_millis(150));
 
     env.wait_active(first).await;
     hot.wait_for(8).await;
@@ -70,16 +75,26 @@ async fn sigkill_mid_stream_twice_still_exact() {
     // Let the second owner complete a few rounds of its own past its fences, so
     // that the third's replay region holds some (else the kill could strike its
     // very first round, and the third's census would find no completed round).
-    let rounds_now = env.aggregator_metric(second, "aggregator_rounds_total").await;
-    env.wait_metric(second, "aggregator_rounds_total", "", rounds_now + 3.0, Duration::from_secs(60)).await;
+    // Its fenced rounds count as rounds too, and come one after another, so only
+    // rounds past them count here.
+    let normal = async || {
+        env.aggregator_metric(second, "aggregator_rounds_total").await
+            - env.aggregator_metric(second, "aggregator_fenced_flushes_total").await
+    };
+    let (start, deadline) = (normal().await, std::time::Instant::now() + Duration::from_secs(60));
+    while normal().await < start + 3.0 {
+        assert!(std::time::Instant::now() < deadline, "the second owner completes rounds of its own");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     kill_mid_flush(&mut env, second).await;
+    assert!(!tail.handle.is_finished(), "the tail still flows at the second kill");
 
     let third = env.spawn_aggregator();
     let fenced = env.wait_metric(third, "aggregator_fenced_flushes_total", "", 1.0, Duration::from_secs(60)).await;
     let landed = env.wait_in_doubt_landed(third, Duration::from_secs(30)).await;
     let mut ledger = hot.handle.await.unwrap();
     ledger.merge(tail.handle.await.unwrap());
-    assert_eq!(ledger.total(), 400 * 120 + 90 * 4);
+    assert_eq!(ledger.total(), 400 * 120 + 400 * 2);
     env.assert_converges(&ledger, &failure_ranges(now_ms()), Duration::from_secs(120)).await;
     env.assert_minute_rows_exact(&ledger).await;
     let (series, rounds, replayed) = census(&env, third).await;
@@ -88,15 +103,11 @@ async fn sigkill_mid_stream_twice_still_exact() {
          written by the round in doubt; census {series} series, {rounds} rounds in the region, {replayed} events \
          skipped"
     );
-    // The census of completed rounds and the skip of what their floors cover is
-    // proven on the second owner above (several rounds, events skipped). Whether
-    // the second owner had completed a round past its own commit when it was
-    // killed depends on where the kill lands: earlier CI runs found 1, three local
-    // runs on 2026-11-30 found 0 (with and without that day's changes), counts
-    // exact every time (the survivor line above prints them). Here the third owner
-    // must have taken its census over the region and completed the round in doubt
-    // at its fence (both waited for above).
+    // As for the second owner: the region held rounds the dead owner completed
+    // past its commit, and the floors they left covered replayed events.
     assert!(series >= 1.0, "the third owner's census read the replay region's series");
+    assert!(rounds >= 1.0, "the third owner's region holds completed rounds of the second: {rounds}");
+    assert!(replayed >= 1.0, "the third owner skipped events the second's floors cover");
 }
 
 /// Dies exactly in the middle of a flush (fault injection: abort after N row
