@@ -2,16 +2,21 @@
 //! request is acknowledged by all in-sync replicas (acks=all, idempotent producer).
 //! It returns its own errors; `routes` turns them into the 503 answer.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use futures::future::join_all;
+use futures::task::AtomicWaker;
 use platform::kafka::KafkaConfig;
 use prost::Message;
+use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use schemas::events::{Event, Rating};
+use tokio::sync::Notify;
 
 use crate::config::{ProducerConfig, Sink};
 use crate::metrics::handles::{EVENTS_DISCARDED, EVENTS_PRODUCED, PRODUCER_IN_FLIGHT};
@@ -65,10 +70,101 @@ pub enum NotReady {
 #[error("creating kafka producer")]
 pub struct CreateError(#[source] KafkaError);
 
+/// The deliveries one request waits for: how many of its messages are not yet
+/// reported, the first failure, and the request's task to wake at the last.
+struct Deliveries {
+    remaining: AtomicUsize,
+    failed: Mutex<Option<KafkaError>>,
+    waker: AtomicWaker,
+}
+
+impl Deliveries {
+    fn new(messages: usize) -> Arc<Self> {
+        Arc::new(Self { remaining: AtomicUsize::new(messages), failed: Mutex::new(None), waker: AtomicWaker::new() })
+    }
+
+    /// One message is settled (delivered, failed, or never enqueued).
+    fn settle(&self, result: Result<(), KafkaError>) {
+        if let Err(e) = result {
+            self.failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.waker.wake();
+        }
+    }
+}
+
+/// Resolves once every message of a request is settled, to its first failure.
+struct Settled(Arc<Deliveries>);
+
+impl Future for Settled {
+    type Output = Option<KafkaError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let d = &self.0;
+        if d.remaining.load(Ordering::Acquire) > 0 {
+            d.waker.register(cx.waker());
+            if d.remaining.load(Ordering::Acquire) > 0 {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(d.failed.lock().unwrap_or_else(|p| p.into_inner()).take())
+    }
+}
+
+/// librdkafka's delivery reports, served on the runtime by [`poll_reports`]: a
+/// report wakes its request from a worker thread, where rdkafka's
+/// `FutureProducer` woke it from a polling thread of its own (a cross-thread
+/// wake and a oneshot channel per message).
+#[derive(Default)]
+struct Reports {
+    served: AtomicU64,
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = Arc<Deliveries>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, deliveries: Arc<Deliveries>) {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        deliveries.settle(result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone()));
+    }
+}
+
+/// The Kafka producer and the signal that wakes its report poller.
+struct Kafka {
+    producer: BaseProducer<Reports>,
+    sent: Notify,
+}
+
+/// Serves delivery reports while a message is in flight, every millisecond;
+/// sleeps on `sent` (or 100 ms, for librdkafka's error events) when none is.
+/// Ends when the last [`EventProducer`] is dropped.
+async fn poll_reports(kafka: Weak<Kafka>) {
+    loop {
+        let Some(k) = kafka.upgrade() else { return };
+        // One event per poll (a produce response's reports); serve all that are ready.
+        loop {
+            let before = k.producer.context().served.load(Ordering::Relaxed);
+            k.producer.poll(Duration::ZERO);
+            if k.producer.context().served.load(Ordering::Relaxed) == before {
+                break;
+            }
+        }
+        if k.producer.in_flight_count() > 0 {
+            drop(k);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        } else {
+            let _ = tokio::time::timeout(Duration::from_millis(100), k.sent.notified()).await;
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct EventProducer {
     /// `None`: the null sink (`producer.sink = "null"`), which discards events.
-    producer: Option<FutureProducer>,
+    producer: Option<Arc<Kafka>>,
     topic: String,
     ratings_topic: String,
     enqueue_timeout: Duration,
@@ -80,6 +176,7 @@ pub struct EventProducer {
 }
 
 impl EventProducer {
+    /// Spawns the delivery-report poller on the current Tokio runtime.
     pub fn new(kafka: &KafkaConfig, cfg: &ProducerConfig) -> Result<Self, CreateError> {
         let enqueue_timeout = Duration::from_millis(cfg.enqueue_timeout_ms);
         if cfg.sink == Sink::Null {
@@ -88,7 +185,7 @@ impl EventProducer {
             let partitions = Arc::default();
             return Ok(Self { producer: None, topic, ratings_topic, enqueue_timeout, pack: false, partitions });
         }
-        let producer: FutureProducer = kafka
+        let producer: BaseProducer<Reports> = kafka
             .client_config()
             .set("acks", "all")
             .set("enable.idempotence", "true")
@@ -98,8 +195,10 @@ impl EventProducer {
             .set("queue.buffering.max.messages", cfg.queue_max_messages.to_string())
             // Same partition for a key as the Java client, so other producers agree.
             .set("partitioner", "murmur2_random")
-            .create()
+            .create_with_context(Reports::default())
             .map_err(CreateError)?;
+        let producer = Arc::new(Kafka { producer, sent: Notify::new() });
+        tokio::spawn(poll_reports(Arc::downgrade(&producer)));
         let (topic, ratings_topic) = (kafka.events_topic(), kafka.ratings_topic());
         let (pack, partitions) = (cfg.pack_batches, Arc::default());
         Ok(Self { producer: Some(producer), topic, ratings_topic, enqueue_timeout, pack, partitions })
@@ -146,22 +245,37 @@ impl EventProducer {
 
     /// Produces the messages (`events` events in all) and waits for every delivery.
     async fn produce(&self, topic: &str, keyed: &[(&[u8], Vec<u8>)], events: usize) -> Result<(), ProduceError> {
-        let Some(producer) = &self.producer else {
+        let Some(kafka) = &self.producer else {
             // Encoded like every other event, so the null sink costs what the HTTP side costs.
             std::hint::black_box(keyed);
             EVENTS_DISCARDED.get().increment(events as u64);
             return Ok(());
         };
-        let sends = keyed.iter().map(|(key, payload)| {
-            let record = FutureRecord::to(topic).key(*key).payload(payload.as_slice());
-            producer.send(record, self.enqueue_timeout)
-        });
-        let mut failed = None;
-        for result in join_all(sends).await {
-            if let Err((err, _)) = result {
-                failed.get_or_insert(err);
+        let deliveries = Deliveries::new(keyed.len());
+        for (key, payload) in keyed {
+            let mut record =
+                BaseRecord::with_opaque_to(topic, deliveries.clone()).key(*key).payload(payload.as_slice());
+            let started = Instant::now();
+            loop {
+                match kafka.producer.send(record) {
+                    Ok(()) => break,
+                    // As rdkafka's FutureProducer: retry a full queue every 100 ms
+                    // until `producer.enqueue_timeout_ms`.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
+                        if started.elapsed() < self.enqueue_timeout =>
+                    {
+                        record = r;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err((e, _)) => {
+                        deliveries.settle(Err(e));
+                        break;
+                    }
+                }
             }
         }
+        kafka.sent.notify_one();
+        let failed = Settled(deliveries).await;
         self.sample_queue();
         match failed {
             None => {
@@ -179,14 +293,14 @@ impl EventProducer {
     /// Sets the queue-depth gauge. Called after every send and once a second, so the
     /// gauge also falls back when traffic stops.
     pub fn sample_queue(&self) {
-        let depth = self.producer.as_ref().map_or(0, |p| p.in_flight_count());
+        let depth = self.producer.as_ref().map_or(0, |k| k.producer.in_flight_count());
         PRODUCER_IN_FLIGHT.get().set(depth as f64);
     }
 
     /// Waits for everything queued to be delivered (graceful shutdown).
     pub fn flush(&self, timeout: Duration) {
-        let Some(producer) = &self.producer else { return };
-        if let Err(e) = producer.flush(timeout) {
+        let Some(kafka) = &self.producer else { return };
+        if let Err(e) = kafka.producer.flush(timeout) {
             tracing::error!(error = %e, "producer flush at shutdown failed");
         }
     }
@@ -194,8 +308,8 @@ impl EventProducer {
     /// Kafka knows the events topic; the null sink is always ready. Learns the
     /// topic's partition count for the packs on the way (blocking).
     pub fn ping(&self, timeout: Duration) -> Result<(), NotReady> {
-        let Some(producer) = &self.producer else { return Ok(()) };
-        let md = producer.client().fetch_metadata(Some(&self.topic), timeout)?;
+        let Some(kafka) = &self.producer else { return Ok(()) };
+        let md = kafka.producer.client().fetch_metadata(Some(&self.topic), timeout)?;
         match md.topics().first() {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
                 let n = i32::try_from(t.partitions().len()).unwrap_or(0);
@@ -229,6 +343,30 @@ fn pack(events: &[&Event]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_request_waits_for_its_last_report_and_keeps_the_first_failure() {
+        // Nothing to send: settled at once.
+        assert!(Settled(Deliveries::new(0)).await.is_none());
+        // Three messages settled from another thread, the second and third failing.
+        let d = Deliveries::new(3);
+        let mut waiting = tokio::spawn(Settled(d.clone()));
+        d.settle(Ok(()));
+        let timed_out = || KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let (go, last) = std::sync::mpsc::channel::<()>();
+        let reporter = {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                d.settle(Err(timed_out()));
+                last.recv().unwrap();
+                d.settle(Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)));
+            })
+        };
+        assert!(tokio::time::timeout(Duration::from_millis(50), &mut waiting).await.is_err(), "one is still out");
+        go.send(()).unwrap();
+        reporter.join().unwrap();
+        assert_eq!(waiting.await.unwrap(), Some(timed_out()));
+    }
 
     #[test]
     fn a_pack_is_the_event_with_only_packed_set() {

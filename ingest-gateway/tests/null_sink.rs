@@ -105,3 +105,46 @@ async fn null_sink_answers_as_usual_and_produces_nothing() {
     assert_eq!(http.get(format!("{admin}/readyz")).send().await.unwrap().status(), 200);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A Kafka that never acknowledges (nothing listens at the broker address): every
+/// kind of request is answered 503 with `Retry-After` once its messages time out
+/// (`producer.delivery_timeout_ms`), none hangs, and the failures are counted as
+/// timeouts. The delivery reports that say so are served by the gateway's own
+/// poller, as every other report is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_that_never_acknowledges_is_answered_503() {
+    let mut cfg = config("t-unacked.");
+    cfg.kafka.brokers = "127.0.0.1:9".into(); // discard: refused on loopback
+    cfg.kafka.create_topics = false;
+    cfg.producer.delivery_timeout_ms = 1_500;
+    let stop = CancellationToken::new();
+    let _guard = stop.clone().drop_guard();
+    let (base, admin) = start(cfg, &stop).await;
+    let http = Client::new();
+
+    let started = std::time::Instant::now();
+    let answers = tokio::time::timeout(Duration::from_secs(20), async {
+        let view = http.post(format!("{base}/api/v1/videos/id/{VIDEO}/view")).send().await.unwrap();
+        let batch = http
+            .post(format!("{base}/api/v1/events:batch"))
+            .header("x-api-key", KEY)
+            .json(&json!([{"videoId": VIDEO}, {"videoId": VIDEO, "eventType": "like"}]))
+            .send()
+            .await
+            .unwrap();
+        [view, batch]
+    })
+    .await
+    .expect("answered, not hung");
+    for res in answers {
+        assert_eq!(res.status(), 503);
+        assert!(res.headers().contains_key("retry-after"), "{:?}", res.headers());
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1_400), "answered only once the messages timed out");
+    let metrics = http.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    let timed_out = metrics
+        .lines()
+        .find(|l| l.starts_with("gateway_produce_errors_total{") && l.contains("timed_out"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(timed_out, Some(2.0), "{metrics}");
+}
