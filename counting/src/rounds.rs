@@ -129,10 +129,10 @@ pub struct Cadence {
 
 impl Default for Cadence {
     fn default() -> Self {
-        // The aggregator's defaults (`flush.*`): every series written within a
-        // minute and a tick of its first pending event, popular ones every 5 s
+        // The aggregator's defaults (`flush.*`): every series written within four
+        // minutes and a tick of its first pending event, popular ones every 5 s
         // (readers see both at once through the owner, `crate::fresh`).
-        Self { min_age_ms: 5_000, hot_events: 64, max_age_ms: 60_000, max_rows: 256 }
+        Self { min_age_ms: 5_000, hot_events: 64, max_age_ms: 240_000, max_rows: 256 }
     }
 }
 
