@@ -57,14 +57,18 @@ fn messages_in(cfg: &GatewayConfig) -> i64 {
 async fn post_each(http: &Client, base: &str) -> Vec<u16> {
     let view = http.post(format!("{base}/api/v1/videos/id/{VIDEO}/view")).send().await.unwrap();
     let event = http.post(format!("{base}/api/v1/events")).json(&json!({"videoId": VIDEO})).send().await.unwrap();
-    let batch = http
-        .post(format!("{base}/api/v1/events:batch"))
+    let batch = post_batch(http, base).await;
+    vec![view.status().as_u16(), event.status().as_u16(), batch.status().as_u16()]
+}
+
+/// A batch of two events, with the producer key.
+async fn post_batch(http: &Client, base: &str) -> reqwest::Response {
+    http.post(format!("{base}/api/v1/events:batch"))
         .header("x-api-key", KEY)
         .json(&json!([{"videoId": VIDEO}, {"videoId": VIDEO, "eventType": "like"}]))
         .send()
         .await
-        .unwrap();
-    vec![view.status().as_u16(), event.status().as_u16(), batch.status().as_u16()]
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,14 +129,7 @@ async fn a_kafka_that_never_acknowledges_is_answered_503() {
     let started = std::time::Instant::now();
     let answers = tokio::time::timeout(Duration::from_secs(20), async {
         let view = http.post(format!("{base}/api/v1/videos/id/{VIDEO}/view")).send().await.unwrap();
-        let batch = http
-            .post(format!("{base}/api/v1/events:batch"))
-            .header("x-api-key", KEY)
-            .json(&json!([{"videoId": VIDEO}, {"videoId": VIDEO, "eventType": "like"}]))
-            .send()
-            .await
-            .unwrap();
-        [view, batch]
+        [view, post_batch(&http, &base).await]
     })
     .await
     .expect("answered, not hung");
