@@ -112,7 +112,8 @@ impl SeriesKey {
     }
 }
 
-/// When a series with pending events is written.
+/// When a series with pending events is written. The aggregator builds it from
+/// its `flush.*` settings (`FlushConfig::cadence`), where the defaults live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cadence {
     /// A series with at least `hot_events` pending is written once its oldest
@@ -125,15 +126,6 @@ pub struct Cadence {
     /// A series touching this many rows is written at once, whatever its age:
     /// bounds one series' write (late events spread over many minutes).
     pub max_rows: usize,
-}
-
-impl Default for Cadence {
-    fn default() -> Self {
-        // The aggregator's defaults (`flush.*`): every series written within four
-        // minutes and a tick of its first pending event, popular ones every 5 s
-        // (readers see both at once through the owner, `crate::fresh`).
-        Self { min_age_ms: 5_000, hot_events: 64, max_age_ms: 240_000, max_rows: 256 }
-    }
 }
 
 /// A series' pending events. Small on purpose: a tail series (most of them) holds
