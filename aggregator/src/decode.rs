@@ -132,7 +132,10 @@ pub fn events(payload: Option<&[u8]>, types: &EventTypes) -> Result<Vec<Decoded>
         return Ok(vec![event(e, types)?]);
     }
     let packed = std::mem::take(&mut e.packed);
-    if e != Event::default() {
+    // Nothing else set: proto3 encodes no default value, so this is `e ==
+    // Event::default()` without comparing every field (about 5% of the
+    // aggregator's CPU samples: a `memcmp` per field and message; README, Measured).
+    if e.encoded_len() != 0 {
         return Err(DecodeError::PackWithFields);
     }
     let mut out = Vec::with_capacity(packed.len());
@@ -463,8 +466,28 @@ mod tests {
         // its own fields would otherwise go uncounted, or unchecked.
         let riding = Event { packed: vec![a.clone()], ..b.clone() }.encode_to_vec();
         assert_eq!(reason(events(Some(&riding), &types)), "a pack carries fields besides packed");
-        let marked = Event { packed: vec![a], client_event_id: true, ..Default::default() }.encode_to_vec();
+        let marked = Event { packed: vec![a.clone()], client_event_id: true, ..Default::default() }.encode_to_vec();
         assert_eq!(reason(events(Some(&marked), &types)), "a pack carries fields besides packed");
+        // Every field, one at a time (the check is by encoded length, not field by field).
+        let pack_of_a = Event { packed: vec![a], ..Default::default() };
+        for (field, with) in [
+            ("event_id", Event { event_id: vec![1], ..pack_of_a.clone() }),
+            ("video_id", Event { video_id: vec![1], ..pack_of_a.clone() }),
+            ("event_type", Event { event_type: 1, ..pack_of_a.clone() }),
+            ("occurred_at_ms", Event { occurred_at_ms: 1, ..pack_of_a.clone() }),
+            ("received_at_ms", Event { received_at_ms: -1, ..pack_of_a.clone() }),
+            ("value", Event { value: 1, ..pack_of_a.clone() }),
+            ("user_id", Event { user_id: vec![1], ..pack_of_a.clone() }),
+            ("client_event_id", Event { client_event_id: true, ..pack_of_a.clone() }),
+            ("user_verified", Event { user_verified: true, ..pack_of_a.clone() }),
+            ("correction", Event { correction: true, ..pack_of_a.clone() }),
+            ("event_type_name", Event { event_type_name: "x".into(), ..pack_of_a.clone() }),
+            ("correction_events", Event { correction_events: 1, ..pack_of_a.clone() }),
+        ] {
+            let why = reason(events(Some(&with.encode_to_vec()), &types));
+            assert_eq!(why, "a pack carries fields besides packed", "a pack with {field}");
+        }
+        assert_eq!(events(Some(&pack_of_a.encode_to_vec()), &types).unwrap().len(), 1);
     }
 
     #[test]

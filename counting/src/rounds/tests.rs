@@ -757,3 +757,21 @@ proptest! {
         prop_assert_eq!(rounds.iter().map(|(_, n)| n).sum::<usize>(), noted);
     }
 }
+
+proptest! {
+    /// `SeriesKey`'s hand-written `==` and `Hash` agree with the (video, kind) pair's.
+    #[test]
+    fn series_keys_compare_and_hash_as_their_pairs(a in any::<[u8; 16]>(), b in any::<[u8; 16]>(), same_id: bool, ka in 0u8..5, kb in 0u8..5) {
+        use std::hash::BuildHasher;
+        let b = if same_id { a } else { b };
+        let kinds = [EventKind::View, EventKind::Play, EventKind::Like, EventKind::Share, EventKind::Complete];
+        let x = SeriesKey { video_id: Uuid::from_bytes(a), kind: kinds[usize::from(ka)] };
+        let y = SeriesKey { video_id: Uuid::from_bytes(b), kind: kinds[usize::from(kb)] };
+        prop_assert_eq!(x == y, (a, ka) == (b, kb));
+        prop_assert_eq!(x.cmp(&y).is_eq(), x == y);
+        let state = ahash::RandomState::new();
+        if x == y {
+            prop_assert_eq!(state.hash_one(x), state.hash_one(y));
+        }
+    }
+}
