@@ -133,8 +133,8 @@ pub fn events(payload: Option<&[u8]>, types: &EventTypes) -> Result<Vec<Decoded>
     }
     let packed = std::mem::take(&mut e.packed);
     // Nothing else set: proto3 encodes no default value, so this is `e ==
-    // Event::default()` without comparing every field (about 5% of the
-    // aggregator's CPU samples: a `memcmp` per field and message; README, Measured).
+    // Event::default()` without comparing every field (a `memcmp` per field and
+    // message, up to 5% of the aggregator's samples in some builds; README, Measured).
     if e.encoded_len() != 0 {
         return Err(DecodeError::PackWithFields);
     }
