@@ -41,6 +41,12 @@ fn spawn_gateway(env: &TestEnv, port: u16, key_sha256: &str, n: usize) -> Child 
         .env("GATEWAY__KAFKA__TOPIC_PREFIX", &env.topic_prefix)
         .env("GATEWAY__KAFKA__PARTITIONS", env.partitions.to_string())
         .env("GATEWAY__AUTH__JWT_SECRET", JWT_SECRET)
+        // No linger: a request's time is then mostly the broker's append and the
+        // answer after it, so a kill lands between the two far more often. With the
+        // default 20 ms linger the 32 clients' requests wait in one batch together
+        // and the window is a twentieth of each cycle: 15 kills all missed it once
+        // in CI (2026-12-01).
+        .env("GATEWAY__PRODUCER__LINGER_MS", "0")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
