@@ -86,6 +86,14 @@ async fn sigkill_mid_stream_twice_still_exact() {
         assert!(std::time::Instant::now() < deadline, "the second owner completes rounds of its own");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Those rounds may all belong to its first flush past the fences, which took
+    // every pending series (all had waited out max_age behind the fences' pauses):
+    // its commit caught up with it, and a kill in the next flush left the third
+    // owner's region without a completed round (CI, twice). Two more flushes (a
+    // pause each) on the steady cadence leave the youngest tail series pending,
+    // so the commit trails the last completed round.
+    let paused = env.aggregator_log(second).matches(PAUSED).count();
+    env.wait_log(second, PAUSED, paused + 2, Duration::from_secs(30)).await;
     kill_mid_flush(&mut env, second).await;
     assert!(!tail.handle.is_finished(), "the tail still flows at the second kill");
 
