@@ -56,11 +56,12 @@ async fn sigkill_mid_stream_twice_still_exact() {
 
     env.wait_active(first).await;
     hot.wait_for(8).await;
-    // Not in its first flush past this point, which may have started right after
-    // the owner went active, when only a batch or two had landed: young tail
-    // events (which hold the commit back) were pending in one partition only,
-    // and the second owner's census found a single completed round (CI, once).
-    // By the end of the next flush, a few seconds of tail are pending in each.
+    // The owner's first flush often starts before this point, right after it went
+    // active, with a batch or two landed. Killed in the next flush, it leaves that
+    // one as the region's only completed flush, which counts as a round only where
+    // a young tail event (holding the commit back) was pending: in one partition,
+    // we infer, when the second owner's census found a single round (CI, once).
+    // So one more flush starts, with seconds of tail pending in each, and completes.
     kill_mid_flush(&mut env, first, 1).await;
 
     // The successor gets the partitions once the dead member's session times out.
