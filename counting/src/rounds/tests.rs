@@ -530,6 +530,43 @@ fn check_held(log: &[Message], store: &Store, key: SeriesKey, held: &Held) -> Re
     Ok(())
 }
 
+/// The all-time row as a reader's cache of a series validates against it: its
+/// sum, `last_offset` and write timestamp (`None`: no all-time row).
+type Validator = Option<(i64, i64, i64)>;
+
+fn validator(store: &Store, key: SeriesKey) -> Validator {
+    store.rows.get(&key.total_row()).map(|(r, ts)| (r.value, r.last_offset, *ts))
+}
+
+/// A query service's cache of series rows (`query-service`'s `store::rows_cache`):
+/// rows read once answer again, with a newer owner answer, for as long as the
+/// all-time row read after that answer is the one read with them. The answer
+/// from the cached rows must be what [`check_held`] demands of rows read now,
+/// although they were read before the owner answered: every round that
+/// completes rewrites the all-time row (its last batch), a later write always
+/// has a later timestamp, so an unchanged all-time row means no round of the
+/// series completed in between, and what a round in flight or in doubt has
+/// written beside it is either held by the owner (and counted by the cached
+/// rows' own `last_offset`s) or makes the answer not ready.
+fn check_held_cached(
+    log: &[Message],
+    store: &Store,
+    cache: &mut HashMap<SeriesKey, (Validator, Store)>,
+    key: SeriesKey,
+    held: &Held,
+) -> Result<(), TestCaseError> {
+    let now = validator(store, key);
+    match cache.get(&key) {
+        Some((cached, rows)) if *cached == now => check_held(log, rows, key, held),
+        _ => {
+            // A miss reads the rows now (what `check_held` checked) and keeps them.
+            let rows = store.rows.iter().filter(|(k, _)| k.series() == key).map(|(k, r)| (*k, *r)).collect();
+            cache.insert(key, (now, Store { rows }));
+            Ok(())
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
@@ -548,6 +585,8 @@ proptest! {
         // Readers' answers from the owner (`crate::fresh`), read a step later; and
         // those of an owner that died, read all through the next owner's run.
         let (mut asks, mut zombie_asks): (Vec<Ask>, Vec<Ask>) = (Vec::new(), Vec::new());
+        // A query service's cache of series rows, kept across owners as it is.
+        let mut reader_cache: HashMap<SeriesKey, (Validator, Store)> = HashMap::new();
         for script in owners.iter().chain(std::iter::once(&finale)) {
             land(&log, &mut in_flight, &mut store, |f| f.before_census)?;
             epoch += 1; // step 1: the claim's lightweight transaction
@@ -616,6 +655,7 @@ proptest! {
                 // more asks about this event's series.
                 for (key, held) in asks.drain(..).chain(zombie_asks.iter().cloned()) {
                     check_held(&log, &store, key, &held)?;
+                    check_held_cached(&log, &store, &mut reader_cache, key, &held)?;
                 }
                 for key in log[offset as usize - 1].iter().map(SeriesKey::from) {
                     asks.push((key, ask(&counts, writing.as_ref(), epoch, key)));
