@@ -78,6 +78,13 @@ pub struct CountsConfig {
     /// How long an owner that failed (timeout, refused, 404, a bad answer) is not
     /// asked again while its `partition_owners` row is unchanged.
     pub owner_backoff_ms: u64,
+    /// How many rows counts keep in memory to read again while a series' all-time
+    /// row is unchanged (`store::rows_cache`): a read of a kept range then costs
+    /// one single-row read instead of one range read per span. 0: off. A row kept
+    /// costs about 40 bytes.
+    pub rows_cache_rows: u64,
+    /// The longest a kept read answers, however unchanged its series.
+    pub rows_cache_ms: u64,
 }
 
 impl Default for CountsConfig {
@@ -88,6 +95,8 @@ impl Default for CountsConfig {
             owner_timeout_ms: 100,
             owner_cache_ms: 1000,
             owner_backoff_ms: 1000,
+            rows_cache_rows: 1_000_000,
+            rows_cache_ms: 60_000,
         }
     }
 }

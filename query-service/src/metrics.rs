@@ -23,6 +23,13 @@ pub const OWNER_READS: Metric = Metric::new(
      (a round landed the held events twice in a row), replaced (a newer owner wrote the rows), backoff (the \
      owner failed moments ago and was not asked)",
 );
+pub const ROWS_CACHE: Metric = Metric::new(
+    Kind::Counter,
+    "query_rows_cache_total",
+    &["outcome"],
+    "Span reads of counts (one clustering range each) answered from the rows cache (hit: read while the \
+     series' all-time row was the one read now) or read from Cassandra (miss), counts.rows_cache_rows",
+);
 pub const CATALOG_EVENTS_PUBLISHED: Metric = Metric::new(
     Kind::Counter,
     "query_catalog_events_published_total",
@@ -60,6 +67,7 @@ pub const ALL: &[Metric] = &[
     CASSANDRA_READ_DURATION,
     CASSANDRA_ERRORS,
     OWNER_READS,
+    ROWS_CACHE,
     CATALOG_EVENTS_PUBLISHED,
     CATALOG_EVENTS_FAILED,
     PASSWORD_HASHES,

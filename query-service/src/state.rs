@@ -23,6 +23,7 @@ use crate::store::indexes::Indexes;
 use crate::store::owners::Owners;
 use crate::store::ratings::Ratings;
 use crate::store::rollups::Rollups;
+use crate::store::rows_cache::RowsCache;
 use crate::store::users::Users;
 use crate::store::videos::Videos;
 use crate::store::viewers::ViewerStore;
@@ -68,7 +69,10 @@ impl AppState {
     pub async fn build(config: QueryConfig, session: Arc<Session>, events: CatalogEvents) -> anyhow::Result<Self> {
         let ks = config.cassandra.keyspace.clone();
         let counts_ks = config.counts.keyspace_or(&ks)?.to_owned();
-        let mut rollups = Rollups::new(session.clone(), &counts_ks).await?;
+        let mut rollups = Rollups::new(session.clone(), &counts_ks).await?.with_cache(RowsCache::new(
+            config.counts.rows_cache_rows,
+            Duration::from_millis(config.counts.rows_cache_ms),
+        ));
         if config.counts.owner_reads {
             let owners = Owners::new(
                 session.clone(),

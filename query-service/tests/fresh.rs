@@ -177,6 +177,13 @@ impl Fixture {
         ok(&self.s, &format!("/videos/{}/views{query}", self.video)).await
     }
 
+    /// `query_rows_cache_total`: (hits, misses).
+    async fn rows_cache(&self) -> (f64, f64) {
+        let outcome = |o: &str| format!("outcome=\"{o}\"");
+        let hits = self.s.metric_with("query_rows_cache_total", &outcome("hit")).await;
+        (hits, self.s.metric_with("query_rows_cache_total", &outcome("miss")).await)
+    }
+
     async fn outcome(&self, outcome: &str) -> f64 {
         self.s.metric_with("query_owner_reads_total", &format!("outcome=\"{outcome}\"")).await
     }
@@ -522,4 +529,68 @@ async fn a_range_adds_only_the_held_minutes_inside_it() {
     assert_eq!(v["views"], 2 + 5 + 7 + 11 + 13 + 111_101, "{v}");
     assert_eq!(f.views(None).await, 500 + 1_111_111);
     assert_eq!(owner.asked.load(Ordering::SeqCst), 2);
+}
+
+/// The rows cache (`counts.rows_cache_rows`, `store::rows_cache`): a span read
+/// once answers again while the series' all-time row is unchanged, even where a
+/// row beside it changed (a round in flight writes its leading batches before
+/// the last one, which holds the all-time row). The owner's answer is added by
+/// the kept rows' own `last_offset`s, so the count is the same as from the rows
+/// read now; only the rows-alone answer (owner reads off) shows it lagging, by
+/// the round in flight, until the round completes and the all-time row moves.
+#[tokio::test]
+async fn kept_spans_answer_while_the_all_time_row_is_unchanged() {
+    let _serial = SERIAL.lock().await;
+    for owner_reads in [true, false] {
+        let f = Fixture::start(owner_reads).await;
+        let m = recent_minute();
+        let minute = Some((m, m + MINUTE));
+        f.row("total", 0, 30, 100, 3).await;
+        f.row("minute", m, 4, 100, 3).await;
+        let (owner, addr) = stand_in(f.video, vec![Reply::Held(answer(3, part(101, &[(m, 2)]), None))]).await;
+        f.topic_state().await;
+        f.owner_at(&addr, 3).await;
+        let (hits, misses) = f.rows_cache().await;
+        let since = async || {
+            let (h, m) = f.rows_cache().await;
+            (h - hits, m - misses)
+        };
+        let pending = if owner_reads { 2 } else { 0 };
+        assert_eq!(f.views(minute).await, 4 + pending);
+        assert_eq!(since().await, (0.0, 1.0), "read, kept");
+
+        // The round at offset 110 takes the 2 pending views and lands the minute
+        // row's batch (6 at 110); its last batch, the all-time row, is not written.
+        f.row("minute", m, 6, 110, 3).await;
+        *owner.replies.lock().unwrap() = vec![Reply::Held(answer(3, None, part(110, &[(m, 2)])))].into();
+        let kept = if owner_reads { 6 } else { 4 };
+        assert_eq!(f.views(minute).await, kept, "the kept row (4 at 100) and the round in flight");
+        assert_eq!(since().await, (1.0, 1.0), "answered from the cache");
+
+        // The round completes: the all-time row moves, and the span is read again.
+        f.row("total", 0, 32, 110, 3).await;
+        *owner.replies.lock().unwrap() = vec![Reply::Held(answer(3, None, None))].into();
+        assert_eq!(f.views(minute).await, 6);
+        assert_eq!(since().await, (1.0, 2.0), "read again");
+        assert_eq!(f.views(None).await, 32, "the all-time count is its validator");
+    }
+}
+
+/// With the rows cache off every read reads its spans.
+#[tokio::test]
+async fn with_the_rows_cache_off_every_span_is_read() {
+    let _serial = SERIAL.lock().await;
+    let s = Service::start_with(SECRET, |c| c.counts.rows_cache_rows = 0).await;
+    let cql = s.cql().await;
+    let video = Uuid::new_v4();
+    let m = recent_minute();
+    write_row(&cql, &s.keyspace, video, "total", 0, 30, 100, 3).await;
+    write_row(&cql, &s.keyspace, video, "minute", m, 4, 100, 3).await;
+    let path = format!("/videos/{video}/views?from={}&to={}", iso(m), iso(m + MINUTE));
+    // The tests share the process' metrics: a difference.
+    let hits = s.metric_with("query_rows_cache_total", "outcome=\"hit\"").await;
+    assert_eq!(ok(&s, &path).await["views"], 4);
+    write_row(&cql, &s.keyspace, video, "minute", m, 6, 110, 3).await;
+    assert_eq!(ok(&s, &path).await["views"], 6, "read again, the all-time row unchanged");
+    assert_eq!(s.metric_with("query_rows_cache_total", "outcome=\"hit\"").await - hits, 0.0);
 }

@@ -20,6 +20,7 @@ pub mod listing;
 pub mod owners;
 pub mod ratings;
 pub mod rollups;
+pub mod rows_cache;
 pub mod users;
 pub mod videos;
 pub mod viewers;

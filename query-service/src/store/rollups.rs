@@ -34,6 +34,7 @@ use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
 use super::owners::{Outcome, Owners};
+use super::rows_cache::{RowsCache, StampedSpan, Validator};
 use super::{Result, prepare};
 use crate::metrics::{CASSANDRA_ERRORS, CASSANDRA_READ_DURATION, OP_READ, OWNER_READS};
 
@@ -44,7 +45,10 @@ pub struct Rollups {
     bucket: PreparedStatement,
     series: PreparedStatement,
     stamped: PreparedStatement,
+    /// The all-time row with its stamp: the validator of [`RowsCache`].
+    all_time: PreparedStatement,
     owners: Option<Owners>,
+    cache: Option<RowsCache>,
 }
 
 #[derive(scylla::DeserializeRow)]
@@ -68,29 +72,20 @@ struct StampedRow {
     value_ts: Option<i64>,
 }
 
-/// One span's rows as the freshness rule reads them: their sum, and each
-/// row's stamp by bucket (`None`: a row with a sum but no stamp to judge it by).
-struct StampedSpan {
-    sum: i64,
-    stamps: Vec<(i64, Option<RowStamp>)>,
-}
-
-impl StampedSpan {
-    fn stamp(&self, bucket: i64) -> Option<RowStamp> {
-        self.stamps.iter().find(|(b, _)| *b == bucket).and_then(|(_, s)| *s)
-    }
-
-    fn unstamped(&self) -> bool {
-        self.stamps.iter().any(|(_, s)| s.is_none())
-    }
-}
-
 /// A series' rows as read, and each bucket's stamp for the freshness rule
 /// (`None`: no row; `unstamped`: a row with a sum and no stamp).
 struct SeriesRead {
     rows: Vec<BucketRow>,
     stamps: Vec<Option<RowStamp>>,
     unstamped: bool,
+}
+
+/// The all-time row's sum with its stamp.
+#[derive(scylla::DeserializeRow)]
+struct AllTimeRow {
+    value: Option<i64>,
+    last_offset: Option<i64>,
+    value_ts: Option<i64>,
 }
 
 #[derive(scylla::DeserializeRow)]
@@ -162,7 +157,23 @@ impl Rollups {
             true,
         )
         .await?;
-        Ok(Self { session, range, rows, bucket, series, stamped, owners: None })
+        let all_time = prepare(
+            &session,
+            format!(
+                "SELECT value, last_offset, WRITETIME(value) AS value_ts FROM {keyspace}.counts \
+                 WHERE video_id = ? AND event_type = ? AND granularity = ? AND bucket = ?"
+            ),
+            true,
+        )
+        .await?;
+        Ok(Self { session, range, rows, bucket, series, stamped, all_time, owners: None, cache: None })
+    }
+
+    /// Counts reuse span reads while the series' all-time row is unchanged
+    /// (`counts.rows_cache_rows`; [`RowsCache`]).
+    pub fn with_cache(mut self, cache: Option<RowsCache>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// Counts add what the owners hold and have not written (`counts.owner_reads`).
@@ -348,8 +359,50 @@ impl Rollups {
 
     /// The rows alone.
     async fn count_rows(&self, video: Uuid, kind: EventKind, spans: &[Span]) -> Result<i64> {
+        if self.cache.is_some() {
+            return Ok(self.stamped_spans(video, kind, spans).await?.iter().map(|s| s.sum).sum());
+        }
         let sums = try_join_all(spans.iter().map(|s| self.sum_span(video, kind, *s))).await?;
         Ok(sums.into_iter().sum())
+    }
+
+    /// Each span's rows with their stamps (`read[i]` is `spans[i]`'s): with the
+    /// cache, the all-time row first, then only the spans not kept at it.
+    async fn stamped_spans(&self, video: Uuid, kind: EventKind, spans: &[Span]) -> Result<Vec<Arc<StampedSpan>>> {
+        let Some(cache) = self.cache.as_ref() else {
+            let read = try_join_all(spans.iter().map(|s| self.stamped_span(video, kind, *s))).await?;
+            return Ok(read.into_iter().map(Arc::new).collect());
+        };
+        let validator = self.validator(video, kind).await?;
+        let mut found = cache.get(video, kind, validator, spans);
+        let missing: Vec<(usize, Span)> =
+            spans.iter().enumerate().filter(|(i, _)| found[*i].is_none()).map(|(i, s)| (i, *s)).collect();
+        let read = try_join_all(missing.iter().map(|(_, s)| async move {
+            match s.granularity {
+                // The all-time span is the validator itself.
+                Granularity::Total => Ok(all_time_span(validator)),
+                _ => self.stamped_span(video, kind, *s).await,
+            }
+        }))
+        .await?;
+        let mut fresh = Vec::with_capacity(read.len());
+        for ((i, span), rows) in missing.into_iter().zip(read) {
+            let rows = Arc::new(rows);
+            found[i] = Some(rows.clone());
+            fresh.push((span, rows));
+        }
+        cache.put(video, kind, validator, fresh);
+        Ok(found.into_iter().map(|f| f.unwrap_or_default()).collect())
+    }
+
+    /// The series' all-time row as the cache's validator: one single-row read.
+    async fn validator(&self, video: Uuid, kind: EventKind) -> Result<Validator> {
+        timed(Granularity::Total, async {
+            let values = (video, kind.as_str(), Granularity::Total.as_str(), CqlTimestamp(0));
+            let rows = self.session.execute_unpaged(&self.all_time, values).await?.into_rows_result()?;
+            Ok(rows.maybe_first_row::<AllTimeRow>()?.map(|r| (r.value, r.last_offset, r.value_ts)))
+        })
+        .await
     }
 
     /// Asks the owner first, then reads the rows and adds its answer; a round
@@ -374,9 +427,9 @@ impl Rollups {
             if held.is_empty() {
                 return Ok((self.count_rows(video, kind, spans).await?, Outcome::Fresh));
             }
-            let read = try_join_all(spans.iter().map(|s| self.stamped_span(video, kind, *s))).await?;
+            let read = self.stamped_spans(video, kind, spans).await?;
             let rows: i64 = read.iter().map(|r| r.sum).sum();
-            if read.iter().any(StampedSpan::unstamped) {
+            if read.iter().any(|r| r.unstamped()) {
                 tracing::warn!(%video, "rows without last_offset or write time: counting from the rows alone");
                 return Ok((rows, Outcome::Error));
             }
@@ -411,7 +464,7 @@ impl Rollups {
 
 /// What `held` adds to the rows read for `spans` (`read[i]` is `spans[i]`'s);
 /// `None` if it overflows (no real answer does).
-fn add_held(held: &Held, spans: &[Span], read: &[StampedSpan]) -> std::result::Result<Option<i64>, Stale> {
+fn add_held(held: &Held, spans: &[Span], read: &[Arc<StampedSpan>]) -> std::result::Result<Option<i64>, Stale> {
     let mut sum = Some(0i64);
     for (span, rows) in spans.iter().zip(read) {
         let delta = held.delta_for_span(span, |bucket| rows.stamp(bucket))?;
@@ -438,6 +491,18 @@ fn add_held_to_series(
         *tally = tally.map(|t| t.merge(delta.tally));
     }
     Ok(Some(out))
+}
+
+/// The all-time span as its row, read as the validator.
+fn all_time_span(validator: Validator) -> StampedSpan {
+    match validator {
+        Some((Some(value), last_offset, value_ts)) => StampedSpan {
+            sum: value,
+            stamps: vec![(0, last_offset.zip(value_ts).map(|(lo, ts)| RowStamp::new(lo, ts)))],
+        },
+        // A row without a sum holds none of the series' events: as good as absent.
+        _ => StampedSpan::default(),
+    }
 }
 
 /// The bound values of a span's clustering-range read.
