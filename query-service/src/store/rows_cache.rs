@@ -105,8 +105,7 @@ impl RowsCache {
         validator: Validator,
         wanted: &[Span],
     ) -> Vec<Option<Arc<StampedSpan>>> {
-        let entry =
-            self.cache.get(&(video, kind)).filter(|e| e.validator == validator && e.since.elapsed() < self.max_age);
+        let entry = self.current(&(video, kind), validator);
         let found: Vec<Option<Arc<StampedSpan>>> = wanted
             .iter()
             .map(|w| entry.as_ref().and_then(|e| e.spans.iter().find(|(s, _)| s == w)).map(|(_, r)| r.clone()))
@@ -115,6 +114,11 @@ impl RowsCache {
         ROWS_CACHE.counter_with(&[("outcome", "hit")]).increment(hits);
         ROWS_CACHE.counter_with(&[("outcome", "miss")]).increment(wanted.len() as u64 - hits);
         found
+    }
+
+    /// The series' entry if it was read at `validator` and is not too old.
+    fn current(&self, key: &(Uuid, EventKind), validator: Validator) -> Option<Entry> {
+        self.cache.get(key).filter(|e| e.validator == validator && e.since.elapsed() < self.max_age)
     }
 
     /// Keeps `read` (spans read after `validator` was read) for the series: beside
@@ -126,8 +130,7 @@ impl RowsCache {
         let key = (video, kind);
         let mut spans = read;
         let mut since = Instant::now();
-        if let Some(old) = self.cache.get(&key).filter(|e| e.validator == validator && e.since.elapsed() < self.max_age)
-        {
+        if let Some(old) = self.current(&key, validator) {
             // The entry's age is its oldest read's.
             since = old.since;
             let older: Vec<_> = old.spans.iter().filter(|(s, _)| !spans.iter().any(|(n, _)| n == s)).cloned().collect();
