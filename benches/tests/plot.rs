@@ -47,3 +47,20 @@ fn renders_pngs_and_the_table_from_step_records() {
     assert!(table.contains("| pipeline / batch 100 | 1 h | 2.10 | 9.00 | 30.50 |"), "read latency table\n{table}");
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn renders_the_cost_curves_one_row_of_panels_per_sweep() {
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample-curves.tsv");
+    let out = std::env::temp_dir().join(format!("plot-curves-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run =
+        Command::new(env!("CARGO_BIN_EXE_plot")).arg("--curves").arg(&input).arg("--out").arg(&out).output().unwrap();
+    assert!(run.status.success(), "plot failed: {}", String::from_utf8_lossy(&run.stderr));
+    let (w, h) = png_size(&out.join("curves.png"));
+    // Three sweeps in the sample (rate, videos, late): three rows of 300 pixels under the title.
+    assert_eq!((w, h), (1500, 60 + 3 * 300));
+    // Neither --input nor --curves: a usage error, not a panic.
+    let bare = Command::new(env!("CARGO_BIN_EXE_plot")).arg("--out").arg(&out).output().unwrap();
+    assert_eq!(bare.status.code(), Some(2), "{}", String::from_utf8_lossy(&bare.stderr));
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -4,6 +4,10 @@
 //!
 //!   plot --input benches/results/2026-11-24T10-00 --out benches/results
 //!
+//! With `--curves FILE` it draws `scripts/bench-curves`' table (tab-separated, one
+//! line per point) into `curves.png` instead: rows per event, Cassandra CPU per 1K
+//! events and the rate achieved, against each knob the script swept.
+//!
 //! Text is drawn with a font compiled into the binary (DejaVu Sans Mono, in
 //! `benches/assets/`), so rendering needs no fontconfig or system fonts.
 
@@ -22,21 +26,34 @@ static FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
 #[command(about = "Render the table and plots of a benchmark run")]
 struct Args {
     /// Directory with one JSON record per step.
+    #[arg(long, required_unless_present = "curves", conflicts_with = "curves")]
+    input: Option<PathBuf>,
+    /// `scripts/bench-curves`' curves.tsv: draw curves.png from it instead.
     #[arg(long)]
-    input: PathBuf,
-    /// Where throughput.png, latency.png and latest.md go.
+    curves: Option<PathBuf>,
+    /// The curves' title (default: the table's directory).
+    #[arg(long, requires = "curves")]
+    title: Option<String>,
+    /// Where throughput.png, latency.png and latest.md (or curves.png) go.
     #[arg(long)]
     out: PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let records = load(&a.input)?;
-    anyhow::ensure!(!records.is_empty(), "no step records (*.json) in {}", a.input.display());
     std::fs::create_dir_all(&a.out)?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
         .map_err(|_| anyhow::anyhow!("the embedded font does not load"))?;
-    let title = a.input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Some(tsv) = &a.curves {
+        let text = std::fs::read_to_string(tsv).with_context(|| format!("reading {}", tsv.display()))?;
+        let dir = || std::path::absolute(tsv).ok()?.parent()?.file_name().map(|n| n.to_string_lossy().into_owned());
+        let title = a.title.clone().or_else(dir).unwrap_or_default();
+        return curves_png(&parse_curves(&text)?, &a.out.join("curves.png"), &title);
+    }
+    let input = a.input.expect("clap requires --input without --curves");
+    let records = load(&input)?;
+    anyhow::ensure!(!records.is_empty(), "no step records (*.json) in {}", input.display());
+    let title = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     throughput_png(&records, &a.out.join("throughput.png"), &title)?;
     latency_png(&records, &a.out.join("latency.png"), &title)?;
     let table = markdown(&records, &title);
@@ -294,4 +311,135 @@ fn markdown(records: &[Record], title: &str) -> String {
         );
     }
     s
+}
+
+/// One point of `scripts/bench-curves`: the knob swept, its value, and the figures drawn.
+#[derive(Debug, PartialEq)]
+struct CurvePoint {
+    sweep: String,
+    x: f64,
+    /// Rows per event, Cassandra CPU-s per 1K events (above its idle use where the
+    /// table has that), achieved events/s (None: not measured).
+    y: [Option<f64>; 3],
+}
+
+const CURVE_COLUMNS: [&str; 3] = ["rows/event", "Cassandra CPU-s/1K events", "achieved/s"];
+const ABOVE_IDLE: &str = "above idle";
+
+/// The tab-separated table: a header naming the columns, then one line per point.
+fn parse_curves(text: &str) -> anyhow::Result<Vec<CurvePoint>> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().context("an empty curves table")?.split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).with_context(|| format!("no column {name:?}"));
+    let (sweep, x) = (col("sweep")?, col("x")?);
+    let rows = col(CURVE_COLUMNS[0])?;
+    // Cassandra's CPU above its idle use where the table has it (scripts/bench-curves measures both).
+    let cassandra = col(ABOVE_IDLE).or_else(|_| col(CURVE_COLUMNS[1]))?;
+    let ys = [rows, cassandra, col(CURVE_COLUMNS[2])?];
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split('\t').collect();
+            let field = |c: usize| f.get(c).copied().with_context(|| format!("line {}: too few fields", i + 2));
+            let x = field(x)?.parse().with_context(|| format!("line {}: x is not a number", i + 2))?;
+            let mut y = [None; 3];
+            for (slot, c) in y.iter_mut().zip(ys) {
+                *slot = field(c)?.parse().ok();
+            }
+            Ok(CurvePoint { sweep: field(sweep)?.to_owned(), x, y })
+        })
+        .collect()
+}
+
+/// What a sweep's x axis is, and whether it is drawn on a log scale.
+fn sweep_axis(sweep: &str) -> (&str, bool) {
+    match sweep {
+        "rate" => ("offered single views/s", true),
+        "videos" => ("distinct videos (catalog)", true),
+        "zipf" => ("Zipf exponent", false),
+        "late" => ("share of events 1-24 h late", false),
+        "hot" => ("share of traffic to one video", false),
+        other => (other, false),
+    }
+}
+
+/// One row of panels per sweep (in the table's order), one column per figure.
+fn curves_png(points: &[CurvePoint], path: &Path, title: &str) -> anyhow::Result<()> {
+    let mut sweeps: Vec<&str> = Vec::new();
+    for p in points {
+        if !sweeps.contains(&p.sweep.as_str()) {
+            sweeps.push(&p.sweep);
+        }
+    }
+    anyhow::ensure!(!sweeps.is_empty(), "no points in the curves table");
+    let root = BitMapBackend::new(path, (1500, 60 + 300 * sweeps.len() as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, body) = root.split_vertically(60);
+    top.titled(&format!("How cost grows, end to end — {title}"), ("sans-serif", 24))?;
+    let panels = body.split_evenly((sweeps.len(), CURVE_COLUMNS.len()));
+    for (row, sweep) in sweeps.iter().enumerate() {
+        let (axis, log) = sweep_axis(sweep);
+        // A log axis is drawn as log10 of the value, labelled with the value.
+        let at = |x: f64| if log { x.max(1e-9).log10() } else { x };
+        let mut ours: Vec<&CurvePoint> = points.iter().filter(|p| p.sweep == *sweep).collect();
+        ours.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let (x0, x1) = ours.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(at(p.x)), hi.max(at(p.x))));
+        let pad = ((x1 - x0) * 0.08).max(0.05);
+        let names = [CURVE_COLUMNS[0], "Cassandra CPU-s/1K events above idle", CURVE_COLUMNS[2]];
+        for (k, name) in names.iter().enumerate() {
+            let area = &panels[row * CURVE_COLUMNS.len() + k];
+            let series: Vec<(f64, f64)> = ours.iter().filter_map(|p| p.y[k].map(|y| (at(p.x), y))).collect();
+            let ymax = series.iter().map(|(_, y)| *y).fold(0.0f64, f64::max).max(1e-9) * 1.25;
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{name} vs {axis}"), ("sans-serif", 15))
+                .margin(10)
+                .x_label_area_size(28)
+                .y_label_area_size(64)
+                .build_cartesian_2d(x0 - pad..x1 + pad, 0.0..ymax)?;
+            chart
+                .configure_mesh()
+                .x_labels(6)
+                .y_labels(6)
+                .x_label_formatter(&|x| if log { human(10f64.powf(*x)) } else { format!("{x:.2}") })
+                .y_label_formatter(&|y| human(*y))
+                .label_style(("sans-serif", 12))
+                .draw()?;
+            let color = COLORS[k % COLORS.len()];
+            chart.draw_series([PathElement::new(series.clone(), color.stroke_width(2))])?;
+            chart.draw_series(series.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled())))?;
+            chart.draw_series(series.iter().map(|&(x, y)| {
+                Text::new(
+                    format!(" {}", if y < 10.0 { format!("{y:.3}") } else { human(y) }),
+                    (x, y),
+                    ("sans-serif", 12),
+                )
+            }))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_curves_table_reads_by_column_name_and_keeps_unmeasured_figures_empty() {
+        let text = "sweep\tx\toffered/s\tachieved/s\trows/event\tCassandra CPU-s/1K events\n\
+                    rate\t1000\t1000\t998\t0.25\t0.031\n\
+                    late\t0.1\t4000\t3990\t-\t0.05\n";
+        let points = parse_curves(text).unwrap();
+        assert_eq!(
+            points,
+            [
+                CurvePoint { sweep: "rate".into(), x: 1000.0, y: [Some(0.25), Some(0.031), Some(998.0)] },
+                CurvePoint { sweep: "late".into(), x: 0.1, y: [None, Some(0.05), Some(3990.0)] },
+            ]
+        );
+        let with_idle = "sweep\tx\tachieved/s\trows/event\tCassandra CPU-s/1K events\tabove idle\nrate\t1000\t998\t0.25\t0.6\t0.05\n";
+        assert_eq!(parse_curves(with_idle).unwrap()[0].y, [Some(0.25), Some(0.05), Some(998.0)]);
+        assert!(parse_curves("sweep\tx\n").unwrap_err().to_string().contains("rows/event"));
+        assert!(parse_curves("").is_err());
+    }
 }
