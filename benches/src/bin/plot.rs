@@ -48,7 +48,8 @@ fn main() -> anyhow::Result<()> {
         let text = std::fs::read_to_string(tsv).with_context(|| format!("reading {}", tsv.display()))?;
         let dir = || std::path::absolute(tsv).ok()?.parent()?.file_name().map(|n| n.to_string_lossy().into_owned());
         let title = a.title.clone().or_else(dir).unwrap_or_default();
-        return curves_png(&parse_curves(&text)?, &a.out.join("curves.png"), &title);
+        let (points, above_idle) = parse_curves(&text)?;
+        return curves_png(&points, above_idle, &a.out.join("curves.png"), &title);
     }
     let input = a.input.expect("clap requires --input without --curves");
     let records = load(&input)?;
@@ -326,17 +327,19 @@ struct CurvePoint {
 const CURVE_COLUMNS: [&str; 3] = ["rows/event", "Cassandra CPU-s/1K events", "achieved/s"];
 const ABOVE_IDLE: &str = "above idle";
 
-/// The tab-separated table: a header naming the columns, then one line per point.
-fn parse_curves(text: &str) -> anyhow::Result<Vec<CurvePoint>> {
+/// The tab-separated table: a header naming the columns, then one line per point;
+/// and whether Cassandra's figure is its CPU above idle (the table has that column).
+fn parse_curves(text: &str) -> anyhow::Result<(Vec<CurvePoint>, bool)> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().context("an empty curves table")?.split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).with_context(|| format!("no column {name:?}"));
     let (sweep, x) = (col("sweep")?, col("x")?);
     let rows = col(CURVE_COLUMNS[0])?;
     // Cassandra's CPU above its idle use where the table has it (scripts/bench-curves measures both).
-    let cassandra = col(ABOVE_IDLE).or_else(|_| col(CURVE_COLUMNS[1]))?;
+    let above_idle = col(ABOVE_IDLE).ok();
+    let cassandra = above_idle.map_or_else(|| col(CURVE_COLUMNS[1]), Ok)?;
     let ys = [rows, cassandra, col(CURVE_COLUMNS[2])?];
-    lines
+    let points = lines
         .enumerate()
         .map(|(i, line)| {
             let f: Vec<&str> = line.split('\t').collect();
@@ -348,7 +351,8 @@ fn parse_curves(text: &str) -> anyhow::Result<Vec<CurvePoint>> {
             }
             Ok(CurvePoint { sweep: field(sweep)?.to_owned(), x, y })
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((points, above_idle.is_some()))
 }
 
 /// What a sweep's x axis is, and whether it is drawn on a log scale.
@@ -364,7 +368,7 @@ fn sweep_axis(sweep: &str) -> (&str, bool) {
 }
 
 /// One row of panels per sweep (in the table's order), one column per figure.
-fn curves_png(points: &[CurvePoint], path: &Path, title: &str) -> anyhow::Result<()> {
+fn curves_png(points: &[CurvePoint], above_idle: bool, path: &Path, title: &str) -> anyhow::Result<()> {
     let mut sweeps: Vec<&str> = Vec::new();
     for p in points {
         if !sweeps.contains(&p.sweep.as_str()) {
@@ -385,7 +389,8 @@ fn curves_png(points: &[CurvePoint], path: &Path, title: &str) -> anyhow::Result
         ours.sort_by(|a, b| a.x.total_cmp(&b.x));
         let (x0, x1) = ours.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(at(p.x)), hi.max(at(p.x))));
         let pad = ((x1 - x0) * 0.08).max(0.05);
-        let names = [CURVE_COLUMNS[0], "Cassandra CPU-s/1K events above idle", CURVE_COLUMNS[2]];
+        let cassandra = if above_idle { "Cassandra CPU-s/1K events above idle" } else { CURVE_COLUMNS[1] };
+        let names = [CURVE_COLUMNS[0], cassandra, CURVE_COLUMNS[2]];
         for (k, name) in names.iter().enumerate() {
             let area = &panels[row * CURVE_COLUMNS.len() + k];
             let series: Vec<(f64, f64)> = ours.iter().filter_map(|p| p.y[k].map(|y| (at(p.x), y))).collect();
@@ -429,7 +434,8 @@ mod tests {
         let text = "sweep\tx\toffered/s\tachieved/s\trows/event\tCassandra CPU-s/1K events\n\
                     rate\t1000\t1000\t998\t0.25\t0.031\n\
                     late\t0.1\t4000\t3990\t-\t0.05\n";
-        let points = parse_curves(text).unwrap();
+        let (points, above_idle) = parse_curves(text).unwrap();
+        assert!(!above_idle);
         assert_eq!(
             points,
             [
@@ -438,7 +444,9 @@ mod tests {
             ]
         );
         let with_idle = "sweep\tx\tachieved/s\trows/event\tCassandra CPU-s/1K events\tabove idle\nrate\t1000\t998\t0.25\t0.6\t0.05\n";
-        assert_eq!(parse_curves(with_idle).unwrap()[0].y, [Some(0.25), Some(0.05), Some(998.0)]);
+        let (points, above_idle) = parse_curves(with_idle).unwrap();
+        assert!(above_idle);
+        assert_eq!(points[0].y, [Some(0.25), Some(0.05), Some(998.0)]);
         assert!(parse_curves("sweep\tx\n").unwrap_err().to_string().contains("rows/event"));
         assert!(parse_curves("").is_err());
     }
