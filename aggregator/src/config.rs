@@ -257,9 +257,10 @@ pub struct HeldConfig {
     /// Empty: the port it bound (127.0.0.1 if it listens on every interface,
     /// which only serves readers on the same host: set this in a deployment).
     pub advertise: String,
-    /// How long an answer may wait for the poll loop (which holds the owner while
-    /// it folds a message, and for the whole of a blocking round) before it
-    /// answers 503 and the reader uses the rows alone.
+    /// How long a question may wait for its answer before it is a 503 and the
+    /// reader uses the rows alone. The poll loop answers between two messages
+    /// (`held::Desk`), so this is reached only while it holds the owner for a
+    /// whole blocking round (a claim's fenced round, a revoke, shutdown).
     pub wait_ms: u64,
 }
 

@@ -27,6 +27,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use crate::held::Desk;
 use crate::metrics::{CONSUMER_ERRORS, CONSUMER_LAG, UNCOMMITTED};
 use crate::owner::Owner;
 
@@ -34,6 +35,9 @@ use crate::owner::Owner;
 /// rebalance callbacks.
 pub struct OwnerContext {
     pub owner: Arc<Mutex<Owner>>,
+    /// Readers' questions for the owner (`/owner/held`), answered by the loop
+    /// between two messages.
+    pub desk: Arc<Desk>,
 }
 
 impl ClientContext for OwnerContext {
@@ -122,6 +126,7 @@ pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, ti
     /// Messages folded between two looks at the clock, the buffer size and the gauges.
     const CHECK_EVERY: u32 = 256;
     let owner = consumer.context().owner.clone();
+    let desk = consumer.context().desk.clone();
     let (heartbeat, buffered) = {
         let o = owner.lock().expect("owner lock");
         (o.heartbeat.clone(), o.buffered_gauge())
@@ -135,6 +140,7 @@ pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, ti
         match msg {
             Some(Ok(m)) => {
                 o.handle(&consumer, &m);
+                desk.serve(|p, k| o.held(p, k));
                 since_check += 1;
                 if since_check < CHECK_EVERY {
                     continue;
@@ -168,6 +174,7 @@ pub fn run(consumer: BaseConsumer<OwnerContext>, shutdown: CancellationToken, ti
             o.tick(&consumer, keys >= max_keys);
             next_tick = Instant::now() + tick;
         }
+        desk.serve(|p, k| o.held(p, k));
     }
     tracing::info!("stopping: final flush and commit");
     owner.lock().expect("owner lock").flush_all(&consumer);

@@ -209,7 +209,7 @@ impl Application {
         for (family, topic, group, dedup_ms) in consumers {
             let (consumer, heartbeat) = self.consumer(family, &topic, &group, dedup_ms, &shutdown)?;
             if family == Family::Counts {
-                counts_owner = Some(consumer.context().owner.clone());
+                counts_owner = Some((consumer.context().owner.clone(), consumer.context().desk.clone()));
             }
             heartbeat.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
             heartbeats.push(heartbeat);
@@ -223,9 +223,9 @@ impl Application {
         let ready = Arc::new(Ready { store: self.store.clone(), heartbeats });
         let http_stop = CancellationToken::new();
         let mut routes = admin_router(ready);
-        if let Some(owner) = counts_owner.filter(|_| cfg.held.enabled) {
+        if let Some((owner, desk)) = counts_owner.filter(|_| cfg.held.enabled) {
             let wait = Duration::from_millis(cfg.held.wait_ms);
-            routes = routes.merge(held::router(owner, self.types.clone(), wait));
+            routes = routes.merge(held::router(owner, desk, self.types.clone(), wait));
         }
         let http = tokio::spawn(self.listener.serve(routes, http_stop.clone(), Duration::from_secs(1)));
         // A loop ends only at shutdown or by panicking. Either way the other one is
@@ -303,7 +303,7 @@ impl Application {
             .set("fetch.min.bytes", cfg.consumer.fetch_min_bytes.max(1).to_string())
             .set("fetch.wait.max.ms", cfg.consumer.fetch_wait_max_ms.to_string())
             .set("statistics.interval.ms", "5000")
-            .create_with_context(OwnerContext { owner: Arc::new(Mutex::new(owner)) })
+            .create_with_context(OwnerContext { owner: Arc::new(Mutex::new(owner)), desk: Default::default() })
             .context("creating kafka consumer")?;
         consumer.subscribe(&[topic]).context("subscribing")?;
         Ok((consumer, heartbeat))

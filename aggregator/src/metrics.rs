@@ -57,6 +57,12 @@ pub const HELD_ANSWERS: Metric = Metric::new(
     &["outcome"],
     "Readers' questions on /owner/held: held (answered), not_owner, busy (a blocking round held the owner), invalid",
 );
+pub const HELD_WAIT: Metric = Metric::new(
+    Kind::Histogram,
+    "aggregator_held_wait_seconds",
+    &[],
+    "From a reader's question on /owner/held to its answer (held, not_owner or busy)",
+);
 pub const ROUNDS: Metric = Metric::new(
     Kind::Counter,
     "aggregator_rounds_total",
@@ -205,6 +211,7 @@ pub const ALL: &[Metric] = &[
     MESSAGES,
     EVENTS,
     HELD_ANSWERS,
+    HELD_WAIT,
     EVENTS_FLUSHED,
     ROWS_WRITTEN,
     ROWS_SKIPPED,
