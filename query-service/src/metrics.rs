@@ -23,6 +23,13 @@ pub const OWNER_READS: Metric = Metric::new(
      (a round landed the held events twice in a row), replaced (a newer owner wrote the rows), backoff (the \
      owner failed moments ago and was not asked)",
 );
+pub const OWNER_ASK_DURATION: Metric = Metric::new(
+    Kind::Histogram,
+    "query_owner_ask_duration_seconds",
+    &[],
+    "One question to a partition's owner over HTTP (GET /owner/held), answered or not; asks not made (unowned, \
+     backoff) are not timed",
+);
 pub const ROWS_CACHE: Metric = Metric::new(
     Kind::Counter,
     "query_rows_cache_total",
@@ -67,6 +74,7 @@ pub const ALL: &[Metric] = &[
     CASSANDRA_READ_DURATION,
     CASSANDRA_ERRORS,
     OWNER_READS,
+    OWNER_ASK_DURATION,
     ROWS_CACHE,
     CATALOG_EVENTS_PUBLISHED,
     CATALOG_EVENTS_FAILED,

@@ -388,10 +388,13 @@ async fn no_answer_from_the_owner_leaves_the_rows() {
     let (owner, addr) = stand_in(f.video, vec![Reply::Status(500)]).await;
     f.owner_at(&addr, claim()).await;
     let (error, backoff) = (f.outcome("error").await, f.outcome("backoff").await);
+    let timed = f.s.metric("query_owner_ask_duration_seconds_count").await;
     assert_eq!(f.views(None).await, 60);
     assert_eq!(f.views(None).await, 60);
     assert_eq!((f.outcome("error").await - error, f.outcome("backoff").await - backoff), (1.0, 1.0));
     assert_eq!(owner.asked.load(Ordering::SeqCst), 1, "asked once");
+    // The question asked is timed (failed or not); the one not asked is not.
+    assert_eq!(f.s.metric("query_owner_ask_duration_seconds_count").await - timed, 1.0);
 
     // A new claim's owner answering: its pending views count (the failures above did not
     // stick to the partition).

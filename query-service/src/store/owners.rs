@@ -34,6 +34,7 @@ use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use super::prepare;
+use crate::metrics::OWNER_ASK_DURATION;
 
 /// The largest owner answer read. A series' held minutes are bounded by the
 /// owner's memory, in practice a few hundred (about 80 bytes each); more is a
@@ -189,7 +190,10 @@ impl Owners {
         {
             return Err(Outcome::Backoff);
         }
-        match self.held(&owner, video, kind).await {
+        let asked = Instant::now();
+        let answer = self.held(&owner, video, kind).await;
+        OWNER_ASK_DURATION.histogram().record(asked.elapsed().as_secs_f64());
+        match answer {
             Ok(held) => Ok((held, owner)),
             // Busy is the right owner: ask it next time.
             Err(Outcome::Busy) => Err(Outcome::Busy),
