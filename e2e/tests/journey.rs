@@ -162,7 +162,12 @@ async fn register_submit_view_rate_comment_search_trending() {
     assert!(items.iter().all(|a| a["userId"] == user_id.as_str()));
     let views = items.iter().filter(|a| a["activityType"] == "view").count();
     assert!((1..=2).contains(&views), "{SIGNED_IN} views within a minute or two are 1 or 2 entries: {feed}");
-    let times: Vec<&str> = items.iter().map(|a| a["activityTimestamp"].as_str().unwrap()).collect();
+    // Compared as instants, not strings: RFC 3339 drops a zero fraction
+    // ("…:49Z" is before "…:49.344Z" but sorts after it as text).
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = items
+        .iter()
+        .map(|a| chrono::DateTime::parse_from_rfc3339(a["activityTimestamp"].as_str().unwrap()).unwrap())
+        .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
     assert_eq!(items.iter().find(|a| a["activityType"] == "comment").unwrap()["activityId"], comment["commentid"]);
 
